@@ -1,0 +1,1 @@
+"""Thin entrypoints: the CLI and the Ray jobs (`python -m jobs.<name>`)."""
