@@ -1,0 +1,102 @@
+"""A model's weights as a stream of named tensors, whatever the layout on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from lineage.errors import MalformedWeightsError
+from lineage.weights.header import TensorInfo
+from lineage.weights.layout import Layout, resolve_layout
+from lineage.weights.metadata import ModelMetadata, read_metadata
+from lineage.weights.pickle_file import PickleFile
+from lineage.weights.safetensors_file import SafetensorsFile
+
+
+class ModelWeights:
+    """Read-only access to one model; tensors are loaded one at a time, on demand."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.path = (
+            layout.root
+            if layout.kind not in ("safetensors-file", "pickle-file")
+            else (layout.sources[0].file)
+        )
+        self._files: list[SafetensorsFile | PickleFile] = []
+        self._where: dict[str, tuple[SafetensorsFile | PickleFile, str]] = {}
+        self._infos: dict[str, TensorInfo] = {}
+        try:
+            for source in layout.sources:
+                self._add_source(source.prefix, source.file, source.pickle)
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_source(self, prefix: str, file: Path, pickle: bool) -> None:
+        handle = PickleFile(file) if pickle else SafetensorsFile(file)
+        self._files.append(handle)
+        for name, info in handle.tensors.items():
+            full = prefix + name
+            if full in self._where:
+                raise MalformedWeightsError(
+                    f"model {self.path}",
+                    f"tensor {full!r} appears in both {self._where[full][0].path} and {file}",
+                    "Remove the stale shard",
+                )
+            self._where[full] = (handle, name)
+            self._infos[full] = TensorInfo(
+                full, info.dtype, info.shape, info.file, info.offset, info.nbytes
+            )
+
+    @property
+    def kind(self) -> str:
+        return self.layout.kind
+
+    def names(self) -> list[str]:
+        """Tensor names in storage order (shard by shard, offset by offset)."""
+        return list(self._infos)
+
+    def infos(self) -> dict[str, TensorInfo]:
+        return dict(self._infos)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """The tensor in its stored dtype; a read-only view for safetensors sources."""
+        handle, local = self._where[name]
+        return handle.tensor(local)
+
+    def raw(self, name: str) -> memoryview:
+        """The tensor's stored bytes (little-endian), for hashing."""
+        handle, local = self._where[name]
+        return handle.raw(local)
+
+    def iter_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name in self._infos:
+            yield name, self.tensor(name)
+
+    @cached_property
+    def metadata(self) -> ModelMetadata:
+        return read_metadata(self.kind, self.layout.root, list(self._infos.values()))
+
+    def close(self) -> None:
+        for handle in self._files:
+            handle.close()
+        self._files = []
+
+    def __enter__(self) -> ModelWeights:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ModelWeights({str(self.path)!r}, kind={self.kind!r}, tensors={len(self._infos)})"
+
+
+def open_model(path: str | Path, *, allow_pickle: bool = False) -> ModelWeights:
+    """Open the model at `path`: a .safetensors file or a transformers, PEFT adapter or
+    diffusers folder. Pickle formats are refused unless `allow_pickle` is set."""
+    return ModelWeights(resolve_layout(path, allow_pickle=allow_pickle))

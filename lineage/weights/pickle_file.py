@@ -1,0 +1,56 @@
+"""Opt-in reading of pickle checkpoints, only through torch.load(weights_only=True).
+
+weights_only=True restricts unpickling to tensors and plain containers, so a hostile
+file cannot run code; it is still only used when the user asked for it explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lineage.errors import MalformedWeightsError
+from lineage.weights.dtypes import TORCH_TO_SAFETENSORS
+from lineage.weights.header import TensorInfo
+
+
+class PickleFile:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as err:  # torch raises many types for a bad/hostile pickle
+            raise MalformedWeightsError(
+                f"pickle file {self.path}",
+                f"was refused by torch.load(weights_only=True): {str(err).splitlines()[0]}",
+                "Convert the checkpoint to safetensors with a trusted tool",
+            ) from None
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise MalformedWeightsError(
+                f"pickle file {self.path}", "does not hold a dict of tensors", ""
+            )
+        self._state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        self.tensors = {
+            name: TensorInfo(
+                name,
+                TORCH_TO_SAFETENSORS[t.dtype],
+                tuple(t.shape),
+                self.path,
+                -1,
+                t.numel() * t.element_size(),
+            )
+            for name, t in self._state.items()
+        }
+
+    def tensor(self, name: str) -> torch.Tensor:
+        return self._state[name]
+
+    def raw(self, name: str) -> memoryview:
+        tensor = self._state[name].contiguous()
+        return memoryview(tensor.view(torch.uint8).numpy()).cast("B")
+
+    def close(self) -> None:
+        self._state = {}

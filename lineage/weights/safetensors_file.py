@@ -1,0 +1,73 @@
+"""Zero-copy access to the tensors of one validated safetensors file.
+
+The file is memory-mapped once; a tensor is a view of its bytes, so reading a tensor
+costs what the page cache or the disk costs, and no more. The header was validated by
+`read_header` first, so every offset used here lies inside the file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import warnings
+from pathlib import Path
+
+import torch
+
+from lineage.weights.dtypes import torch_dtype
+from lineage.weights.header import SafetensorsHeader, TensorInfo, read_header
+
+# Tensors are views of a read-only map; torch warns that it cannot enforce that. We
+# document it on `tensor()` instead of copying every tensor.
+warnings.filterwarnings("ignore", message="The given buffer is not writable")
+
+
+class SafetensorsFile:
+    """One safetensors file; use as a context manager or call `close()`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.header: SafetensorsHeader = read_header(path)
+        self.path = str(path)
+        self._file = open(self.path, "rb")
+        # mmap of an empty file is an error; a file with only a header has no buffer.
+        size = self.header.file_size
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+
+    @property
+    def tensors(self) -> dict[str, TensorInfo]:
+        return self.header.tensors
+
+    def raw(self, name: str) -> memoryview:
+        """The tensor's bytes exactly as stored (little-endian), without a copy."""
+        info = self.header.tensors[name]
+        if info.nbytes == 0:
+            return memoryview(b"")
+        return memoryview(self._map)[info.offset : info.offset + info.nbytes]
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """The tensor in its stored dtype, sharing memory with the read-only map.
+
+        Callers must not write into it; `.clone()` or `.to(...)` gives a private copy.
+        """
+        info = self.header.tensors[name]
+        dtype = torch_dtype(info.dtype)
+        if info.numel == 0:
+            return torch.empty(info.shape, dtype=dtype)
+        if dtype == torch.bool:
+            # Untrusted bytes other than 0/1 are not valid bools; normalise them.
+            return torch.frombuffer(self.raw(name), dtype=torch.uint8).ne(0).reshape(info.shape)
+        return torch.frombuffer(self.raw(name), dtype=dtype).reshape(info.shape)
+
+    def close(self) -> None:
+        if self._map is not None:
+            # Views handed out may still be alive; the map closes when they are gone.
+            try:
+                self._map.close()
+            except BufferError:
+                pass
+        self._file.close()
+
+    def __enter__(self) -> SafetensorsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
