@@ -18,8 +18,23 @@ from dataclasses import dataclass
 # Files the Hub's default .gitattributes stores in LFS (weights, archives...), plus
 # anything big: their ETag is the sha256, the client reads X-Linked-Etag/Size.
 LFS_SUFFIXES = (
-    ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack",
-    ".onnx", ".npy", ".npz", ".pkl", ".pickle", ".tar", ".gz", ".zip", ".model",
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".gguf",
+    ".h5",
+    ".msgpack",
+    ".onnx",
+    ".npy",
+    ".npz",
+    ".pkl",
+    ".pickle",
+    ".tar",
+    ".gz",
+    ".zip",
+    ".model",
 )
 LFS_MIN_SIZE = 10 * 1024 * 1024
 _CHUNK = 1 << 20

@@ -102,29 +102,72 @@ class FaultPlan:
             self._rules.append(rule)
         return rule
 
-    def rate_limit(self, pattern: str = "", *, times: int | None = 1, retry_after: int = 0,
-                   probability: float = 1.0, methods: list[str] | None = None) -> Fault:
+    def rate_limit(
+        self,
+        pattern: str = "",
+        *,
+        times: int | None = 1,
+        retry_after: int = 0,
+        probability: float = 1.0,
+        methods: list[str] | None = None,
+    ) -> Fault:
         """Answer matching requests with 429 and the Hub's rate-limit headers."""
-        return self.add("status", pattern, times=times, probability=probability,
-                        methods=methods, status=429, headers=rate_limit_headers(retry_after))
+        return self.add(
+            "status",
+            pattern,
+            times=times,
+            probability=probability,
+            methods=methods,
+            status=429,
+            headers=rate_limit_headers(retry_after),
+        )
 
-    def server_error(self, pattern: str = "", *, times: int | None = 1, status: int = 500,
-                     probability: float = 1.0, methods: list[str] | None = None) -> Fault:
+    def server_error(
+        self,
+        pattern: str = "",
+        *,
+        times: int | None = 1,
+        status: int = 500,
+        probability: float = 1.0,
+        methods: list[str] | None = None,
+    ) -> Fault:
         """Answer matching requests with a 5xx (or any status given)."""
-        return self.add("status", pattern, times=times, probability=probability,
-                        methods=methods, status=status)
+        return self.add(
+            "status", pattern, times=times, probability=probability, methods=methods, status=status
+        )
 
-    def drop(self, pattern: str = "", *, after_bytes: int = 0, times: int | None = 1,
-             probability: float = 1.0, methods: list[str] | None = None) -> Fault:
+    def drop(
+        self,
+        pattern: str = "",
+        *,
+        after_bytes: int = 0,
+        times: int | None = 1,
+        probability: float = 1.0,
+        methods: list[str] | None = None,
+    ) -> Fault:
         """Send headers and `after_bytes` of the body, then close the connection."""
-        return self.add("drop", pattern, times=times, probability=probability,
-                        methods=methods, after_bytes=after_bytes)
+        return self.add(
+            "drop",
+            pattern,
+            times=times,
+            probability=probability,
+            methods=methods,
+            after_bytes=after_bytes,
+        )
 
-    def slow(self, pattern: str = "", *, delay_s: float, times: int | None = 1,
-             probability: float = 1.0, methods: list[str] | None = None) -> Fault:
+    def slow(
+        self,
+        pattern: str = "",
+        *,
+        delay_s: float,
+        times: int | None = 1,
+        probability: float = 1.0,
+        methods: list[str] | None = None,
+    ) -> Fault:
         """Wait `delay_s` before answering normally."""
-        return self.add("slow", pattern, times=times, probability=probability,
-                        methods=methods, delay_s=delay_s)
+        return self.add(
+            "slow", pattern, times=times, probability=probability, methods=methods, delay_s=delay_s
+        )
 
     def clear(self) -> None:
         with self._lock:

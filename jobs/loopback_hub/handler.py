@@ -49,7 +49,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
     """
     if not header or not header.startswith("bytes=") or "," in header:
         return None
-    first, _, last = header[len("bytes="):].strip().partition("-")
+    first, _, last = header[len("bytes=") :].strip().partition("-")
     try:
         if first == "":  # suffix range: the last N bytes
             n = int(last)
@@ -210,11 +210,15 @@ class HubHandler(BaseHTTPRequestHandler):
         check_relative_path(path)
         entry = repo.files.get(path)
         if entry is None:
-            raise NotFound("EntryNotFound", f"{path} not found in {repo.repo_id}",
-                           {"X-Repo-Commit": repo.sha})
+            raise NotFound(
+                "EntryNotFound", f"{path} not found in {repo.repo_id}", {"X-Repo-Commit": repo.sha}
+            )
         blob = repo.blob(path)
-        headers = {"X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes",
-                   "ETag": f'"{blob.sha256 or blob.git_oid}"'}
+        headers = {
+            "X-Repo-Commit": repo.sha,
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{blob.sha256 or blob.git_oid}"',
+        }
         if blob.sha256 is not None:  # an LFS file: the client reads these first
             headers["X-Linked-Etag"] = f'"{blob.sha256}"'
             headers["X-Linked-Size"] = str(entry.size)
@@ -228,26 +232,47 @@ class HubHandler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
         with open(entry.abspath, "rb") as f:
             f.seek(start)
-            self._send(status, f, end - start + 1, "application/octet-stream", headers,
-                       body=method != "HEAD")
+            self._send(
+                status,
+                f,
+                end - start + 1,
+                "application/octet-stream",
+                headers,
+                body=method != "HEAD",
+            )
 
     # -- writing responses -----------------------------------------------------------------
-    def _send_json(self, obj: object, headers: dict[str, str] | None = None,
-                   status: int = 200) -> None:
+    def _send_json(
+        self, obj: object, headers: dict[str, str] | None = None, status: int = 200
+    ) -> None:
         data = json.dumps(obj).encode()
-        self._send(status, io.BytesIO(data), len(data), "application/json", headers or {},
-                   body=self.command != "HEAD")
+        self._send(
+            status,
+            io.BytesIO(data),
+            len(data),
+            "application/json",
+            headers or {},
+            body=self.command != "HEAD",
+        )
 
-    def _send_error(self, status: int, code: str | None, message: str,
-                    headers: dict[str, str] | None = None) -> None:
+    def _send_error(
+        self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         extra = dict(headers or {})
         if code:
             extra["X-Error-Code"] = code
         extra["X-Error-Message"] = message.encode("ascii", "replace").decode()
         self._send_json({"error": message}, extra, status)
 
-    def _send(self, status: int, stream: BinaryIO, length: int, content_type: str,
-              headers: dict[str, str], body: bool) -> None:
+    def _send(
+        self,
+        status: int,
+        stream: BinaryIO,
+        length: int,
+        content_type: str,
+        headers: dict[str, str],
+        body: bool,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))

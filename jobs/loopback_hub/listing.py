@@ -49,8 +49,11 @@ def _matches(repo: Repo, query: dict[str, list[str]]) -> bool:
 
 def select(root: Path, cache: BlobCache, query: dict[str, list[str]]) -> list[Repo]:
     """The repos matching the query, in the order the query asks for."""
-    repos = [r for org, name in list_repo_ids(root)
-             if (r := open_repo(root, org, name, cache)) is not None and _matches(r, query)]
+    repos = [
+        r
+        for org, name in list_repo_ids(root)
+        if (r := open_repo(root, org, name, cache)) is not None and _matches(r, query)
+    ]
     sort = query.get("sort", [""])[-1]
     if sort in _SORT_KEYS:
         descending = query.get("direction", ["-1"])[-1] != "1"
@@ -66,11 +69,14 @@ def page(root: Path, cache: BlobCache, query: dict[str, list[str]], page_size: i
     except ValueError:
         start, limit = 0, page_size
     size = max(1, min(limit, page_size))
-    chunk = repos[start:start + size]
+    chunk = repos[start : start + size]
     items = [
         payloads.list_entry(
-            r, full=_flag(query, "full"), card_data=_flag(query, "cardData"),
-            config=_flag(query, "config"), expand=query.get("expand"),
+            r,
+            full=_flag(query, "full"),
+            card_data=_flag(query, "cardData"),
+            config=_flag(query, "config"),
+            expand=query.get("expand"),
         )
         for r in chunk
     ]

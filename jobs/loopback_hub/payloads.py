@@ -11,8 +11,20 @@ import hashlib
 from jobs.loopback_hub.repo import Repo
 
 # What a plain `list_models()` returns per model on the Hub (no siblings, no sha).
-LIST_FIELDS = ("_id", "id", "modelId", "author", "likes", "downloads", "trendingScore",
-               "private", "tags", "pipeline_tag", "library_name", "createdAt")
+LIST_FIELDS = (
+    "_id",
+    "id",
+    "modelId",
+    "author",
+    "likes",
+    "downloads",
+    "trendingScore",
+    "private",
+    "tags",
+    "pipeline_tag",
+    "library_name",
+    "createdAt",
+)
 # `full=True` adds these.
 FULL_FIELDS = ("sha", "lastModified", "siblings", "gated", "disabled", "usedStorage")
 
@@ -24,8 +36,11 @@ def sibling(repo: Repo, path: str, blobs: bool) -> dict:
         entry["size"] = repo.files[path].size
         entry["blobId"] = blob.git_oid
         if blob.sha256 is not None:
-            entry["lfs"] = {"size": repo.files[path].size, "sha256": blob.sha256,
-                            "pointerSize": blob.pointer_size}
+            entry["lfs"] = {
+                "size": repo.files[path].size,
+                "sha256": blob.sha256,
+                "pointerSize": blob.pointer_size,
+            }
     return entry
 
 
@@ -71,8 +86,9 @@ def select(info: dict, expand: list[str]) -> dict:
     return {"_id": info["_id"], "id": info["id"], **{k: info[k] for k in expand if k in info}}
 
 
-def list_entry(repo: Repo, *, full: bool, card_data: bool, config: bool,
-               expand: list[str] | None) -> dict:
+def list_entry(
+    repo: Repo, *, full: bool, card_data: bool, config: bool, expand: list[str] | None
+) -> dict:
     """One item of `GET /api/models`, shaped by the query's full/cardData/config/expand."""
     info = model_info(repo, blobs=False)
     if expand:
@@ -96,7 +112,7 @@ def tree_entries(repo: Repo, prefix: str, recursive: bool) -> list[dict] | None:
     out: list[dict] = []
     folders: set[str] = set()
     for path in files:
-        rest = path[len(base):]
+        rest = path[len(base) :]
         if "/" in rest and not recursive:
             folders.add(base + rest.split("/", 1)[0])
             continue
@@ -110,11 +126,13 @@ def tree_entries(repo: Repo, prefix: str, recursive: bool) -> list[dict] | None:
 
 def file_entry(repo: Repo, path: str) -> dict:
     blob = repo.blob(path)
-    entry: dict = {"type": "file", "path": path, "size": repo.files[path].size,
-                   "oid": blob.git_oid}
+    entry: dict = {"type": "file", "path": path, "size": repo.files[path].size, "oid": blob.git_oid}
     if blob.sha256 is not None:
-        entry["lfs"] = {"oid": blob.sha256, "size": repo.files[path].size,
-                        "pointerSize": blob.pointer_size}
+        entry["lfs"] = {
+            "oid": blob.sha256,
+            "size": repo.files[path].size,
+            "pointerSize": blob.pointer_size,
+        }
     return entry
 
 

@@ -97,8 +97,10 @@ class LoopbackHub:
         handler = type("BoundHubHandler", (HubHandler,), {"hub": self})
         self._server = _Server(self._address, handler)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"loopback-hub-{self.port}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"loopback-hub-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -144,7 +146,8 @@ class LoopbackHub:
         regex = re.compile(pattern)
         with self._lock:
             return sum(
-                1 for r in self.requests
+                1
+                for r in self.requests
                 if regex.search(r.path) and (method is None or r.method == method.upper())
             )
 
