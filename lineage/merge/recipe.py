@@ -1,0 +1,283 @@
+"""Merge recipes in mergekit's YAML shape.
+
+    merge_method: ties
+    base_model: org/base
+    models:
+      - model: org/base                 # listing the base is allowed, as in mergekit
+      - model: org/math
+        parameters: {weight: 1.0, density: 0.5}
+      - model: org/code
+        parameters: {weight: 0.5, density: 0.5}
+    parameters: {normalize: true, lambda: 1.0}   # global; also defaults for per-model ones
+    dtype: bfloat16                               # output dtype (mergekit: working dtype)
+    seed: 0                                       # lineage: seed of DARE/DELLA masks
+
+A per-model parameter is looked up under the model, then in the global ``parameters``,
+then the method's default, exactly like mergekit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from lineage.errors import SpecError, UnknownNameError
+from lineage.merge.registry import REQUIRED, MergeMethod, check_value, get_method
+
+TOP_KEYS = ("merge_method", "base_model", "models", "parameters", "dtype", "out_dtype",
+            "seed", "tokenizer_source", "name")
+UNSUPPORTED_KEYS = ("slices", "modules", "tokenizer", "chat_template")
+ENTRY_KEYS = ("model", "parameters")
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16,
+          "float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One ``models:`` entry: a model reference and its own parameters."""
+
+    model: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the driver needs per tensor, resolved once from a recipe.
+
+    ``inputs``: the models merged onto the base (the base itself excluded when the method
+    takes a base). ``kwargs``: the function's keywords (per-model ones as lists).
+    ``tensor_files``: keyword -> one safetensors path per input (Fishers), loaded per tensor;
+    ``base_tensor_files``: keyword -> path, for the base model's entry (UBGM's H_0).
+    """
+
+    method: MergeMethod
+    base: str | None
+    inputs: tuple[str, ...]
+    kwargs: Mapping[str, Any]
+    tensor_files: Mapping[str, tuple[str, ...]]
+    base_tensor_files: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated merge recipe (see the module docstring for the YAML shape)."""
+
+    merge_method: str
+    models: tuple[ModelEntry, ...]
+    base_model: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    dtype: str | None = None
+    out_dtype: str | None = None
+    seed: int = 0
+    tokenizer_source: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.plan()  # validates everything once, at construction
+
+    @property
+    def method(self) -> MergeMethod:
+        return get_method(self.merge_method)
+
+    @property
+    def model_ids(self) -> list[str]:
+        """Every model the recipe reads, base first, each once."""
+        ids = [self.base_model] if self.base_model else []
+        return ids + [e.model for e in self.models if e.model not in ids]
+
+    @property
+    def output_dtype(self) -> torch.dtype | None:
+        """``out_dtype`` or ``dtype``; None keeps each tensor's stored dtype."""
+        key = self.out_dtype or self.dtype
+        return DTYPES[key] if key else None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
+        return recipe_from_dict(data)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Recipe:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SpecError("merge recipe", f"is not valid YAML ({e})", "Fix the YAML") from e
+        return recipe_from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Recipe:
+        return cls.from_yaml(Path(path).read_text(encoding="utf-8"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"merge_method": self.merge_method}
+        if self.base_model:
+            out["base_model"] = self.base_model
+        out["models"] = [
+            {"model": e.model, **({"parameters": dict(e.parameters)} if e.parameters else {})}
+            for e in self.models
+        ]
+        for key in ("parameters", "dtype", "out_dtype", "tokenizer_source", "name"):
+            value = getattr(self, key)
+            if value:
+                out[key] = dict(value) if key == "parameters" else value
+        out["seed"] = self.seed
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def plan(self) -> Plan:
+        return make_plan(self)
+
+
+def _spec_error(what: str, why: str, fix: str = "") -> SpecError:
+    return SpecError(f"merge recipe: {what}", why, fix)
+
+
+def _entry(raw: Any, i: int) -> ModelEntry:
+    if isinstance(raw, str):
+        return ModelEntry(raw)
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("model"), str):
+        raise _spec_error(f"models[{i}] = {raw!r}", "each entry needs a `model:` string",
+                          "Write `- model: org/name` with optional `parameters:`")
+    for key in raw:
+        if key not in ENTRY_KEYS:
+            raise UnknownNameError.of("model entry key", str(key), ENTRY_KEYS)
+    params = raw.get("parameters") or {}
+    if not isinstance(params, Mapping):
+        raise _spec_error(f"models[{i}].parameters", "must be a mapping")
+    return ModelEntry(raw["model"], dict(params))
+
+
+def recipe_from_dict(data: Any) -> Recipe:
+    """Build and validate a :class:`Recipe` from parsed YAML (a mapping)."""
+    if not isinstance(data, Mapping):
+        raise _spec_error(repr(data)[:80], "a recipe is a mapping with merge_method and models")
+    for key in data:
+        if key in UNSUPPORTED_KEYS:
+            raise _spec_error(f"`{key}`", "is a mergekit feature lineage does not support",
+                              "Use `models:` (whole models, same architecture)")
+        if key not in TOP_KEYS:
+            raise UnknownNameError.of("recipe key", str(key), TOP_KEYS)
+    if "merge_method" not in data:
+        raise _spec_error("merge_method", "is missing", "Add `merge_method: <name>`")
+    models = data.get("models")
+    if not isinstance(models, list) or not models:
+        raise _spec_error("models", "must be a non-empty list", "Add `models: [- model: ...]`")
+    for key in ("dtype", "out_dtype"):
+        if data.get(key) is not None and data[key] not in DTYPES:
+            raise UnknownNameError.of(key, str(data[key]), list(DTYPES))
+    params = data.get("parameters") or {}
+    if not isinstance(params, Mapping):
+        raise _spec_error("parameters", "must be a mapping")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise _spec_error(f"seed = {seed!r}", "must be an integer")
+    return Recipe(
+        merge_method=str(data["merge_method"]),
+        models=tuple(_entry(m, i) for i, m in enumerate(models)),
+        base_model=data.get("base_model"),
+        parameters=dict(params),
+        dtype=data.get("dtype"),
+        out_dtype=data.get("out_dtype"),
+        seed=seed,
+        tokenizer_source=data.get("tokenizer_source"),
+        name=data.get("name"),
+    )
+
+
+def load_recipe(source: str | Path | Mapping[str, Any] | Recipe) -> Recipe:
+    """A Recipe from a Recipe, a mapping, a YAML file path or YAML text."""
+    if isinstance(source, Recipe):
+        return source
+    if isinstance(source, Mapping):
+        return recipe_from_dict(source)
+    text = str(source)
+    if "\n" not in text and Path(text).is_file():
+        return Recipe.from_file(text)
+    return Recipe.from_yaml(text)
+
+
+def _inputs(recipe: Recipe, method: MergeMethod) -> list[ModelEntry]:
+    if not method.needs_base:
+        return list(recipe.models)
+    if not recipe.base_model:
+        raise _spec_error(f"{method.name} without base_model",
+                          "this method merges task vectors relative to a base model",
+                          "Add `base_model: <the common ancestor>`")
+    inputs = [e for e in recipe.models if e.model != recipe.base_model]
+    lo, hi = method.min_models, method.max_models
+    if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+        want = f"exactly {lo}" if lo == hi else f"at least {lo}"
+        raise _spec_error(f"{method.name} with {len(inputs)} model(s) besides the base",
+                          f"it takes {want}", "Change `models:`")
+    return inputs
+
+
+def _check_names(method: MergeMethod, recipe: Recipe) -> None:
+    for key in recipe.parameters:
+        if key not in method.global_names:
+            raise UnknownNameError.of(f"{method.name} parameter", str(key), method.global_names)
+    for e in recipe.models:
+        for key in e.parameters:
+            if key not in method.model_names:
+                raise UnknownNameError.of(
+                    f"{method.name} per-model parameter (model {e.model})", str(key),
+                    method.model_names)
+
+
+def _value(method, p, entry: ModelEntry | None, recipe: Recipe) -> Any:
+    where = f"model {entry.model}" if entry else "parameters"
+    if entry is not None and p.name in entry.parameters:
+        return check_value(method, p, entry.parameters[p.name], where)
+    if p.name in recipe.parameters:
+        return check_value(method, p, recipe.parameters[p.name], "parameters")
+    if p.default is REQUIRED:
+        raise _spec_error(f"{method.name} parameter {p.name!r} for {where}", "is required",
+                          f"Add `{p.name}:` ({p.doc})")
+    return p.default
+
+
+def _task_index(value: Any, inputs: list[ModelEntry]) -> int:
+    if isinstance(value, int):
+        return value
+    names = [e.model for e in inputs]
+    if value not in names:
+        raise UnknownNameError.of("tall_mask task model", value, names)
+    return names.index(value)
+
+
+def make_plan(recipe: Recipe) -> Plan:
+    """Validate ``recipe`` against its method and resolve every parameter."""
+    method = get_method(recipe.merge_method)
+    _check_names(method, recipe)
+    inputs = _inputs(recipe, method)
+    base_entry = next((e for e in recipe.models if e.model == recipe.base_model), None)
+    kwargs: dict[str, Any] = {}
+    files: dict[str, tuple[str, ...]] = {}
+    base_files: dict[str, str] = {}
+    for p in method.params:
+        if not p.per_model:
+            value = _value(method, p, None, recipe)
+            kwargs[p.keyword] = _task_index(value, inputs) if p.name == "task" else value
+            continue
+        values = [_value(method, p, e, recipe) for e in inputs]
+        if p.tensor_file:
+            files[p.keyword] = tuple(values)
+        else:
+            kwargs[p.keyword] = values
+        if p.base_arg and base_entry is not None and p.name in base_entry.parameters:
+            v = check_value(method, p, base_entry.parameters[p.name], f"model {base_entry.model}")
+            if p.tensor_file:
+                base_files[p.base_arg] = v
+            else:
+                kwargs[p.base_arg] = v
+    if method.name == "linear" and kwargs["normalize"] and abs(sum(kwargs["weight"])) < 1e-12:
+        raise _spec_error("linear weights sum to 0", "normalize divides by the sum of weights",
+                          "Change the weights or set `normalize: false`")
+    return Plan(method, recipe.base_model if method.needs_base else None,
+                tuple(e.model for e in inputs), kwargs, files, base_files)
