@@ -81,13 +81,18 @@ class HubHandler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def send_response(self, code: int, message: str | None = None) -> None:
-        self._status = code
+        # Log before any byte leaves: once the client has its answer, a test may
+        # already be reading the log.
+        if not self._logged:
+            self._logged = True
+            self.hub._log(self.command, self._url_path, code, self.headers.get("Range"))
         super().send_response(code, message)
 
     def _dispatch(self, method: str) -> None:
-        self._status = 0
+        self._logged = False
         self._drop_after: int | None = None
         url = urlsplit(self.path)
+        self._url_path = url.path
         self.hub._count(method, url.path)
         # Read a POST body first, even if a fault answers: left unread, it would be taken
         # for the next request on this keep-alive connection.
@@ -106,7 +111,8 @@ class HubHandler(BaseHTTPRequestHandler):
             traceback.print_exc()
             self._send_error(500, None, f"loopback hub error: {err}")
         finally:
-            self.hub._log(method, url.path, self._status)
+            if not self._logged:  # hung up without a status line
+                self.hub._log(method, url.path, 0, self.headers.get("Range"))
 
     def _apply_fault(self, method: str, path: str) -> bool:
         """Apply the fault plan; False when the request was answered (or dropped) by it."""

@@ -25,6 +25,7 @@ class RequestRecord:
     method: str
     path: str  # the URL path as sent (percent-encoded), without the query
     status: int  # 0 when the connection was dropped before a status line
+    range: str | None = None  # the Range header, to see resumed downloads
 
 
 class _Server(ThreadingHTTPServer):
@@ -137,9 +138,9 @@ class LoopbackHub:
         with self._lock:
             self.request_counts[path] += 1
 
-    def _log(self, method: str, path: str, status: int) -> None:
+    def _log(self, method: str, path: str, status: int, range_: str | None) -> None:
         with self._lock:
-            self.requests.append(RequestRecord(method, path, status))
+            self.requests.append(RequestRecord(method, path, status, range_))
 
     def count(self, pattern: str = "", method: str | None = None) -> int:
         """Requests whose path matches `pattern` (regex search), optionally of one method."""
