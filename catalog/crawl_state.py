@@ -1,0 +1,34 @@
+"""crawl_state: per (model, sha) what happened, so jobs resume instead of redoing."""
+
+from __future__ import annotations
+
+from catalog.store import Catalog
+
+UPSERT = """
+INSERT INTO crawl_state (model_id, sha, status, attempts, error, updated_at)
+VALUES (?, ?, ?, 1, ?, now())
+ON CONFLICT (model_id, sha) DO UPDATE SET
+    status = excluded.status,
+    attempts = crawl_state.attempts + 1,
+    error = excluded.error,
+    updated_at = now()
+"""
+
+
+def record_states(catalog: Catalog, rows: list[tuple[str, str, str, str | None]]) -> None:
+    """Record (model_id, sha, status, error) rows; attempts count every record."""
+    if not rows:
+        return
+    with catalog.writer() as con:
+        con.executemany(UPSERT, rows)
+
+
+def states(catalog: Catalog, status: str | None = None) -> dict[tuple[str, str], dict]:
+    sql = "SELECT model_id, sha, status, attempts, error FROM crawl_state"
+    params: list[object] = []
+    if status:
+        sql += " WHERE status = ?"
+        params.append(status)
+    with catalog.reader() as con:
+        rows = con.execute(sql, params).fetchall()
+    return {(m, s): {"status": st, "attempts": a, "error": e} for m, s, st, a, e in rows}

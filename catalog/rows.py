@@ -1,0 +1,121 @@
+"""Turn fingerprints and edges into Arrow tables shaped like the catalog's schemas."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from catalog.schema import EDGES, MODELS, TENSORS
+from lineage.fingerprint import ModelFingerprint
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Identity of an indexed model: its id, revision and where it came from."""
+
+    model_id: str
+    revision: str
+    source: str
+    created_at: datetime | None = None
+
+
+def _main_dtype(fp: ModelFingerprint) -> str | None:
+    by_bytes: dict[str, int] = {}
+    for t in fp.tensors:
+        by_bytes[t.dtype] = by_bytes.get(t.dtype, 0) + t.numel
+    return max(by_bytes, key=by_bytes.get) if by_bytes else None
+
+
+def model_row(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> dict:
+    meta = fp.metadata
+    library = {"diffusers": "diffusers", "peft-adapter": "peft"}.get(meta.kind, "transformers")
+    return {
+        "model_id": ref.model_id,
+        "revision": ref.revision,
+        "source": ref.source,
+        "kind": meta.kind,
+        "arch_signature": meta.arch_signature,
+        "model_type": meta.model_type,
+        "architectures": list(meta.architectures),
+        "library": library,
+        "n_params": meta.n_params,
+        "n_bytes": meta.n_bytes,
+        "dtype": _main_dtype(fp),
+        "card_base_models": list(meta.base_models),
+        "card_relation": meta.card.relation,
+        "card_error": meta.card.error,
+        "license": meta.card.license,
+        "tags": list(meta.card.tags),
+        "adapter_base": meta.adapter_base,
+        "adapter_rank": meta.adapter_rank,
+        "created_at": ref.created_at,
+        "indexed_at": datetime.now(UTC),
+        "run_id": run_id,
+        "sketch_width": fp.sketch_width,
+        "sketch": fp.sketch.tolist(),
+    }
+
+
+def tensor_rows(ref: ModelRef, fp: ModelFingerprint) -> dict[str, list]:
+    columns: dict[str, list] = {name: [] for name in TENSORS.names}
+    for t in fp.tensors:
+        values = {
+            "model_id": ref.model_id,
+            "revision": ref.revision,
+            "name": t.name,
+            "shape": list(t.shape),
+            "dtype": t.dtype,
+            "numel": t.numel,
+            "content_hash": t.content_hash,
+            "mean": t.mean,
+            "std": t.std,
+            "kurtosis": t.kurtosis,
+            "min": t.min,
+            "max": t.max,
+            "sketch": t.sketch,
+        }
+        for key, value in values.items():
+            columns[key].append(value)
+    return columns
+
+
+def card_edge_rows(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> list[dict]:
+    """Edges the model's card (or adapter config) declares: evidence, not truth."""
+    meta = fp.metadata
+    relation = meta.card.relation or ("adapter" if meta.kind == "peft-adapter" else "finetune")
+    if len(meta.base_models) > 1 and not meta.card.relation:
+        relation = "merge"
+    return [
+        {
+            "parent": parent,
+            "child": ref.model_id,
+            "relation": relation,
+            "confidence": None,
+            "evidence": json.dumps({"from": "card" if meta.card.base_models else "adapter_config"}),
+            "source": "card",
+            "run_id": run_id,
+        }
+        for parent in meta.base_models
+    ]
+
+
+def fingerprint_tables(
+    items: Iterable[tuple[ModelRef, ModelFingerprint]], run_id: str
+) -> dict[str, pa.Table]:
+    """models, tensors and card edges for a batch of fingerprinted models."""
+    models, edges = [], []
+    tensors: dict[str, list] = {name: [] for name in TENSORS.names}
+    for ref, fp in items:
+        models.append(model_row(ref, fp, run_id))
+        edges += card_edge_rows(ref, fp, run_id)
+        for key, values in tensor_rows(ref, fp).items():
+            tensors[key] += values
+    return {
+        "models": pa.Table.from_pylist(models, schema=MODELS),
+        "tensors": pa.Table.from_pydict(tensors, schema=TENSORS),
+        "edges": pa.Table.from_pylist(edges, schema=EDGES),
+    }
