@@ -183,10 +183,7 @@ class HubHandler(BaseHTTPRequestHandler):
     def _info(self, repo: Repo, revision: str, query: dict[str, list[str]]) -> None:
         self._check_revision(repo, revision)
         blobs = query.get("blobs", ["false"])[-1].lower() == "true"
-        info = payloads.model_info(repo, blobs=blobs)
-        if expand := query.get("expand"):
-            info = payloads.select(info, expand)
-        self._send_json(info)
+        self._send_json(payloads.model_info(repo, blobs=blobs, expand=query.get("expand")))
 
     def _tree(self, repo: Repo, revision: str, prefix: str, query: dict[str, list[str]]) -> None:
         self._check_revision(repo, revision)

@@ -44,63 +44,70 @@ def sibling(repo: Repo, path: str, blobs: bool) -> dict:
     return entry
 
 
-def model_info(repo: Repo, blobs: bool = False) -> dict:
-    """Everything `model_info` can return; `list_models` selects from it."""
-    config = repo.config
-    info = {
-        "_id": repo.sha[:24],
-        "id": repo.repo_id,
-        "modelId": repo.repo_id,
-        "author": repo.org,
-        "sha": repo.sha,
-        "lastModified": repo.last_modified,
-        "createdAt": repo.created_at,
-        "private": False,
-        "gated": False,
-        "disabled": False,
-        "downloads": 0,
-        "likes": 0,
-        "trendingScore": 0,
-        "tags": repo.tags,
-        "pipeline_tag": repo.card.get("pipeline_tag"),
-        "library_name": repo.library_name,
-        "cardData": repo.card or None,
-        "siblings": [sibling(repo, p, blobs) for p in repo.files],
-        "usedStorage": sum(f.size for f in repo.files.values()),
-        "config": _config_summary(config) if config is not None else None,
-    }
-    safetensors = repo.safetensors()
-    if safetensors is not None:
-        info["safetensors"] = safetensors
-    return info
-
-
-def _config_summary(config: dict) -> dict:
+def _config_summary(repo: Repo) -> dict | None:
     """The Hub shows a few config keys, not the whole file."""
+    if repo.config is None:
+        return None
     keys = ("architectures", "model_type", "_name_or_path", "torch_dtype")
-    return {k: config[k] for k in keys if k in config}
+    return {k: repo.config[k] for k in keys if k in repo.config}
 
 
-def select(info: dict, expand: list[str]) -> dict:
-    """`expand=[...]` returns exactly the properties asked for, plus the id."""
-    return {"_id": info["_id"], "id": info["id"], **{k: info[k] for k in expand if k in info}}
+# Every property `model_info` can return, computed only when asked for: a plain
+# listing must not hash every file of every repo (sha, blobs) or parse headers.
+_PROPERTIES = {
+    "_id": lambda r, blobs: hashlib.sha1(r.repo_id.encode()).hexdigest()[:24],
+    "id": lambda r, blobs: r.repo_id,
+    "modelId": lambda r, blobs: r.repo_id,
+    "author": lambda r, blobs: r.org,
+    "sha": lambda r, blobs: r.sha,
+    "lastModified": lambda r, blobs: r.last_modified,
+    "createdAt": lambda r, blobs: r.created_at,
+    "private": lambda r, blobs: False,
+    "gated": lambda r, blobs: False,
+    "disabled": lambda r, blobs: False,
+    "downloads": lambda r, blobs: 0,
+    "likes": lambda r, blobs: 0,
+    "trendingScore": lambda r, blobs: 0,
+    "tags": lambda r, blobs: r.tags,
+    "pipeline_tag": lambda r, blobs: r.card.get("pipeline_tag"),
+    "library_name": lambda r, blobs: r.library_name,
+    "cardData": lambda r, blobs: r.card or None,
+    "siblings": lambda r, blobs: [sibling(r, p, blobs) for p in r.files],
+    "usedStorage": lambda r, blobs: sum(f.size for f in r.files.values()),
+    "config": lambda r, blobs: _config_summary(r),
+    "safetensors": lambda r, blobs: r.safetensors(),
+}
+
+
+def properties(repo: Repo, names: list[str] | tuple[str, ...], blobs: bool = False) -> dict:
+    """The named properties (unknown names ignored); None-valued ones are left out."""
+    out = {}
+    for name in dict.fromkeys(names):
+        if name in _PROPERTIES and (value := _PROPERTIES[name](repo, blobs)) is not None:
+            out[name] = value
+    return out
+
+
+def model_info(repo: Repo, blobs: bool = False, expand: list[str] | None = None) -> dict:
+    """`GET /api/models/{id}`: every property, or `_id`, `id` and those in `expand`."""
+    names = ["_id", "id", *expand] if expand else list(_PROPERTIES)
+    return properties(repo, names, blobs)
 
 
 def list_entry(
     repo: Repo, *, full: bool, card_data: bool, config: bool, expand: list[str] | None
 ) -> dict:
     """One item of `GET /api/models`, shaped by the query's full/cardData/config/expand."""
-    info = model_info(repo, blobs=False)
     if expand:
-        return select(info, expand)
-    fields = list(LIST_FIELDS)
+        return properties(repo, ["_id", "id", *expand])
+    names = list(LIST_FIELDS)
     if full:
-        fields += FULL_FIELDS
+        names += FULL_FIELDS
     if card_data:
-        fields.append("cardData")
+        names.append("cardData")
     if config:
-        fields.append("config")
-    return {k: info[k] for k in fields if info.get(k) is not None or k in LIST_FIELDS}
+        names.append("config")
+    return properties(repo, names)
 
 
 def tree_entries(repo: Repo, prefix: str, recursive: bool) -> list[dict] | None:

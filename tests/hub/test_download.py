@@ -94,3 +94,28 @@ def test_snapshot_download(served, tmp_path):
     for name in names:
         assert (tmp_path / "big" / name).read_bytes() == (root / "bob/big" / name).read_bytes()
     assert str(folder) == str(tmp_path / "big")
+
+
+def test_hf_endpoint_environment_variable(served, tmp_path):
+    """A fresh process that only has HF_ENDPOINT set finds the loopback Hub."""
+    import os
+    import subprocess
+    import sys
+
+    hub, root = served
+    script = (
+        "from huggingface_hub import HfApi, hf_hub_download\n"
+        "print(','.join(m.id for m in HfApi().list_models(author='bob')))\n"
+        "print(hf_hub_download('bob/chat-q', 'config.json'))\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "sub_home")}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == "bob/big,bob/chat-q,bob/merged"
+    assert open(out[1], "rb").read() == (root / "bob/chat-q/config.json").read_bytes()

@@ -105,3 +105,11 @@ def test_card_data_full_and_expand(api):
     assert expanded.sha == full.sha
     assert "base_model:quantized:acme/chat" in expanded.tags
     assert expanded.created_at is None  # not asked for
+
+
+def test_plain_listing_hashes_nothing(api):
+    client, hub = api
+    assert len(list(client.list_models(filter="base_model:acme/base"))) == 4
+    assert hub.cache._ids == {}  # sha and blob ids are computed only when asked for
+    next(iter(client.list_models(search="acme/base", full=True)))
+    assert len(hub.cache._ids) == 3

@@ -84,3 +84,27 @@ def test_cli_refuses_a_missing_root(tmp_path, capsys):
     assert main(["hub", "serve", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err
     assert "is not a directory" in err and "<org>/<name>/" in err
+
+
+def test_cli_process_stops_on_ctrl_c(tiny_zoo, hub_env):
+    """The real entry point: prints the endpoint, serves, exits 0 on SIGINT."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "hub", "serve", str(tiny_zoo)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().startswith(f"Serving {tiny_zoo}")
+        endpoint = proc.stdout.readline().strip().split("=", 1)[1]
+        assert httpx2.get(f"{endpoint}/api/models/acme/base").json()["id"] == "acme/base"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        assert "Stopped." in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
