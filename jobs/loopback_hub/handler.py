@@ -109,7 +109,10 @@ class HubHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as err:  # a server bug must answer 500, not hang the client
             traceback.print_exc()
-            self._send_error(500, None, f"loopback hub error: {err}")
+            if self._logged:  # a status line is out already: only hanging up is honest
+                self._hang_up()
+            else:
+                self._send_error(500, None, f"loopback hub error: {err}")
         finally:
             if not self._logged:  # hung up without a status line
                 self.hub._log(method, url.path, 0, self.headers.get("Range"))

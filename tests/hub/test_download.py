@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -19,7 +20,7 @@ def test_download_bytes_equal_and_cached(served):
     hub, root = served
     path = hf_hub_download("acme/base", "model.safetensors", endpoint=hub.endpoint)
     expected = (root / "acme/base/model.safetensors").read_bytes()
-    assert open(path, "rb").read() == expected
+    assert Path(path).read_bytes() == expected
     url = "/acme/base/resolve/main/model.safetensors"
     assert hub.count(url, method="GET") == 1
     again = hf_hub_download("acme/base", "model.safetensors", endpoint=hub.endpoint)
@@ -33,7 +34,7 @@ def test_download_at_sha_revision(served):
     sha = HfApi(endpoint=hub.endpoint).model_info("acme/chat").sha
     path = hf_hub_download("acme/chat", "README.md", revision=sha, endpoint=hub.endpoint)
     assert f"/snapshots/{sha}/" in path
-    assert open(path, "rb").read() == (root / "acme/chat/README.md").read_bytes()
+    assert Path(path).read_bytes() == (root / "acme/chat/README.md").read_bytes()
 
 
 def test_missing_file_raises_entry_not_found(served):
@@ -118,4 +119,4 @@ def test_hf_endpoint_environment_variable(served, tmp_path):
         check=True,
     ).stdout.splitlines()
     assert out[0] == "bob/big,bob/chat-q,bob/merged"
-    assert open(out[1], "rb").read() == (root / "bob/chat-q/config.json").read_bytes()
+    assert Path(out[1]).read_bytes() == (root / "bob/chat-q/config.json").read_bytes()

@@ -7,6 +7,7 @@ or two faults only.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -41,7 +42,7 @@ def test_download_recovers_from_429(tiny_zoo, hub_server):
     rule = faults.rate_limit(WEIGHTS, methods=["GET"])
     hub = hub_server(tiny_zoo, faults=faults)
     path = hf_hub_download("acme/base", "model.safetensors", endpoint=hub.endpoint)
-    assert open(path, "rb").read() == (tiny_zoo / "acme/base/model.safetensors").read_bytes()
+    assert Path(path).read_bytes() == (tiny_zoo / "acme/base/model.safetensors").read_bytes()
     assert rule.fired == 1
     statuses = [r.status for r in hub.requests if r.method == "GET"]
     assert statuses == [429, 200]
@@ -79,7 +80,7 @@ def test_dropped_connection_is_resumed_with_a_range(tiny_zoo, hub_server, monkey
     rule = faults.drop(WEIGHTS, after_bytes=50, methods=["GET"])
     hub = hub_server(tiny_zoo, faults=faults)
     path = hf_hub_download("acme/base", "model.safetensors", endpoint=hub.endpoint)
-    assert open(path, "rb").read() == (tiny_zoo / "acme/base/model.safetensors").read_bytes()
+    assert Path(path).read_bytes() == (tiny_zoo / "acme/base/model.safetensors").read_bytes()
     assert rule.fired == 1
     gets = [(r.status, r.range) for r in hub.requests if r.method == "GET"]
     assert gets == [(200, None), (206, "bytes=48-")]
