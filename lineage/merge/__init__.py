@@ -9,12 +9,22 @@ compression). Method functions live in ``task_arithmetic``, ``averaging``, ``sle
 ``model_stock``, ``ubgm`` and ``tall_masks``.
 """
 
+from lineage.merge.fisher import estimate_fisher, save_fisher
 from lineage.merge.recipe import ModelEntry, Plan, Recipe, load_recipe
-from lineage.merge.registry import REGISTRY, MergeMethod, Param, get_method, merge_tensor
+from lineage.merge.registry import (
+    REGISTRY,
+    MergeMethod,
+    Param,
+    describe,
+    get_method,
+    merge_tensor,
+)
 from lineage.merge.run import MergeResult, check_compatible, merge_models
+from lineage.merge.tall import CompressResult, compress, reconstruct
 
 __all__ = [
     "REGISTRY",
+    "CompressResult",
     "MergeMethod",
     "MergeResult",
     "ModelEntry",
@@ -22,8 +32,13 @@ __all__ = [
     "Plan",
     "Recipe",
     "check_compatible",
+    "compress",
+    "describe",
+    "estimate_fisher",
     "get_method",
     "load_recipe",
     "merge_models",
     "merge_tensor",
+    "reconstruct",
+    "save_fisher",
 ]

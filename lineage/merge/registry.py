@@ -170,7 +170,9 @@ _METHODS = [
         "ubgm", ubgm.ubgm,
         "Daheim et al. 2024, Model Merging by Uncertainty-Based Gradient Matching",
         "https://arxiv.org/abs/2310.12808",
-        (WEIGHT1, LAMBDA,
+        (WEIGHT1,
+         _p("lambda", float, 1.0, arg="lambda_",
+            doc="a: scale of every task vector, also weighting the Fishers in the denominator"),
          _p("fisher", str, per_model=True, tensor_file=True, base_arg="base_fisher",
             doc="diagonal Fisher H_t (under base_model's entry: H_0)"),
          _p("size", float, 1.0, per_model=True, base_arg="base_size",
@@ -263,3 +265,14 @@ def merge_tensor(
     out = method.fn(b, xs, **method.fixed, **kwargs, **extra)
     dtype = out_dtype or (base.dtype if base is not None else tensors[0].dtype)
     return out.to(dtype)
+
+
+def describe(method: MergeMethod) -> str:
+    """A few lines for ``lineage merge --list``: name, paper, parameters with defaults."""
+    lines = [f"{method.name}: {method.paper} ({method.url})"]
+    for p in method.params:
+        default = "required" if p.default is REQUIRED else f"default {p.default!r}"
+        scope = "per model" if p.per_model else "global"
+        choices = f" one of {', '.join(p.choices)};" if p.choices else ""
+        lines.append(f"  {p.name} ({p.type.__name__}, {scope}, {default}):{choices} {p.doc}")
+    return "\n".join(lines)
