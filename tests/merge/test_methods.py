@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lineage.merge import REGISTRY
-from tests.merge.conftest import merge_one, np64, recipe_for
+from tests.merge._helpers import merge_one, np64, recipe_for
 
 
 def test_linear_is_the_normalized_weighted_average(pico):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,28 +11,8 @@ from safetensors.torch import save_file
 
 from lineage.errors import IncompatibleModelsError, SpecError
 from lineage.merge import merge_models
-from lineage.weights import open_model, parse_front_matter
-
-
-class Pico(torch.nn.Module):
-    """A pico language model: embedding, one block, a head, and an integer buffer."""
-
-    def __init__(self, vocab: int = 11, dim: int = 8) -> None:
-        super().__init__()
-        self.embed = torch.nn.Embedding(vocab, dim)
-        self.norm = torch.nn.LayerNorm(dim)
-        self.up = torch.nn.Linear(dim, 2 * dim)
-        self.down = torch.nn.Linear(2 * dim, dim)
-        self.head = torch.nn.Linear(dim, vocab, bias=False)
-        self.register_buffer("position_ids", torch.arange(6))
-
-
-def save_model(folder: Path, module: torch.nn.Module, **config) -> Path:
-    folder.mkdir(parents=True)
-    state = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"model_type": "pico", **config}))
-    return folder
+from lineage.weights import parse_front_matter
+from tests.merge._helpers import Pico, load_all, save_model
 
 
 @pytest.fixture
@@ -62,11 +41,6 @@ def recipe(method="task_arithmetic", **extra):
 
 def resolver(paths):
     return lambda ref: paths[ref.removeprefix("org/")]
-
-
-def load_all(path) -> dict[str, torch.Tensor]:
-    with open_model(path) as m:
-        return {n: t.clone() for n, t in m.iter_tensors()}
 
 
 def test_merge_writes_values_config_and_card(family, tmp_path):

@@ -12,7 +12,7 @@ from lineage.errors import UnknownNameError
 from lineage.merge import merge_models
 from lineage.merge.tall import compress, pack_mask, reconstruct, unpack_mask
 from lineage.weights import open_model, parse_front_matter
-from tests.merge.test_run import Pico, load_all, save_model
+from tests.merge._helpers import Pico, load_all, save_model
 
 
 @pytest.fixture

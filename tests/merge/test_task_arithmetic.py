@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.merge.conftest import merge_one, np64, recipe_for
+from tests.merge._helpers import merge_one, np64, recipe_for
 
 
 def np_trim(d: np.ndarray, density: float) -> np.ndarray:
