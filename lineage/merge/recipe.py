@@ -197,7 +197,9 @@ def load_recipe(source: str | Path | Mapping[str, Any] | Recipe) -> Recipe:
     if isinstance(source, Mapping):
         return recipe_from_dict(source)
     text = str(source)
-    if "\n" not in text and Path(text).is_file():
+    if "\n" not in text and (Path(text).is_file() or text.endswith((".yaml", ".yml"))):
+        if not Path(text).is_file():
+            raise _spec_error(f"file {text}", "does not exist", "Check the recipe path")
         return Recipe.from_file(text)
     return Recipe.from_yaml(text)
 

@@ -66,6 +66,8 @@ def test_load_recipe_accepts_file_text_and_mapping(tmp_path):
     path.write_text(TIES)
     assert load_recipe(path) == load_recipe(TIES) == load_recipe(str(path))
     assert load_recipe(load_recipe(TIES).to_dict()) == load_recipe(TIES)
+    with pytest.raises(SpecError, match="does not exist"):
+        load_recipe(str(tmp_path / "missing.yaml"))
 
 
 def test_unknown_method_lists_the_valid_ones():
