@@ -6,9 +6,12 @@ same for norms and distances. Sums are not preserved by S, but fingerprints carr
 tensor's exact mean, and sum(a - base) = n * (mean_a - mean_base) exactly; together they
 give every metric of lineage.kinship.metrics, per tensor or per model, from sketches.
 
-Error: a tensor with n <= width elements is sketched exactly. Otherwise a per-tensor
-cosine is off by about sqrt((1 + cos^2) / width); whole-model values average many
-tensors' independent errors and are tighter (tests/kinship measure it on real models).
+Error: a tensor with n <= width elements is sketched exactly. Otherwise a sketched
+cosine is off by about (1 - cos^2) / sqrt(width) (one standard deviation; the raw inner
+product by sqrt((1 + cos^2) / width) of |x||y|) and a norm or distance by about
+1 / sqrt(2 * width) relative. Whole-model values from per-tensor sketches are tighter:
+small tensors are exact and large ones' errors are independent. tests/kinship measure
+it on real models.
 """
 
 from __future__ import annotations
