@@ -41,7 +41,7 @@ def write_sharded(folder: Path, seed: int) -> None:
 
 
 @pytest.fixture
-def tiny_zoo(tmp_path: Path) -> Path:
+def pico_zoo(tmp_path: Path) -> Path:
     """Eight tiny repos covering every card relation, plus non-repo clutter."""
     root = tmp_path / "zoo"
     base = {"license": "mit", "tags": ["pico"], "pipeline_tag": "text-generation"}

@@ -12,8 +12,8 @@ from huggingface_hub.errors import EntryNotFoundError
 
 
 @pytest.fixture
-def served(tiny_zoo, hub_server):
-    return hub_server(tiny_zoo), tiny_zoo
+def served(pico_zoo, hub_server):
+    return hub_server(pico_zoo), pico_zoo
 
 
 def test_download_bytes_equal_and_cached(served):

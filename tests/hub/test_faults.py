@@ -20,10 +20,10 @@ from jobs.loopback_hub import FaultPlan
 WEIGHTS = r"/acme/base/resolve/main/model\.safetensors$"
 
 
-def test_rate_limit_headers_are_the_hubs(tiny_zoo, hub_server):
+def test_rate_limit_headers_are_the_hubs(pico_zoo, hub_server):
     faults = FaultPlan()
     faults.rate_limit(r"^/api/models$", retry_after=7)
-    hub = hub_server(tiny_zoo, faults=faults)
+    hub = hub_server(pico_zoo, faults=faults)
     r = httpx2.get(f"{hub.endpoint}/api/models")
     assert r.status_code == 429
     assert r.headers["Retry-After"] == "7"
@@ -37,19 +37,19 @@ def test_rate_limit_headers_are_the_hubs(tiny_zoo, hub_server):
     assert httpx2.get(f"{hub.endpoint}/api/models").status_code == 200  # times=1 is spent
 
 
-def test_download_recovers_from_429(tiny_zoo, hub_server):
+def test_download_recovers_from_429(pico_zoo, hub_server):
     faults = FaultPlan()
     rule = faults.rate_limit(WEIGHTS, methods=["GET"])
-    hub = hub_server(tiny_zoo, faults=faults)
+    hub = hub_server(pico_zoo, faults=faults)
     path = hf_hub_download("acme/base", "model.safetensors", endpoint=hub.endpoint)
-    assert Path(path).read_bytes() == (tiny_zoo / "acme/base/model.safetensors").read_bytes()
+    assert Path(path).read_bytes() == (pico_zoo / "acme/base/model.safetensors").read_bytes()
     assert rule.fired == 1
     statuses = [r.status for r in hub.requests if r.method == "GET"]
     assert statuses == [429, 200]
 
 
-def test_listing_recovers_from_5xx_mid_pagination(tiny_zoo, hub_server):
-    hub = hub_server(tiny_zoo, page_size=3)
+def test_listing_recovers_from_5xx_mid_pagination(pico_zoo, hub_server):
+    hub = hub_server(pico_zoo, page_size=3)
     api = HfApi(endpoint=hub.endpoint)
     pages = iter(api.list_models())
     assert [next(pages).id for _ in range(3)] == ["acme/base", "acme/chat", "acme/chat-lora"]
@@ -59,10 +59,10 @@ def test_listing_recovers_from_5xx_mid_pagination(tiny_zoo, hub_server):
     assert [r.status for r in hub.requests] == [200, 503, 200, 200]
 
 
-def test_unretried_500_surfaces_then_clears(tiny_zoo, hub_server):
+def test_unretried_500_surfaces_then_clears(pico_zoo, hub_server):
     faults = FaultPlan()
     faults.server_error(r"/api/models/acme/base", times=1)
-    hub = hub_server(tiny_zoo, faults=faults)
+    hub = hub_server(pico_zoo, faults=faults)
     api = HfApi(endpoint=hub.endpoint)
     with pytest.raises(HfHubHTTPError) as err:
         api.model_info("acme/base")  # model_info does not retry: the crawler must
@@ -70,7 +70,7 @@ def test_unretried_500_surfaces_then_clears(tiny_zoo, hub_server):
     assert api.model_info("acme/base").id == "acme/base"
 
 
-def test_dropped_connection_is_resumed_with_a_range(tiny_zoo, hub_server, monkeypatch):
+def test_dropped_connection_is_resumed_with_a_range(pico_zoo, hub_server, monkeypatch):
     from huggingface_hub import constants
 
     # The client counts only whole chunks as received (10 MB by default): small chunks
@@ -78,26 +78,26 @@ def test_dropped_connection_is_resumed_with_a_range(tiny_zoo, hub_server, monkey
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16)
     faults = FaultPlan()
     rule = faults.drop(WEIGHTS, after_bytes=50, methods=["GET"])
-    hub = hub_server(tiny_zoo, faults=faults)
+    hub = hub_server(pico_zoo, faults=faults)
     path = hf_hub_download("acme/base", "model.safetensors", endpoint=hub.endpoint)
-    assert Path(path).read_bytes() == (tiny_zoo / "acme/base/model.safetensors").read_bytes()
+    assert Path(path).read_bytes() == (pico_zoo / "acme/base/model.safetensors").read_bytes()
     assert rule.fired == 1
     gets = [(r.status, r.range) for r in hub.requests if r.method == "GET"]
     assert gets == [(200, None), (206, "bytes=48-")]
 
 
-def test_dropped_head_gets_no_answer(tiny_zoo, hub_server):
+def test_dropped_head_gets_no_answer(pico_zoo, hub_server):
     faults = FaultPlan()
     faults.drop(WEIGHTS, methods=["HEAD"])
-    hub = hub_server(tiny_zoo, faults=faults)
+    hub = hub_server(pico_zoo, faults=faults)
     with pytest.raises(httpx2.RemoteProtocolError):
         httpx2.head(f"{hub.endpoint}/acme/base/resolve/main/model.safetensors")
 
 
-def test_slow_responses(tiny_zoo, hub_server):
+def test_slow_responses(pico_zoo, hub_server):
     faults = FaultPlan()
     faults.slow(r"/api/models/acme/base$", delay_s=0.3, times=None)
-    hub = hub_server(tiny_zoo, faults=faults)
+    hub = hub_server(pico_zoo, faults=faults)
     api = HfApi(endpoint=hub.endpoint)
     for _ in range(2):
         start = time.monotonic()

@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 
 @pytest.fixture
-def served(tiny_zoo, hub_server):
-    hub = hub_server(tiny_zoo)
-    return HfApi(endpoint=hub.endpoint), hub, tiny_zoo
+def served(pico_zoo, hub_server):
+    hub = hub_server(pico_zoo)
+    return HfApi(endpoint=hub.endpoint), hub, pico_zoo
 
 
 def test_model_info_fields(served):

@@ -18,8 +18,8 @@ ALL = [
 
 
 @pytest.fixture
-def api(tiny_zoo, hub_server):
-    hub = hub_server(tiny_zoo, page_size=3)
+def api(pico_zoo, hub_server):
+    hub = hub_server(pico_zoo, page_size=3)
     return HfApi(endpoint=hub.endpoint), hub
 
 

@@ -21,9 +21,9 @@ def _port_is_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_stop_joins_threads_and_frees_the_port(tiny_zoo, hub_env):
+def test_stop_joins_threads_and_frees_the_port(pico_zoo, hub_env):
     before = set(threading.enumerate())
-    with LoopbackHub(tiny_zoo) as hub:
+    with LoopbackHub(pico_zoo) as hub:
         port = hub.port
         assert hub.endpoint == f"http://127.0.0.1:{port}"
         # A keep-alive connection left open by the client must not block stop().
@@ -35,8 +35,8 @@ def test_stop_joins_threads_and_frees_the_port(tiny_zoo, hub_env):
     client.close()
 
 
-def test_request_counts_per_path(tiny_zoo, hub_server):
-    hub = hub_server(tiny_zoo)
+def test_request_counts_per_path(pico_zoo, hub_server):
+    hub = hub_server(pico_zoo)
     api = HfApi(endpoint=hub.endpoint)
     api.model_info("acme/base")
     api.model_info("acme/base")
@@ -58,8 +58,8 @@ def test_cli_registers_hub_serve(tmp_path):
     assert args.func is serve_command and args.page_size == 5 and args.port == 0
 
 
-def test_cli_serves_until_stopped(tiny_zoo, hub_env, capsys):
-    args = argparse.Namespace(root=tiny_zoo, port=0, page_size=2, verbose=False)
+def test_cli_serves_until_stopped(pico_zoo, hub_env, capsys):
+    args = argparse.Namespace(root=pico_zoo, port=0, page_size=2, verbose=False)
     stop = threading.Event()
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(serve_command(args, stop)))
@@ -86,19 +86,19 @@ def test_cli_refuses_a_missing_root(tmp_path, capsys):
     assert "is not a directory" in err and "<org>/<name>/" in err
 
 
-def test_cli_process_stops_on_ctrl_c(tiny_zoo, hub_env):
+def test_cli_process_stops_on_ctrl_c(pico_zoo, hub_env):
     """The real entry point: prints the endpoint, serves, exits 0 on SIGINT."""
     import signal
     import subprocess
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "hub", "serve", str(tiny_zoo)],
+        [sys.executable, "-m", "jobs.cli", "hub", "serve", str(pico_zoo)],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout.readline().startswith(f"Serving {tiny_zoo}")
+        assert proc.stdout.readline().startswith(f"Serving {pico_zoo}")
         endpoint = proc.stdout.readline().strip().split("=", 1)[1]
         assert httpx2.get(f"{endpoint}/api/models/acme/base").json()["id"] == "acme/base"
         proc.send_signal(signal.SIGINT)
