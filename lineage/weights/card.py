@@ -44,7 +44,8 @@ def card_from_front_matter(doc: dict) -> CardData:
     bases = [base] if isinstance(base, str) else list(base or [])
     tags = doc.get("tags") or []
     return CardData(
-        base_models=tuple(str(b) for b in bases if isinstance(b, str | int)),
+        # PEFT writes `base_model: ''` when it does not know; an empty id is no claim.
+        base_models=tuple(str(b).strip() for b in bases if isinstance(b, str) and b.strip()),
         relation=_str_or_none(doc.get("base_model_relation")),
         license=_str_or_none(doc.get("license")),
         tags=tuple(str(t) for t in (tags if isinstance(tags, list) else [tags])),

@@ -8,17 +8,12 @@ costs what the page cache or the disk costs, and no more. The header was validat
 from __future__ import annotations
 
 import mmap
-import warnings
 from pathlib import Path
 
 import torch
 
 from lineage.weights.dtypes import torch_dtype
 from lineage.weights.header import SafetensorsHeader, TensorInfo, read_header
-
-# Tensors are views of a read-only map; torch warns that it cannot enforce that. We
-# document it on `tensor()` instead of copying every tensor.
-warnings.filterwarnings("ignore", message="The given buffer is not writable")
 
 
 class SafetensorsFile:
@@ -28,9 +23,9 @@ class SafetensorsFile:
         self.header: SafetensorsHeader = read_header(path)
         self.path = str(path)
         self._file = open(self.path, "rb")
-        # mmap of an empty file is an error; a file with only a header has no buffer.
-        size = self.header.file_size
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        # A private copy-on-write map: tensors are writable views (torch wants that), and
+        # a write would only ever touch private pages, never the file.
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_COPY)
 
     @property
     def tensors(self) -> dict[str, TensorInfo]:
@@ -44,9 +39,10 @@ class SafetensorsFile:
         return memoryview(self._map)[info.offset : info.offset + info.nbytes]
 
     def tensor(self, name: str) -> torch.Tensor:
-        """The tensor in its stored dtype, sharing memory with the read-only map.
+        """The tensor in its stored dtype, a view of the file's mapped pages (no copy).
 
-        Callers must not write into it; `.clone()` or `.to(...)` gives a private copy.
+        Writes land in private copy-on-write pages, never in the file, but are seen by
+        later views of the same tensor: `.clone()` first if you modify it.
         """
         info = self.header.tensors[name]
         dtype = torch_dtype(info.dtype)
@@ -58,12 +54,11 @@ class SafetensorsFile:
         return torch.frombuffer(self.raw(name), dtype=dtype).reshape(info.shape)
 
     def close(self) -> None:
-        if self._map is not None:
-            # Views handed out may still be alive; the map closes when they are gone.
-            try:
-                self._map.close()
-            except BufferError:
-                pass
+        # Views handed out may still be alive; the map then closes when they are gone.
+        try:
+            self._map.close()
+        except BufferError:
+            pass
         self._file.close()
 
     def __enter__(self) -> SafetensorsFile:
