@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,17 @@ class PairStats:
     # -- building ---------------------------------------------------------------------
 
     @staticmethod
-    def of_chunk(x: torch.Tensor, y: torch.Tensor) -> PairStats:
+    def of_chunk(x: np.ndarray, y: np.ndarray) -> PairStats:
         """Stats of two float64 1-D chunks of the same length."""
-        n = x.numel()
+        n = x.size
         if n == 0:
             return PairStats()
-        mx, my = x.mean(), y.mean()
+        mx, my = float(x.mean()), float(y.mean())
         xc, yc = x - mx, y - my
         d = x - y
-        sums = torch.stack([xc.dot(xc), yc.dot(yc), xc.dot(yc), d.dot(d)]).tolist()
-        return PairStats(n, mx.item(), my.item(), *sums)
+        # einsum: numpy's own SIMD loop, single-threaded (see reader.py for why).
+        sums = [float(np.einsum("i,i->", u, v)) for u, v in ((xc, xc), (yc, yc), (xc, yc), (d, d))]
+        return PairStats(n, mx, my, *sums)
 
     @staticmethod
     def from_raw(

@@ -67,7 +67,16 @@ def _low_rank_edit(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch
 
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("kinship-zoo")
+    # Tiny matmuls: one thread avoids waking a second on a shared, busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _build_zoo(tmp_path_factory.mktemp("kinship-zoo"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build_zoo(root: Path) -> dict[str, Path]:
     base = _gpt2(0)
     paths = {"base": _save(base, root / "base")}
     for label, seed in (("ft1", 1), ("ft2", 2)):
