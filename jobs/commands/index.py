@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from catalog import Catalog
 from jobs.cli import add_catalog_option
-from jobs.local_index import index_local
-from lineage.fingerprint import DEFAULT_WIDTH
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read .bin/.pt/.ckpt with torch.load(weights_only=True)",
     )
-    parser.add_argument("--sketch-width", type=int, default=DEFAULT_WIDTH)
+    parser.add_argument(
+        "--sketch-width",
+        type=int,
+        default=4096,
+        help="sketch width per tensor and per model (default 4096)",
+    )
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -36,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from catalog import Catalog  # heavy imports (torch) only when the command runs
+    from jobs.local_index import index_local
+
     catalog = Catalog(args.catalog)
     report = index_local(
         catalog,

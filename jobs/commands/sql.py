@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from catalog import Catalog
-from catalog.query import run_query
 from jobs.cli import add_catalog_option
 from jobs.output import FORMATS, print_rows
 
@@ -31,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from catalog import Catalog
+    from catalog.query import run_query
+
     result = run_query(Catalog(args.catalog, create=False), args.query, args.param)
     print_rows(result.columns, result.rows, args.format)
     return 0
