@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
+
 from lineage.errors import ModelNotFoundError
 from lineage.kinship.metrics import DEFAULT_METRICS, parse_metrics
 from lineage.kinship.pairing import PlannedTensor, TensorPlan, plan_comparison
@@ -91,8 +93,9 @@ def _tensor_stats(readers: list[ChunkReader], tensor: PlannedTensor, chunk: int)
     streams = [r.chunks(tensor.name, tensor.numel, chunk) for r in readers]
     stats = PairStats()
     for parts in zip(*streams, strict=True):
-        if len(parts) == 3:
-            x, y = parts[0] - parts[2], parts[1] - parts[2]
+        if len(parts) == 3:  # chunks are fresh arrays: subtract the base in place
+            x = np.subtract(parts[0], parts[2], out=parts[0])
+            y = np.subtract(parts[1], parts[2], out=parts[1])
         else:
             x, y = parts
         stats = stats.merge(PairStats.of_chunk(x, y))

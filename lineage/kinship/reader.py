@@ -21,7 +21,7 @@ import torch
 from lineage.weights import ModelWeights, TensorInfo
 from lineage.weights.dtypes import itemsize, torch_dtype
 
-CHUNK_ELEMENTS = 1 << 20  # 8 MiB per float64 chunk: a handful are alive at a time
+CHUNK_ELEMENTS = 1 << 18  # 2 MiB per float64 chunk; ~8 are alive at a time
 
 
 class ChunkReader:
