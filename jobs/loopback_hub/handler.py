@@ -76,7 +76,7 @@ class HubHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args) -> None:
         if self.hub.verbose:
             super().log_message(format, *args)
 
@@ -96,8 +96,8 @@ class HubHandler(BaseHTTPRequestHandler):
         self.hub._count(method, url.path)
         # Read a POST body first, even if a fault answers: left unread, it would be taken
         # for the next request on this keep-alive connection.
-        length = int(self.headers.get("Content-Length") or 0) if method == "POST" else 0
-        self._body = self.rfile.read(length) if length else b""
+        length = self.headers.get("Content-Length", "0") if method == "POST" else "0"
+        self._body = self.rfile.read(int(length)) if length.isdigit() and length != "0" else b""
         try:
             if self._apply_fault(method, url.path):
                 self._route(method, url.path, parse_qs(url.query, keep_blank_values=True))
