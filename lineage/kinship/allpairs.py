@@ -32,7 +32,9 @@ class Pairs(NamedTuple):
     j: np.ndarray  # int64 [m]
     value: np.ndarray  # float32 [m]: cosine, dot or l2 distance
 
-    def __len__(self) -> int:  # a NamedTuple's len would be 3
+    @property
+    def size(self) -> int:
+        """Number of pairs (len() stays 3: this is a tuple of three arrays)."""
         return int(self.i.shape[0])
 
     def tolist(self) -> list[tuple[int, int, float]]:

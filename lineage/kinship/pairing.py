@@ -72,6 +72,6 @@ def _plan_one(
 
 def _differ_in_rows_only(shapes: list[tuple[int, ...]]) -> bool:
     ranks = {len(s) for s in shapes}
-    if ranks != {next(iter(ranks))} or next(iter(ranks)) == 0:
+    if len(ranks) != 1 or 0 in ranks:
         return False
     return len({s[1:] for s in shapes}) == 1 and min(s[0] for s in shapes) > 0
