@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING
 
 from lineage.kinship.metrics import DEFAULT_METRICS, METRICS
+
+if TYPE_CHECKING:
+    from lineage.kinship import KinshipResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +59,7 @@ def kinship_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_table(result) -> str:  # noqa: ANN001 - a KinshipResult (import kept lazy)
+def render_table(result: KinshipResult) -> str:
     """Plain-text report: header, one value per metric, optional per-tensor rows, notes."""
     names = list(result.values)
     lines = [

@@ -140,3 +140,16 @@ def test_identical_models(zoo):
     same_as_base = kinship(zoo["base"], zoo["ft1"], zoo["base"], metrics="cs")
     assert math.isnan(same_as_base.values["cs"])  # a zero delta has no direction
     assert same_as_base.to_dict()["values"]["cs"] is None
+
+
+def test_open_models_and_pickle_sources(zoo, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    torch.save(load_file(zoo["ft2"] / "model.safetensors"), tmp_path / "pytorch_model.bin")
+    with open_model(tmp_path, allow_pickle=True) as pickled, open_model(zoo["ft1"]) as ft1:
+        result = kinship(ft1, pickled, zoo["base"], chunk=5000)
+    assert result.b == str(tmp_path)
+    expected = _reference(zoo, "ft1", "ft2", "base")
+    for name, value in expected.items():
+        assert result.values[name] == pytest.approx(value, rel=1e-9), name
