@@ -103,6 +103,7 @@ def _build_into(spec: ZooSpec, root: Path, digest: str, progress: bool) -> None:
 
     from lineage.zoo.arch import quiet_transformers
     from lineage.zoo.makers import make_node
+    from lineage.zoo.train import single_threaded
 
     quiet_transformers()
     state = _open_state(root, spec, digest)
@@ -110,11 +111,13 @@ def _build_into(spec: ZooSpec, root: Path, digest: str, progress: bool) -> None:
     by_id = {n.id: n for n in nodes}
     trees = _tree_specs(spec)
     results: dict[str, dict] = {}
-    for node in tqdm(nodes, desc=f"zoo {spec.name}", unit="model", disable=not progress):
-        results[node.id] = _result_of(node, root, state, by_id)
-        if results[node.id] is None:
-            results[node.id] = make_node(node, trees[node.tree], root, by_id)
-            _save_result(state, node.id, results[node.id])
+    bar = tqdm(nodes, desc=f"zoo {spec.name}", unit="model", disable=not progress)
+    with single_threaded():
+        for node in bar:
+            results[node.id] = _result_of(node, root, state, by_id)
+            if results[node.id] is None:
+                results[node.id] = make_node(node, trees[node.tree], root, by_id)
+                _save_result(state, node.id, results[node.id])
     truth = assemble(spec, nodes, root, results)
     write_text_atomic(root / FILENAME, json.dumps(truth, indent=1, sort_keys=False) + "\n")
 

@@ -15,6 +15,7 @@ import torch
 from lineage.errors import ModelNotFoundError, SpecError
 from lineage.zoo.arch import arch_of, load_model, quiet_transformers
 from lineage.zoo.tasks import FAMILY_OF_ARCH, get_task
+from lineage.zoo.train import single_threaded
 from lineage.zoo.truth import find_zoo_root, load_ground_truth
 
 
@@ -38,7 +39,8 @@ def evaluate(model_dir: str | Path, task: str | None = None) -> float:
             f"is a {scorer.family} task but the model takes {family} input",
             "Pick a task of the model's family",
         )
-    return scorer.score(model)
+    with single_threaded():
+        return scorer.score(model)
 
 
 def own_task(model_dir: str | Path) -> str:

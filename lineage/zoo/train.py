@@ -6,13 +6,27 @@ spec gives byte-identical weights on the same machine and library versions.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 
 import torch
 
 from lineage.zoo.arch import LORA_TARGETS
 from lineage.zoo.tasks import Task
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """One intra-op thread: these models are too small to gain from more, a shared 2-core
+    machine runs 5-10x slower oversubscribed, and fixed threading keeps sums reproducible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def train(
