@@ -86,6 +86,25 @@ def load_module(path: Path) -> torch.nn.Module:
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
 
+def as_saved(module: torch.nn.Module, fisher: dict[str, torch.Tensor]) -> dict:
+    """Fisher keys renamed the way ``save_pretrained`` names the weights on disk.
+
+    transformers (v5) keeps some checkpoint names different from the module's parameter
+    names (ViT: ``vit.encoder.layer.0.attention.attention.query`` on disk vs
+    ``vit.layers.0.attention.q_proj`` in the module). A Fisher keyed by parameter names
+    would share no name with the weights it is merged with, and the merge would read
+    those tensors as zero information; the same reverse conversion fixes that.
+    """
+    try:
+        from transformers import PreTrainedModel
+        from transformers.core_model_loading import revert_weight_conversion
+    except ImportError:  # older transformers: parameter names are the checkpoint names
+        return fisher
+    if not isinstance(module, PreTrainedModel):
+        return fisher
+    return dict(revert_weight_conversion(module, dict(fisher)))
+
+
 def fisher_job(
     model: str,
     data: str,
@@ -104,7 +123,8 @@ def fisher_job(
     model_id = resolver.catalog_id(model)
     module = load_module(path)
     batches = load_batches(data, n, seed=seed)
-    fisher = estimate_fisher(module, batches, kind=kind, n_samples=n, seed=seed)
+    fisher = as_saved(module, estimate_fisher(module, batches, kind=kind, n_samples=n,
+                                              seed=seed))
     used = min(n, sum(len(next(iter(b.values()))) for b in batches))
     out = save_fisher(fisher, out, kind=kind, n_examples=used)
     registered = False
