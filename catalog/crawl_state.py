@@ -32,3 +32,28 @@ def states(catalog: Catalog, status: str | None = None) -> dict[tuple[str, str],
     with catalog.reader() as con:
         rows = con.execute(sql, params).fetchall()
     return {(m, s): {"status": st, "attempts": a, "error": e} for m, s, st, a, e in rows}
+
+
+PENDING = """
+INSERT INTO crawl_state (model_id, sha, status, attempts, error, updated_at)
+VALUES (?, ?, 'pending', 0, NULL, now())
+ON CONFLICT (model_id, sha) DO NOTHING
+"""
+
+
+def mark_pending(catalog: Catalog, rows: list[tuple[str, str]]) -> None:
+    """Note (model_id, sha) rows as seen and not yet finished; never downgrades a status
+    already recorded, and does not count as an attempt."""
+    if not rows:
+        return
+    with catalog.writer() as con:
+        con.executemany(PENDING, rows)
+
+
+def known_card_edges(catalog: Catalog) -> set[tuple[str, str, str]]:
+    """(parent, child, relation) of every card-documented edge already committed."""
+    with catalog.reader() as con:
+        rows = con.execute(
+            "SELECT DISTINCT parent, child, relation FROM edges WHERE source = ?", ["card"]
+        ).fetchall()
+    return set(rows)

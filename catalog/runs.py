@@ -33,3 +33,24 @@ def last_successful_run(catalog: Catalog, job: str) -> dict | None:
             [job],
         ).fetchone()
     return None if row is None else {"run_id": row[0], "started_at": row[1]}
+
+
+def start_named_run(catalog: Catalog, run_id: str, job: str, params: dict) -> str:
+    """Start a run with a caller-chosen id (a schedule slot's submission id). A retry of
+    the same id reuses its row, restarted; callers check `run_status` first so a
+    succeeded id is never run again."""
+    with catalog.writer() as con:
+        con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, now(), NULL, 'running') "
+            "ON CONFLICT (run_id) DO UPDATE SET started_at = now(), finished_at = NULL, "
+            "status = 'running', params = excluded.params",
+            [run_id, job, json.dumps(params, default=str, sort_keys=True)],
+        )
+    return run_id
+
+
+def run_status(catalog: Catalog, run_id: str) -> str | None:
+    """The status of run `run_id` (running | succeeded | failed), None if unknown."""
+    with catalog.reader() as con:
+        row = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return None if row is None else row[0]

@@ -1,0 +1,309 @@
+"""The crawl driver: discovery -> header probes -> fingerprinting actors -> catalog.
+
+Discovery runs in a thread and feeds a queue; probes (range reads) run in a thread
+pool; fingerprinting runs in the actor pool. The driver alone writes the catalog: each
+batch of fingerprints, with the card edges found so far, is one atomic commit, and
+crawl_state is updated after it. On restart, every (model, sha) already committed or
+recorded done/skipped is passed over without a byte fetched; a model whose sha changed
+is indexed again.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+
+from catalog import Catalog
+from catalog.crawl_state import known_card_edges, mark_pending, record_states, states
+from catalog.rows import ModelRef, fingerprint_tables
+from catalog.runs import finish_run, start_named_run, start_run
+from catalog.schema import EDGES
+from jobs.crawl.limiter import start_limiter
+from jobs.crawl.options import CrawlOptions
+from jobs.crawl.progress import CrawlProgress
+from jobs.crawl.workers import WorkerPool, WorkResult, actor_options
+from lineage.errors import LineageError, ModelNotFoundError, UnsafeFormatError
+from lineage.hub.client import HubClient, default_endpoint
+from lineage.hub.discovery import Found, parse_seed, walk
+from lineage.hub.ids import redact
+from lineage.hub.probe import Probe, probe_model
+from lineage.hub.ratelimit import default_rates
+from lineage.hub.remote import CardEdge, RemoteModel
+
+_DONE = object()  # discovery finished
+
+
+@dataclass
+class CrawlReport:
+    run_id: str
+    discovered: list[str] = field(default_factory=list)
+    fingerprinted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    edges: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    retries: int = 0
+
+    def summary(self) -> str:
+        rate = self.bytes / self.seconds if self.seconds else 0.0
+        return (
+            f"run {self.run_id}: discovered {len(self.discovered)}, fingerprinted "
+            f"{len(self.fingerprinted)}, unchanged {len(self.unchanged)}, skipped "
+            f"{len(self.skipped)}, failed {len(self.failed)}, new card edges {self.edges}, "
+            f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s ({rate / 1e6:.2f} MB/s)"
+        )
+
+
+def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
+    """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray)."""
+    seeds = [parse_seed(s) for s in opts.seeds]  # refuse bad seeds before any work
+    if opts.run_id:
+        run_id = start_named_run(catalog, opts.run_id, opts.job, opts.params())
+    else:
+        run_id = start_run(catalog, opts.job, opts.params())
+    status = "failed"
+    try:
+        report = _Crawl(catalog, opts, run_id).run(seeds)
+        status = "succeeded"
+        return report
+    finally:
+        finish_run(catalog, run_id, status)
+
+
+class _Crawl:
+    def __init__(self, catalog: Catalog, opts: CrawlOptions, run_id: str) -> None:
+        self.catalog, self.opts = catalog, opts
+        self.report = CrawlReport(run_id)
+        self.endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
+        self.source = "hub:" + _without_userinfo(self.endpoint)
+        self.limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
+        self.client = HubClient(self.endpoint, limiter=self.limiter, policy=opts.retry)
+        self.since = (
+            opts.since.replace(tzinfo=UTC) if opts.since and not opts.since.tzinfo else opts.since
+        )
+        self._load_state()
+        self.batch: list[tuple[ModelRef, object]] = []
+        self.edges: list[CardEdge] = []
+        self.state_rows: list[tuple[str, str, str, str | None]] = []
+        self.remotes: dict[tuple[str, str], RemoteModel] = {}
+        self._walk_error: BaseException | None = None
+
+    def _load_state(self) -> None:
+        recorded = states(self.catalog)
+        self.finished = {k for k, v in recorded.items() if v["status"] in ("done", "skipped")}
+        self.finished |= self.catalog.known_revisions()  # committed, even if state lagged
+        self.attempts = {k: v["attempts"] for k, v in recorded.items() if v["status"] == "failed"}
+        self.known_edges = known_card_edges(self.catalog)
+
+    # -- main loop ---------------------------------------------------------------------
+    def run(self, seeds) -> CrawlReport:
+        started = time.perf_counter()
+        found_q: queue.Queue = queue.Queue(maxsize=10_000)
+        walker = threading.Thread(target=self._discover, args=(seeds, found_q), daemon=True)
+        cache = Path(self.opts.cache_dir or self.catalog.root / ".crawl-cache")
+        pool = WorkerPool(
+            self.opts.workers,
+            actor_options(self.opts.gpus_per_worker, self.opts.cpus_per_worker),
+            (
+                self.endpoint,
+                self.limiter,
+                self.opts.retry,
+                str(cache),
+                self.opts.width,
+                self.opts.keep_weights,
+            ),
+        )
+        probes: set[Future] = set()
+        discovering = True
+        with (
+            CrawlProgress(self.opts.progress) as self.progress,
+            ThreadPoolExecutor(
+                self.opts.probe_threads, thread_name_prefix="lineage-probe"
+            ) as probe_pool,
+        ):
+            walker.start()
+            try:
+                while discovering or probes or not pool.idle:
+                    discovering = self._take_found(found_q, probe_pool, probes, pool, discovering)
+                    for future in [f for f in probes if f.done()]:
+                        probes.discard(future)
+                        self._on_probe(*future.result(), pool)
+                    for result in pool.poll(timeout=0.05 if probes or discovering else 0.5):
+                        self._on_result(result)
+                    if len(self.batch) >= self.opts.batch_size:
+                        self._commit()
+                self._commit()
+            finally:
+                pool.shutdown()
+        self.report.seconds = time.perf_counter() - started
+        self.report.retries = self.client.retries
+        if self._walk_error:
+            raise self._walk_error
+        return self.report
+
+    def _discover(self, seeds, out: queue.Queue) -> None:
+        try:
+            for found in walk(
+                self.client,
+                seeds,
+                family=self.opts.family,
+                since=self.since,
+                max_models=self.opts.max_models,
+            ):
+                out.put(found)
+        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+            self._walk_error = err
+        finally:
+            out.put(_DONE)
+
+    def _take_found(self, found_q, probe_pool, probes, pool, discovering: bool) -> bool:
+        wait = discovering and not probes and pool.idle
+        pending: list[tuple[str, str]] = []
+        while discovering:
+            try:
+                item = found_q.get(timeout=0.2) if wait else found_q.get_nowait()
+            except queue.Empty:
+                break
+            wait = False
+            if item is _DONE:
+                discovering = False
+                break
+            remote = self._on_found(item)
+            if remote is not None:
+                pending.append((remote.model_id, remote.sha))
+                probes.add(probe_pool.submit(self._probe, remote))
+        mark_pending(self.catalog, pending)
+        return discovering
+
+    # -- stages ----------------------------------------------------------------------------
+    def _on_found(self, found: Found) -> RemoteModel | None:
+        self.report.discovered.append(found.model_id)
+        self.progress.discovered()
+        if found.remote is None:
+            self._fail(found.model_id, "", found.error or "unreadable")
+            return None
+        remote = found.remote
+        self._add_edges(remote.card_edges)
+        key = (remote.model_id, remote.sha)
+        if key in self.finished:
+            self.report.unchanged.append(remote.model_id)
+            return None
+        if self.attempts.get(key, 0) >= self.opts.max_attempts:
+            self.report.failed[remote.model_id] = "gave up earlier (max attempts)"
+            return None
+        self.remotes[key] = remote
+        return remote
+
+    def _probe(self, remote: RemoteModel) -> tuple[RemoteModel, Probe | None, str, str | None]:
+        def small(name: str) -> bytes:
+            return self.client.read_small_file(
+                remote.model_id, remote.sha, name, remote.files.get(name)
+            )
+
+        def header(name: str, size: int | None):
+            return self.client.read_header(remote.model_id, remote.sha, name, size)
+
+        try:
+            probe = probe_model(remote, small, header)
+        except (UnsafeFormatError, ModelNotFoundError) as err:
+            return remote, None, "skipped", str(err)
+        except LineageError as err:
+            return remote, None, "failed", str(err)
+        if self.opts.max_bytes is not None and probe.n_bytes > self.opts.max_bytes:
+            return remote, None, "skipped", f"{probe.n_bytes} bytes > --max-bytes"
+        return remote, probe, "ok", None
+
+    def _on_probe(
+        self,
+        remote: RemoteModel,
+        probe: Probe | None,
+        verdict: str,
+        why: str | None,
+        pool: WorkerPool,
+    ) -> None:
+        if verdict == "skipped":
+            self.report.skipped[remote.model_id] = why or ""
+            self.state_rows.append((remote.model_id, remote.sha, "skipped", why))
+            self.progress.skipped()
+        elif verdict == "failed":
+            self._fail(remote.model_id, remote.sha, why or "")
+        else:
+            self.progress.add_total(probe.n_bytes)
+            pool.submit(probe)
+
+    def _on_result(self, result: WorkResult) -> None:
+        if result.fingerprint is None:
+            self.remotes.pop((result.model_id, result.sha), None)
+            self._fail(result.model_id, result.sha, result.error or "unknown error")
+            return
+        remote = self.remotes.pop((result.model_id, result.sha))
+        ref = ModelRef(result.model_id, result.sha, self.source, remote.created_at)
+        self.batch.append((ref, result.fingerprint))
+        self.report.bytes += result.bytes
+        self.progress.fingerprinted(result.bytes)
+
+    def _fail(self, model_id: str, sha: str, error: str) -> None:
+        error = redact(error, _token())
+        self.report.failed[model_id] = error
+        self.state_rows.append((model_id, sha, "failed", error))
+        self.progress.failed()
+
+    def _add_edges(self, edges: list[CardEdge]) -> None:
+        for edge in edges:
+            key = (edge.parent, edge.child, edge.relation)
+            if key not in self.known_edges:
+                self.known_edges.add(key)
+                self.edges.append(edge)
+
+    # -- catalog ---------------------------------------------------------------------------
+    def _commit(self) -> None:
+        """One atomic batch (fingerprints + new card edges), then its crawl_state rows."""
+        run_id = self.report.run_id
+        if self.batch or self.edges:
+            tables = fingerprint_tables(self.batch, run_id)
+            tables["edges"] = _edge_table(self.edges, run_id)  # the Hub's view of the cards
+            self.catalog.commit(tables)
+        done = [(ref.model_id, ref.revision, "done", None) for ref, _ in self.batch]
+        record_states(self.catalog, done + self.state_rows)
+        self.report.fingerprinted += [ref.model_id for ref, _ in self.batch]
+        self.report.edges += len(self.edges)
+        self.batch, self.edges, self.state_rows = [], [], []
+
+
+def _edge_table(edges: list[CardEdge], run_id: str) -> pa.Table:
+    rows = [
+        {
+            "parent": e.parent,
+            "child": e.child,
+            "relation": e.relation,
+            "confidence": None,
+            "evidence": f'{{"from": "hub-tag", "tag": "base_model:{e.relation}:{e.parent}"}}',
+            "source": "card",
+            "run_id": run_id,
+        }
+        for e in edges
+    ]
+    return pa.Table.from_pylist(rows, schema=EDGES)
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _token() -> str | None:
+    import os
+
+    return os.environ.get("HF_TOKEN") or None

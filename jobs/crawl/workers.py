@@ -1,0 +1,165 @@
+"""The fingerprinting actors: download a probed model and fingerprint it, on the GPU
+Ray assigned to the actor, or on the CPU when there is none (or torch cannot see it).
+
+Actors restart when their process dies and Ray re-runs the task they were running
+(`max_restarts`, `max_task_retries`): a model half-fetched by a dead worker is fetched
+again (resuming the partial file) by its replacement.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from jobs.crawl.limiter import RayLimiter
+from lineage.errors import LineageError
+from lineage.fingerprint import ModelFingerprint
+from lineage.hub.client import HubClient
+from lineage.hub.fetch import fetch_and_fingerprint
+from lineage.hub.ids import redact
+from lineage.hub.probe import Probe
+from lineage.hub.retry import RetryPolicy
+
+RESTARTS = 3
+
+
+@dataclass
+class WorkResult:
+    model_id: str
+    sha: str
+    fingerprint: ModelFingerprint | None
+    error: str | None
+    bytes: int
+    seconds: float
+    device: str
+
+
+def pick_device() -> str:
+    """ "cuda" when Ray gave this actor a GPU and torch can use it, else "cpu"."""
+    import torch
+
+    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+
+
+class FingerprintWorker:
+    def __init__(
+        self,
+        endpoint: str,
+        limiter: RayLimiter,
+        policy: RetryPolicy,
+        cache_dir: str,
+        width: int,
+        keep_weights: bool,
+    ) -> None:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # one bar, on the driver
+        self.client = HubClient(endpoint, limiter=limiter, policy=policy)
+        self.cache_dir = Path(cache_dir)
+        self.width = width
+        self.keep_weights = keep_weights
+        self.device = pick_device()
+
+    def describe(self) -> dict:
+        ctx = ray.get_runtime_context()
+        return {
+            "pid": os.getpid(),
+            "device": self.device,
+            "resources": ctx.get_assigned_resources(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+        }
+
+    def fingerprint(self, probe: Probe) -> WorkResult:
+        started = time.perf_counter()
+        try:
+            fp = fetch_and_fingerprint(
+                self.client,
+                probe,
+                self.cache_dir,
+                width=self.width,
+                device=self.device,
+                keep_weights=self.keep_weights,
+            )
+            error = None
+        except LineageError as err:  # a refused file or a Hub failure: the model's fate
+            fp, error = None, redact(str(err), os.environ.get("HF_TOKEN"))
+        return WorkResult(
+            probe.model_id,
+            probe.sha,
+            fp,
+            error,
+            probe.n_bytes if fp is not None else 0,
+            time.perf_counter() - started,
+            self.device,
+        )
+
+
+def actor_options(gpus_per_worker: float | None, cpus_per_worker: float) -> dict:
+    """Resources of one actor: GPU(s) when asked or when the cluster has GPUs."""
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    opts: dict = {"max_restarts": RESTARTS, "max_task_retries": RESTARTS}
+    if gpus_per_worker > 0:
+        return {**opts, "num_gpus": gpus_per_worker, "num_cpus": min(cpus_per_worker, 1.0)}
+    return {**opts, "num_cpus": cpus_per_worker}
+
+
+class WorkerPool:
+    """N actors, at most `depth` tasks in flight on each; results come back unordered."""
+
+    def __init__(self, n: int, options: dict, args: tuple, depth: int = 2) -> None:
+        remote_cls = ray.remote(FingerprintWorker).options(**options)
+        self.actors = [remote_cls.remote(*args) for _ in range(max(1, n))]
+        self.depth = depth
+        self.queue: deque[Probe] = deque()
+        self.in_flight: dict[ray.ObjectRef, tuple[int, Probe]] = {}
+        self.load = [0] * len(self.actors)
+
+    def submit(self, probe: Probe) -> None:
+        self.queue.append(probe)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self.queue:
+            i = min(range(len(self.actors)), key=self.load.__getitem__)
+            if self.load[i] >= self.depth:
+                return
+            probe = self.queue.popleft()
+            self.in_flight[self.actors[i].fingerprint.remote(probe)] = (i, probe)
+            self.load[i] += 1
+
+    def poll(self, timeout: float) -> list[WorkResult]:
+        """Finished results (waiting up to `timeout` s for the first one)."""
+        if not self.in_flight:
+            return []
+        refs = list(self.in_flight)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:  # then take every other one that is ready too, without waiting
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        results = []
+        for ref in ready:
+            i, probe = self.in_flight.pop(ref)
+            self.load[i] -= 1
+            try:
+                results.append(ray.get(ref))
+            except ray.exceptions.RayError as err:  # the actor died for good
+                msg = f"worker lost: {str(err).strip().splitlines()[0][:300]}"
+                results.append(WorkResult(probe.model_id, probe.sha, None, msg, 0, 0.0, "?"))
+        self._dispatch()
+        return results
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and not self.in_flight
+
+    def describe(self) -> list[dict]:
+        return ray.get([a.describe.remote() for a in self.actors])
+
+    def shutdown(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)

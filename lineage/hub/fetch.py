@@ -1,0 +1,76 @@
+"""The expensive stage: download a probed model's files and fingerprint them, shard by
+shard, deleting each shard once fingerprinted (so the disk holds one shard at a time).
+
+Tensor names, sketches and moments are exactly those `lineage index` computes for the
+same folder: each shard is opened with the prefix its layout gives, and the model-level
+sketch, being linear, is the sum of the shards' sketches.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lineage.fingerprint import DEFAULT_WIDTH, ModelFingerprint, fingerprint_model
+from lineage.hub.client import HubClient
+from lineage.hub.ids import local_dir_name, safe_join
+from lineage.hub.probe import Probe
+from lineage.weights.header import TensorInfo
+from lineage.weights.layout import Layout, Source
+from lineage.weights.metadata import read_metadata
+from lineage.weights.model import ModelWeights
+
+
+def model_folder(cache_dir: str | Path, model_id: str, sha: str) -> Path:
+    """Where a model's files are fetched: CACHE/org--name/<sha prefix>/ (names checked)."""
+    return safe_join(cache_dir, f"{local_dir_name(model_id)}/{sha[:16]}")
+
+
+def fetch_and_fingerprint(
+    client: HubClient,
+    probe: Probe,
+    cache_dir: str | Path,
+    *,
+    width: int = DEFAULT_WIDTH,
+    device: str | torch.device = "cpu",
+    keep_weights: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ModelFingerprint:
+    """Download and fingerprint `probe`'s model; its folder is removed unless kept."""
+    folder = model_folder(cache_dir, probe.model_id, probe.sha)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in probe.meta_files:
+            client.download(probe.model_id, probe.sha, name, folder)
+        parts: list[ModelFingerprint] = []
+        infos: list[TensorInfo] = []
+        for source in probe.sources:
+            path = client.download(probe.model_id, probe.sha, source.filename, folder)
+            layout = Layout(probe.kind, folder, (Source(source.prefix, path),))
+            with ModelWeights(layout) as model:
+                parts.append(
+                    fingerprint_model(model, width=width, device=device, progress=progress)
+                )
+                infos += model.infos().values()
+            if not keep_weights:
+                path.unlink()  # this shard is done: free its disk before the next one
+        return _combine(parts, read_metadata(probe.kind, folder, infos), width)
+    finally:
+        if not keep_weights:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _combine(parts: list[ModelFingerprint], metadata, width: int) -> ModelFingerprint:
+    sketch = np.zeros(width, dtype=np.float64)
+    for part in parts:
+        sketch += part.sketch  # linear: the sum of the shards' sketches is the model's
+    return ModelFingerprint(
+        metadata=metadata,
+        tensors=[t for part in parts for t in part.tensors],
+        sketch=sketch.astype(np.float32),
+        sketch_width=width,
+    )
