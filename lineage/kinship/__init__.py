@@ -9,25 +9,66 @@
 - `find_duplicates(rows)`: exact duplicates and shared frozen tensors from content hashes.
 """
 
-from lineage.kinship.allpairs import (
-    PAIR_METRICS,
-    Pairs,
-    all_pairs,
-    delta_sketches,
-    iter_pair_tiles,
-    topk_pairs,
-    topk_within_blocks,
-)
-from lineage.kinship.duplicates import DuplicateReport, SharedTensors, find_duplicates
-from lineage.kinship.exact import kinship, resolve_local
-from lineage.kinship.metrics import DEFAULT_METRICS, METRICS, parse_metrics
-from lineage.kinship.result import KinshipResult, LayerKinship
-from lineage.kinship.sketch_estimates import (
-    SketchedModel,
-    estimate_from_model_sketches,
-    estimate_kinship,
-)
-from lineage.kinship.stats import PairStats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Lazy exports (PEP 562): `lineage kinship --help` and the metric registry must not pay
+# for importing torch; each name loads its module on first use.
+_EXPORTS = {
+    "PAIR_METRICS": "allpairs",
+    "Pairs": "allpairs",
+    "all_pairs": "allpairs",
+    "delta_sketches": "allpairs",
+    "iter_pair_tiles": "allpairs",
+    "topk_pairs": "allpairs",
+    "topk_within_blocks": "allpairs",
+    "DuplicateReport": "duplicates",
+    "SharedTensors": "duplicates",
+    "find_duplicates": "duplicates",
+    "kinship": "exact",
+    "resolve_local": "exact",
+    "DEFAULT_METRICS": "metrics",
+    "METRICS": "metrics",
+    "parse_metrics": "metrics",
+    "KinshipResult": "result",
+    "LayerKinship": "result",
+    "SketchedModel": "sketch_estimates",
+    "estimate_from_model_sketches": "sketch_estimates",
+    "estimate_kinship": "sketch_estimates",
+    "PairStats": "stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lineage.kinship' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lineage.kinship.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from lineage.kinship.allpairs import (
+        PAIR_METRICS,
+        Pairs,
+        all_pairs,
+        delta_sketches,
+        iter_pair_tiles,
+        topk_pairs,
+        topk_within_blocks,
+    )
+    from lineage.kinship.duplicates import DuplicateReport, SharedTensors, find_duplicates
+    from lineage.kinship.exact import kinship, resolve_local
+    from lineage.kinship.metrics import DEFAULT_METRICS, METRICS, parse_metrics
+    from lineage.kinship.result import KinshipResult, LayerKinship
+    from lineage.kinship.sketch_estimates import (
+        SketchedModel,
+        estimate_from_model_sketches,
+        estimate_kinship,
+    )
+    from lineage.kinship.stats import PairStats
 
 __all__ = [
     "DEFAULT_METRICS",

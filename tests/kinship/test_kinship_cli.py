@@ -44,3 +44,12 @@ def test_errors_are_one_line(zoo, capsys):
     assert "model 'org/missing': is not an existing local file" in capsys.readouterr().err
     assert main(["kinship", str(zoo["ft1"]), str(zoo["llama"])]) == 1
     assert "share no float tensor" in capsys.readouterr().err
+
+
+def test_registering_the_command_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, jobs.commands.kinship; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
