@@ -37,6 +37,7 @@ class SelectionReport:
     generations: list[Generation] = field(default_factory=list)
     stopped: str = ""
     scores: dict[str, float] = field(default_factory=dict)
+    kinship_computed: int = 0  # pairs not in the catalog, computed exactly (then stored)
 
 
 def pool_ids(catalog: Catalog, sql: str) -> list[str]:
@@ -171,6 +172,15 @@ def _initial_scores(ids, scores_csv, scorer, resolver) -> dict[str, float]:
 def _generations(catalog, report, resolver, out_dir, scorer, run_id, *, k, method, weight,
                  threshold, generations, executor) -> None:
     kin = KinshipTable(catalog, resolver, report.base, run_id)
+    try:
+        _loop(catalog, report, resolver, out_dir, scorer, kin, k=k, method=method,
+              weight=weight, threshold=threshold, generations=generations, executor=executor)
+    finally:
+        report.kinship_computed = kin.computed
+
+
+def _loop(catalog, report, resolver, out_dir, scorer, kin, *, k, method, weight, threshold,
+          generations, executor) -> None:
     done: set[frozenset[str]] = set()
     for g in range(1, generations + 1):
         gen = propose(report.scores, kin, k=k, threshold=threshold, done=done)
