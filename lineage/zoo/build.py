@@ -19,7 +19,7 @@ from lineage.errors import SpecError
 from lineage.zoo.plan import Node, plan_zoo
 from lineage.zoo.spec import TreeSpec, ZooSpec, load_spec
 from lineage.zoo.truth import FILENAME, assemble, load_ground_truth
-from lineage.zoo.write import atomic_dir, clean_stale_temps, write_text_atomic
+from lineage.zoo.write import atomic_dir, clean_stale_temps, locked, write_text_atomic
 
 STATE_DIR = ".zoo"  # build state inside the zoo folder: spec + one result per model
 
@@ -64,15 +64,23 @@ def build_zoo(
     digest = spec.hash()
     cached = Path(cache_dir or default_cache_dir()) / f"{spec.name}-{digest[:16]}"
     target = Path(out_dir) if out_dir is not None else cached
-    hit = _is_built(target, digest)
-    if not hit and use_cache and target != cached and _is_built(cached, digest):
-        _copy_zoo(cached, target)
-        hit = True
-    if not hit:
-        _build_into(spec, target, digest, progress)
-        if use_cache and target != cached:
-            _copy_zoo(target, cached)
+    with locked(target):
+        hit = _is_built(target, digest)
+        from_cache = use_cache and target != cached and _is_built(cached, digest)
+        if not hit and from_cache and _is_empty(target):  # else resume what is in target
+            _copy_zoo(cached, target)
+            hit = True
+        if not hit:
+            _build_into(spec, target, digest, progress)
+    if not hit and use_cache and target != cached and not from_cache:
+        with locked(cached):
+            if not _is_built(cached, digest):
+                _copy_zoo(target, cached)
     return ZooResult(target, spec, digest, hit, time.perf_counter() - started)
+
+
+def _is_empty(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
 
 
 def _is_built(root: Path, digest: str) -> bool:
@@ -90,10 +98,7 @@ def _is_built(root: Path, digest: str) -> bool:
 
 
 def _copy_zoo(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and any(dest.iterdir()):
-        _is_built(dest, json.loads((source / FILENAME).read_text())["zoo"]["spec_hash"])
-        return
+    """Copy a whole zoo into an empty or missing `dest`, appearing all at once."""
     with atomic_dir(dest) as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
 

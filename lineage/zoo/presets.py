@@ -47,7 +47,7 @@ def _vthr_split(split: str, relation: str, ranks: list[int]) -> dict[str, Any]:
     }
 
 
-_VTHR_TRAIN = {"root_steps": 1000, "child_steps": 100, "batch_size": 256}
+_VTHR_TRAIN = {"root_steps": 800, "child_steps": 80, "batch_size": 128}
 VTHR_FT = {
     "name": "vthr-ft",
     "seed": 0,

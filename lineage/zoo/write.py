@@ -4,6 +4,7 @@ so a killed build leaves either a whole model or none."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -41,3 +42,16 @@ def clean_stale_temps(root: Path) -> None:
             for entry in org.iterdir():
                 if entry.name.startswith(".") and entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def locked(target: Path) -> Iterator[None]:
+    """Exclusive lock on `target` (a sibling `.lock` file): two processes building the
+    same zoo (say, into the shared cache) take turns instead of writing over each other."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
