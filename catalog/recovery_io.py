@@ -1,0 +1,167 @@
+"""SQL behind Model Graph recovery: load fingerprints and card edges, write edges.
+
+Every value is bound as a parameter. Sketches travel as Arrow list columns and are
+turned into numpy without a Python loop per element.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog.schema import EDGES
+from catalog.store import Catalog
+from lineage.recovery.graph import RecoveredEdge
+from lineage.recovery.inputs import CardEdge, ModelInput, TensorStat
+
+RECOVER_JOB = "recover"
+
+MODELS_SQL = """
+SELECT model_id, revision, source, arch_signature, kind, model_type, dtype,
+       card_base_models, card_relation, adapter_base, epoch(created_at) AS created_at
+FROM current_models ORDER BY model_id
+"""
+
+# Sketches of 2-D tensors only: the rest take part through their content hash.
+TENSORS_SQL = """
+SELECT t.model_id, t.name, t.shape, t.dtype, t.content_hash, t.mean, t.std, t.kurtosis,
+       CASE WHEN len(t.shape) = 2 THEN t.sketch END AS sketch
+FROM tensors t JOIN current_models m USING (model_id, revision)
+ORDER BY t.model_id, t.name
+"""
+
+CARD_EDGES_SQL = """
+SELECT DISTINCT e.parent, e.child, e.relation
+FROM edges e JOIN current_models m ON m.model_id = e.child AND m.run_id = e.run_id
+WHERE e.source = 'card'
+"""
+
+LATEST_RUN_SQL = """
+SELECT run_id FROM runs WHERE job = ? AND status = 'succeeded'
+ORDER BY started_at DESC LIMIT 1
+"""
+
+RUN_EDGES_SQL = """
+SELECT parent, child, relation, confidence, evidence FROM edges
+WHERE source = 'recovered' AND run_id = ? ORDER BY child, parent
+"""
+
+
+def load_inputs(catalog: Catalog) -> tuple[list[ModelInput], list[CardEdge]]:
+    """Every current model with its tensor fingerprints, and the card-declared edges."""
+    with catalog.reader() as con:
+        models = _arrow(con.execute(MODELS_SQL)).to_pylist()
+        tensors = _arrow(con.execute(TENSORS_SQL))
+        cards = con.execute(CARD_EDGES_SQL).fetchall()
+    stats = _tensor_stats(tensors)
+    inputs = [
+        ModelInput(
+            model_id=m["model_id"],
+            arch_signature=m["arch_signature"] or "",
+            kind=m["kind"] or "transformers",
+            model_type=m["model_type"],
+            dtype=m["dtype"],
+            card_base_models=tuple(m["card_base_models"] or ()),
+            card_relation=m["card_relation"],
+            adapter_base=m["adapter_base"],
+            created_at=m["created_at"],
+            tensors=stats.get(m["model_id"], {}),
+        )
+        for m in models
+    ]
+    return inputs, [CardEdge(p, c, r) for p, c, r in cards]
+
+
+def _arrow(cursor) -> pa.Table:  # noqa: ANN001 - a DuckDB cursor
+    """The result as an Arrow table (DuckDB 2 renamed fetch_arrow_table)."""
+    fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+    return fetch()
+
+
+def _tensor_stats(table: pa.Table) -> dict[str, dict[str, TensorStat]]:
+    sketch_col = table.column("sketch").combine_chunks()
+    flat = pc.list_flatten(sketch_col).to_numpy(zero_copy_only=False).astype(np.float32)
+    offsets = sketch_col.offsets.to_numpy() if len(sketch_col) else np.zeros(1, np.int64)
+    valid = sketch_col.is_valid().to_numpy(zero_copy_only=False)
+    cols = {name: table.column(name).to_pylist() for name in
+            ("model_id", "name", "shape", "dtype", "content_hash", "mean", "std", "kurtosis")}
+    out: dict[str, dict[str, TensorStat]] = {}
+    empty = np.zeros(0, np.float32)
+    for k in range(table.num_rows):
+        sketch = flat[offsets[k] : offsets[k + 1]] if valid[k] else empty
+        out.setdefault(cols["model_id"][k], {})[cols["name"][k]] = TensorStat(
+            shape=tuple(cols["shape"][k]),
+            dtype=cols["dtype"][k],
+            content_hash=cols["content_hash"][k],
+            mean=_num(cols["mean"][k]),
+            std=_num(cols["std"][k]),
+            kurtosis=_num(cols["kurtosis"][k]),
+            sketch=sketch,
+        )
+    return out
+
+
+def _num(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def model_sources(catalog: Catalog) -> dict[str, str]:
+    """model_id -> where its weights are (the `source` column, e.g. 'local:/path')."""
+    with catalog.reader() as con:
+        return dict(con.execute("SELECT model_id, source FROM current_models").fetchall())
+
+
+def edges_table(edges: Iterable[RecoveredEdge], run_id: str) -> pa.Table:
+    rows = [
+        {
+            "parent": e.parent,
+            "child": e.child,
+            "relation": e.relation,
+            "confidence": float(e.confidence),
+            "evidence": json.dumps(e.evidence, sort_keys=True, default=_jsonable),
+            "source": "recovered",
+            "run_id": run_id,
+        }
+        for e in edges
+    ]
+    return pa.Table.from_pylist(rows, schema=EDGES)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_edges(catalog: Catalog, edges: Iterable[RecoveredEdge], run_id: str) -> int:
+    table = edges_table(edges, run_id)
+    catalog.commit({"edges": table})
+    return table.num_rows
+
+
+def latest_recover_run(catalog: Catalog) -> str | None:
+    with catalog.reader() as con:
+        row = con.execute(LATEST_RUN_SQL, [RECOVER_JOB]).fetchone()
+    return row[0] if row else None
+
+
+def recovered_edges(catalog: Catalog, run_id: str) -> list[RecoveredEdge]:
+    with catalog.reader() as con:
+        rows = con.execute(RUN_EDGES_SQL, [run_id]).fetchall()
+    return [RecoveredEdge(p, c, r, float(conf or 0.0), json.loads(ev or "{}"))
+            for p, c, r, conf, ev in rows]
+
+
+def model_cards(catalog: Catalog) -> dict[str, dict]:
+    """model_id -> what its card and config claim (for drawing claims beside weights)."""
+    sql = ("SELECT model_id, kind, dtype, card_base_models, card_relation, adapter_base, "
+           "license FROM current_models")
+    with catalog.reader() as con:
+        rows = _arrow(con.execute(sql)).to_pylist()
+    return {r["model_id"]: r for r in rows}

@@ -1,0 +1,61 @@
+"""One tree component, prepared for direction and arborescence: merges set aside,
+distances (rank-scaled where a MatrixSource gives ranks) and kurtosis votes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lineage.recovery.direction import kurtosis_votes
+from lineage.recovery.distance import matrix_sq_dists, mother_distance
+from lineage.recovery.features import GroupFeatures
+from lineage.recovery.inputs import MatrixSource
+from lineage.recovery.merges import MergeFit, detect_merges
+from lineage.recovery.rank import candidate_pairs, rank_factors
+
+LOW_RANK = 0.5  # rank / dimension below this: a low-rank (LoRA) difference
+RANK_FLOOR = 0.02  # keeps a rank-scaled distance positive
+
+
+@dataclass
+class Component:
+    features: GroupFeatures  # tree nodes only (merges removed)
+    merges: list[MergeFit]  # indices into `all_ids`
+    all_ids: list[str]  # every model of the component, merges included
+    dist: np.ndarray  # [n, n] MoTHer distance, rank-scaled
+    raw_dist: np.ndarray  # [n, n] MoTHer distance
+    votes: np.ndarray  # [n, n] kurtosis votes
+    lowrank: np.ndarray  # bool [n, n]: pair differs at low rank
+    factors: np.ndarray  # [n, n] rank fractions (1 where not computed)
+    ranks: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.features.ids
+
+
+def prepare_component(
+    features: GroupFeatures, matrices: MatrixSource | None, *, find_merges: bool = True,
+    rank_neighbours: int = 4,
+) -> Component:
+    merges = detect_merges(features) if find_merges else []
+    merged = {f.child for f in merges}
+    tree = features.take([i for i in range(features.n) if i not in merged])
+    raw = mother_distance(tree, matrix_sq_dists(tree))
+    factors = np.ones_like(raw)
+    ranks: dict[tuple[int, int], list[int]] = {}
+    if matrices is not None and tree.n > 1:
+        pairs = candidate_pairs(raw, rank_neighbours)
+        factors, ranks = rank_factors(matrices, tree, pairs)
+    return Component(
+        features=tree,
+        merges=merges,
+        all_ids=features.ids,
+        dist=raw * np.maximum(factors, RANK_FLOOR),
+        raw_dist=raw,
+        votes=kurtosis_votes(tree),
+        lowrank=factors < LOW_RANK,
+        factors=factors,
+        ranks=ranks,
+    )

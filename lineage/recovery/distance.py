@@ -1,0 +1,49 @@
+"""Weight-space distances between models of one architecture, from sketches.
+
+The count-sketch is linear, so ||S(a) - S(b)||^2 estimates ||a - b||^2 (exactly for
+matrices of <= width elements). MoTHer's full fine-tuning distance is the mean over
+square matrices of RMS(W_i - W_j) = sqrt(||W_i - W_j||^2 / numel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lineage.recovery.features import GroupFeatures
+
+
+def pair_sq_dists(sketch: np.ndarray) -> np.ndarray:
+    """[n, n] squared distances between the rows of `sketch` [n, w] (float64).
+
+    Centring first keeps |a|^2 + |b|^2 - 2<a, b> from cancelling when models differ by
+    small deltas (dtype casts differ by ~1e-3 relative)."""
+    x = sketch - sketch.mean(axis=0, keepdims=True)
+    sq = np.einsum("ij,ij->i", x, x)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    np.fill_diagonal(d2, 0.0)
+    return np.maximum(d2, 0.0)
+
+
+def matrix_sq_dists(features: GroupFeatures) -> np.ndarray:
+    """[M, n, n]: estimated ||W_i - W_j||^2 per matrix."""
+    return np.stack([pair_sq_dists(s) for s in features.sketches])
+
+
+def mother_distance(features: GroupFeatures, sq: np.ndarray | None = None) -> np.ndarray:
+    """[n, n]: MoTHer's distance, mean over square matrices of RMS(W_i - W_j)."""
+    sq = matrix_sq_dists(features) if sq is None else sq
+    mask = features.square
+    rms = np.sqrt(sq[mask] / features.numel[mask][:, None, None])
+    return rms.mean(axis=0)
+
+
+def relative_distance(features: GroupFeatures, sq: np.ndarray | None = None) -> np.ndarray:
+    """[n, n]: ||x_i - x_j|| / sqrt((|x_i|^2 + |x_j|^2) / 2), x = all matrices, each
+    scaled to unit RMS per element. About sqrt(2) for unrelated models (independent
+    trainings are near-orthogonal), well below 1 for a model and its fine-tunes."""
+    sq = matrix_sq_dists(features) if sq is None else sq
+    numel = features.numel[:, None, None]
+    diff = (sq / numel).sum(axis=0)
+    norms = (features.sq_norms / features.numel[None, :]).sum(axis=1)
+    scale = np.sqrt(np.maximum((norms[:, None] + norms[None, :]) / 2.0, 1e-300))
+    return np.sqrt(diff) / scale

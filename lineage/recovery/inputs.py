@@ -1,0 +1,84 @@
+"""What recovery reads: per-model metadata and per-tensor fingerprints, as plain values.
+
+Recovery never touches weights or the catalog itself. The caller (jobs/recover.py, a
+notebook, a benchmark) hands it `ModelInput`s built from the catalog's `models` and
+`tensors` rows, and optionally a `MatrixSource` that reads real 2-D weights for the few
+candidate pairs whose exact rank is wanted (LoRA detection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
+# Precision order for casts: a copy points at the more precise model it was cast from.
+PRECISION = {"F64": 5, "F32": 4, "BF16": 2, "F16": 3, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+@dataclass(frozen=True)
+class TensorStat:
+    """One tensor's fingerprint: exact moments, content hash, linear sketch."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    content_hash: str
+    mean: float
+    std: float
+    kurtosis: float
+    sketch: np.ndarray  # float32 [min(width, numel)]
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def sq_norm(self) -> float:
+        """||x||^2 = n (std^2 + mean^2), exact from the moments."""
+        return self.numel * (self.std**2 + self.mean**2)
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A model as recovery sees it. `tensors` may be empty for adapter-only repos."""
+
+    model_id: str
+    arch_signature: str = ""
+    kind: str = "transformers"  # transformers | peft-adapter | diffusers | ...
+    model_type: str | None = None
+    dtype: str | None = None  # the dtype holding most elements
+    card_base_models: tuple[str, ...] = ()
+    card_relation: str | None = None
+    adapter_base: str | None = None
+    created_at: float | None = None  # epoch seconds; tie-breaks re-upload direction
+    tensors: Mapping[str, TensorStat] = field(default_factory=dict)
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.kind == "peft-adapter"
+
+    @property
+    def org(self) -> str:
+        return self.model_id.split("/")[0] if "/" in self.model_id else ""
+
+    def content_digest(self) -> tuple[tuple[str, str], ...]:
+        """(name, hash) of every tensor: equal for byte-identical models."""
+        return tuple(sorted((n, t.content_hash) for n, t in self.tensors.items()))
+
+
+class MatrixSource(Protocol):
+    """Reads one 2-D weight matrix of a model as float64 (for exact ranks)."""
+
+    def matrix(self, model_id: str, name: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class CardEdge:
+    """A documented edge (card base_model or adapter config): evidence, not truth."""
+
+    parent: str
+    child: str
+    relation: str | None = None
