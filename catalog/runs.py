@@ -28,11 +28,13 @@ def finish_run(catalog: Catalog, run_id: str, status: str = "succeeded") -> None
 def last_successful_run(catalog: Catalog, job: str) -> dict | None:
     with catalog.reader() as con:
         row = con.execute(
-            "SELECT run_id, started_at FROM runs WHERE job = ? AND status = 'succeeded' "
-            "ORDER BY started_at DESC LIMIT 1",
+            "SELECT run_id, started_at, params FROM runs WHERE job = ? "
+            "AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
             [job],
         ).fetchone()
-    return None if row is None else {"run_id": row[0], "started_at": row[1]}
+    if row is None:
+        return None
+    return {"run_id": row[0], "started_at": row[1], "params": json.loads(row[2] or "{}")}
 
 
 def start_named_run(catalog: Catalog, run_id: str, job: str, params: dict) -> str:

@@ -14,3 +14,8 @@ CREATE OR REPLACE {temp} VIEW artifacts AS
 CREATE OR REPLACE {temp} VIEW current_models AS
     SELECT * FROM models
     QUALIFY row_number() OVER (PARTITION BY model_id ORDER BY indexed_at DESC, revision) = 1;
+-- Kinship rows of the most recent successful kinship run.
+CREATE OR REPLACE {temp} VIEW latest_kinship AS
+    SELECT * FROM kinship WHERE run_id = (
+        SELECT run_id FROM runs WHERE job = 'kinship' AND status = 'succeeded'
+        ORDER BY started_at DESC LIMIT 1);

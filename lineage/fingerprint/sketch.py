@@ -14,7 +14,8 @@ Properties (tests check each):
   inner products exactly (small tensors: biases, norms, tiny matrices);
 - deterministic everywhere: signs and offsets come from PCG64's raw 64-bit stream
   (stable across numpy versions and machines) seeded by sha256(name, shape, width).
-Relative error of a cosine is about sqrt((1 + cos^2) / w) per tensor; see README.
+An inner product's standard error is about sqrt((|a|^2 |b|^2 + <a,b>^2) / w); a
+normalised cosine's is about (1 - cos^2) / sqrt(w) per tensor (measured in tests/README).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ _EXPORTS = {
     "delta_sketches": "allpairs",
     "iter_pair_tiles": "allpairs",
     "topk_pairs": "allpairs",
+    "topk_rows": "allpairs",
     "topk_within_blocks": "allpairs",
     "DuplicateReport": "duplicates",
     "SharedTensors": "duplicates",
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         delta_sketches,
         iter_pair_tiles,
         topk_pairs,
+        topk_rows,
         topk_within_blocks,
     )
     from lineage.kinship.duplicates import DuplicateReport, SharedTensors, find_duplicates
@@ -91,5 +93,6 @@ __all__ = [
     "parse_metrics",
     "resolve_local",
     "topk_pairs",
+    "topk_rows",
     "topk_within_blocks",
 ]

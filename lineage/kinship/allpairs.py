@@ -71,6 +71,44 @@ def topk_pairs(
     return _pairs(rows, best_i.reshape(-1), best_v.reshape(-1), metric)
 
 
+def topk_rows(
+    sketches: np.ndarray | torch.Tensor,
+    start: int,
+    stop: int,
+    k: int,
+    *,
+    metric: str = "cosine",
+    block: int = DEFAULT_BLOCK,
+    device: str | torch.device | None = None,
+) -> Pairs:
+    """Top-k neighbours (among all n rows) of rows start:stop only, so that one group's
+    rows can be split across workers; indices are rows of `sketches`."""
+    x = _prepare(sketches, metric, device)
+    n = x.shape[0]
+    k = min(k, n - 1)
+    if k <= 0 or start >= stop:
+        return _empty()
+    query = x[start:stop]
+    norms = (x * x).sum(dim=1) if metric == "l2" else None
+    best_v = torch.full((stop - start, k), -torch.inf, device=x.device)
+    best_i = torch.full((stop - start, k), -1, dtype=torch.int64, device=x.device)
+    for c0 in range(0, n, block):
+        tile = query @ x[c0 : c0 + block].T  # [rows, cols]
+        if norms is not None:  # score = -|u - v|^2
+            tile.mul_(2).sub_(norms[start:stop, None]).sub_(norms[None, c0 : c0 + block])
+        _mask_self(tile, start, c0)
+        _merge_topk(best_v, best_i, 0, tile, c0, k)
+    rows = torch.arange(start, stop, device=x.device).repeat_interleave(k)
+    return _pairs(rows, best_i.reshape(-1), best_v.reshape(-1), metric)
+
+
+def _mask_self(tile: torch.Tensor, row0: int, col0: int) -> None:
+    """Score -inf where the global row index equals the global column index."""
+    rows = torch.arange(row0, row0 + tile.shape[0], device=tile.device)[:, None]
+    cols = torch.arange(col0, col0 + tile.shape[1], device=tile.device)[None, :]
+    tile.masked_fill_(rows == cols, -torch.inf)
+
+
 def all_pairs(
     sketches: np.ndarray | torch.Tensor,
     *,
