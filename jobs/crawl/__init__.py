@@ -6,8 +6,19 @@ pool of (GPU or CPU) actors, batches committed to the catalog by the driver.
     report = crawl(Catalog("cat/"), CrawlOptions(seeds=["org/model"]))
 """
 
-from jobs.crawl.driver import CrawlReport, crawl
 from jobs.crawl.options import CrawlOptions
-from jobs.crawl.ray_session import connect_ray
 
 __all__ = ["CrawlOptions", "CrawlReport", "connect_ray", "crawl"]
+
+
+def __getattr__(name: str):
+    # Ray and torch load only when a crawl is really started (`lineage --help` stays fast).
+    if name in ("crawl", "CrawlReport"):
+        from jobs.crawl import driver
+
+        return getattr(driver, name)
+    if name == "connect_ray":
+        from jobs.crawl.ray_session import connect_ray
+
+        return connect_ray
+    raise AttributeError(name)

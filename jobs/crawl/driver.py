@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,8 +37,10 @@ from lineage.hub.ids import redact
 from lineage.hub.probe import Probe, probe_model
 from lineage.hub.ratelimit import default_rates
 from lineage.hub.remote import CardEdge, RemoteModel
+from lineage.hub.retry import RetryPolicy
 
 _DONE = object()  # discovery finished
+SINCE_SLACK = timedelta(minutes=5)
 
 
 @dataclass
@@ -87,6 +89,7 @@ class _Crawl:
         self.endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
         self.source = "hub:" + _without_userinfo(self.endpoint)
         self.limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
+        opts.retry = opts.retry or RetryPolicy()
         self.client = HubClient(self.endpoint, limiter=self.limiter, policy=opts.retry)
         self.since = (
             opts.since.replace(tzinfo=UTC) if opts.since and not opts.since.tzinfo else opts.since
@@ -294,6 +297,15 @@ def _edge_table(edges: list[CardEdge], run_id: str) -> pa.Table:
         for e in edges
     ]
     return pa.Table.from_pylist(rows, schema=EDGES)
+
+
+def _since(since: datetime | None) -> datetime | None:
+    """`since` as UTC, moved back by a margin: the Hub's clock is not ours, and a model
+    listed twice is harmless (its sha is already done), one missed is not."""
+    if since is None:
+        return None
+    since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+    return since - SINCE_SLACK
 
 
 def _without_userinfo(url: str) -> str:

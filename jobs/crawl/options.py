@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lineage.fingerprint import DEFAULT_WIDTH
-from lineage.hub.retry import RetryPolicy
+if TYPE_CHECKING:  # the CLI builds its parser without importing torch or httpx
+    from lineage.hub.retry import RetryPolicy
+
+DEFAULT_WIDTH = 4096  # = lineage.fingerprint.DEFAULT_WIDTH (a test checks they agree)
 
 
 @dataclass
@@ -30,7 +33,7 @@ class CrawlOptions:
     max_attempts: int = 3
     api_per_5min: float = 1000.0
     resolve_per_5min: float = 5000.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy | None = None  # None: RetryPolicy()
     probe_threads: int = 8
     progress: bool = True
     run_id: str | None = None  # a fixed id (schedule slot); None: a fresh one
@@ -139,6 +142,8 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> CrawlOptions:
+    from lineage.hub.retry import RetryPolicy
+
     return CrawlOptions(
         seeds=list(args.seeds),
         endpoint=args.endpoint,

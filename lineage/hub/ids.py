@@ -19,7 +19,7 @@ _FIX_ID = "Give a Hub repo id such as 'org/name' (letters, digits, '-', '_', '.'
 def is_repo_id(value: object) -> bool:
     return (
         isinstance(value, str)
-        and REPO_ID.match(value) is not None
+        and REPO_ID.fullmatch(value) is not None
         and "--" not in value
         and ".." not in value
     )
