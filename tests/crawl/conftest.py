@@ -36,22 +36,38 @@ def zoo_copy(tiny_zoo_cached: Path, tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
-def ray_cpu() -> Iterator[None]:
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One local Ray for the crawl tests, declaring 2 GPUs that do not exist: Ray
+    schedules GPU actors on them and torch finds no CUDA, which is exactly the GPU
+    placement path with its CPU fallback. CPU-path crawls ask for 0 GPUs explicitly."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def module_hub(tiny_zoo_cached: Path) -> Iterator[LoopbackHub]:
-    """One loopback Hub over the cached zoo (read-only) for a whole module."""
+@pytest.fixture(scope="session")
+def session_hub(tiny_zoo_cached: Path) -> Iterator[LoopbackHub]:
+    """One loopback Hub over the cached zoo (read-only), shared by the session."""
     with LoopbackHub(tiny_zoo_cached) as hub:
         yield hub
+
+
+@pytest.fixture(scope="session")
+def clean(ray_local, session_hub, tmp_path_factory):
+    """The reference catalog: one clean crawl of the seed's family."""
+    from catalog import Catalog
+    from jobs.crawl import crawl
+    from tests.crawl.helpers import options
+
+    root = tmp_path_factory.mktemp("clean")
+    catalog = Catalog(root / "catalog")
+    crawl(catalog, options(session_hub, [SEED], root))
+    return catalog
 
 
 def pico(seed: int) -> dict[str, torch.Tensor]:

@@ -29,16 +29,7 @@ from tests.crawl.helpers import (
     tensors,
 )
 
-pytestmark = pytest.mark.usefixtures("ray_cpu")
-
-
-@pytest.fixture(scope="module")
-def clean(module_hub, tmp_path_factory) -> Catalog:
-    """The reference: one clean crawl of the seed's family."""
-    root = tmp_path_factory.mktemp("clean")
-    catalog = Catalog(root / "catalog")
-    crawl(catalog, options(module_hub, [SEED], root))
-    return catalog
+pytestmark = pytest.mark.usefixtures("ray_local")
 
 
 def test_one_seed_finds_every_family_member_and_documented_edge(clean, tiny_zoo_cached):
