@@ -74,8 +74,9 @@ def load_module(path: Path) -> torch.nn.Module:
     else through transformers' AutoModelForCausalLM."""
     config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() \
         else {}
-    from lineage.zoo.arch import MODEL_TYPE_TO_ARCH, load_model
+    from lineage.zoo.arch import MODEL_TYPE_TO_ARCH, load_model, quiet_transformers
 
+    quiet_transformers()  # no per-model loading bars in a job's output
     if config.get("model_type") in MODEL_TYPE_TO_ARCH:
         return load_model(path)
     if not config:
