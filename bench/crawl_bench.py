@@ -1,0 +1,147 @@
+"""End-to-end crawl throughput through the loopback Hub, beside raw downloads.
+
+    python bench/crawl_bench.py [--zoo tiny|synthetic|PATH] [--models 12] [--mb 12]
+
+Serves a zoo with the loopback Hub and measures, in the same run:
+  - raw: plain `hf_hub_download` of every weight file (1 thread), bytes/s;
+  - fingerprint: `fingerprint_model` on the same files read locally, one process (the
+    per-worker compute ceiling used by infra/README.md's capacity plan);
+  - crawl: `crawl(seeds=everything)` into a fresh catalog with 1 and 2 Ray workers
+    (listing, header probes, downloads, fingerprints, commits), models/s and bytes/s.
+`synthetic` writes --models random GPT-like models of about --mb MB each (F32) so the
+bytes dominate; `tiny` is the real tiny zoo (about 40 kB per model: overhead-bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from jobs.loopback_hub import LoopbackHub
+from jobs.loopback_hub.pytest_plugin import write_repo
+
+
+def synthetic_zoo(root: Path, models: int, mb: int) -> Path:
+    hidden = 512
+    per_layer = 4 * hidden * hidden * 4  # q, k, v, o in F32
+    layers = max(1, (mb << 20) // per_layer)
+    for m in range(models):
+        gen = torch.Generator().manual_seed(m)
+        tensors = {
+            f"layers.{i}.attn.{p}.weight": torch.randn(hidden, hidden, generator=gen)
+            for i in range(layers)
+            for p in "qkvo"
+        }
+        card = {"base_model": "bench/m0"} if m else {"license": "mit"}
+        write_repo(root, f"bench/m{m}", tensors=tensors, card=card, config={"model_type": "bench"})
+    return root
+
+
+def weight_files(zoo: Path) -> list[tuple[str, str, Path]]:
+    return [
+        (p.parent.relative_to(zoo).as_posix(), p.name, p)
+        for p in sorted(zoo.glob("*/*/*.safetensors"))
+    ]
+
+
+def raw_download(hub: LoopbackHub, files, scratch: Path) -> tuple[int, float]:
+    from huggingface_hub import hf_hub_download
+
+    started, total = time.perf_counter(), 0
+    for repo, name, path in files:
+        hf_hub_download(repo, name, local_dir=scratch / repo, endpoint=hub.endpoint)
+        total += path.stat().st_size
+    seconds = time.perf_counter() - started
+    shutil.rmtree(scratch, ignore_errors=True)
+    return total, seconds
+
+
+def local_fingerprint(zoo: Path) -> tuple[int, float]:
+    from lineage.fingerprint import fingerprint_model
+    from lineage.weights import open_model
+
+    started, total = time.perf_counter(), 0
+    for folder in sorted({p.parent for p in zoo.glob("*/*/*.safetensors")}):
+        with open_model(folder) as model:
+            fingerprint_model(model)
+            total += sum(i.nbytes for i in model.infos().values())
+    return total, time.perf_counter() - started
+
+
+def timed_crawl(hub: LoopbackHub, workers: int, work: Path):
+    from catalog import Catalog
+    from jobs.crawl import CrawlOptions, crawl
+
+    catalog = Catalog(work / f"catalog-{workers}")
+    opts = CrawlOptions(
+        seeds=["everything"],
+        endpoint=hub.endpoint,
+        workers=workers,
+        cpus_per_worker=0.5,
+        gpus_per_worker=0.0,
+        progress=False,
+        cache_dir=work / "cache",
+        api_per_5min=0,
+        resolve_per_5min=0,
+    )
+    return crawl(catalog, opts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zoo", default="synthetic", help="tiny | synthetic | a zoo folder")
+    parser.add_argument("--models", type=int, default=12)
+    parser.add_argument("--mb", type=int, default=12)
+    args = parser.parse_args()
+
+    import ray
+
+    work = Path(tempfile.mkdtemp(prefix="crawl-bench-"))
+    if args.zoo == "tiny":
+        from lineage.zoo import build_zoo
+
+        zoo = build_zoo("tiny", progress=False).root
+    elif args.zoo == "synthetic":
+        zoo = synthetic_zoo(work / "zoo", args.models, args.mb)
+    else:
+        zoo = Path(args.zoo)
+    files = weight_files(zoo)
+    n_models = len({repo for repo, _, _ in files})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with LoopbackHub(zoo) as hub:
+            raw = raw_download(hub, files, work / "raw")
+            fp = local_fingerprint(zoo)
+            crawls = {w: timed_crawl(hub, w, work) for w in (1, 2)}
+    finally:
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"zoo: {args.zoo} ({n_models} models, {raw[0] / 1e6:.1f} MB of safetensors)")
+    print(f"{'stage':<28}{'seconds':>9}{'models/s':>10}{'MB/s':>9}")
+    print(
+        f"{'raw download (1 thread)':<28}{raw[1]:>9.2f}{n_models / raw[1]:>10.2f}"
+        f"{raw[0] / raw[1] / 1e6:>9.1f}"
+    )
+    print(
+        f"{'fingerprint only (local)':<28}{fp[1]:>9.2f}{n_models / fp[1]:>10.2f}"
+        f"{fp[0] / fp[1] / 1e6:>9.1f}"
+    )
+    for workers, report in crawls.items():
+        done = len(report.fingerprinted)
+        print(
+            f"{f'crawl, {workers} worker(s)':<28}{report.seconds:>9.2f}"
+            f"{done / report.seconds:>10.2f}{report.bytes / report.seconds / 1e6:>9.1f}"
+        )
+    print(
+        "crawl seconds include starting the actors (torch import), listing, header "
+        "probes, downloads, fingerprints and catalog commits; 2 CPU cores, shared."
+    )
+
+
+if __name__ == "__main__":
+    main()
