@@ -3,8 +3,10 @@
 A recipe (or a CLI argument) names a model either by its catalog id or by a path. The
 catalog knows where each model came from (`current_models.source`):
 - ``local:<abs path>``: that folder (an error if it has since moved or been deleted);
-- a Hub source (anything else, e.g. ``hub:org/name``): the Hugging Face download cache
-  (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``), at the indexed
+- a Hub source (``hub:<endpoint>``, as `lineage crawl` writes it; the model id is the
+  repo id): the crawler's own cache (``CATALOG/.crawl-cache/org--name/<sha[:16]>``,
+  filled by ``lineage crawl --keep-weights``), else the Hugging Face download cache
+  (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``) at the indexed
   revision when that snapshot is there, else the snapshot ``refs/main`` points to.
 A reference the catalog does not know is tried as a local path. Every failure names the
 model and says what to do.
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.store import Catalog
-from lineage.errors import ModelNotFoundError
+from lineage.errors import LineageError, ModelNotFoundError
 
 LOCAL = "local:"
 
@@ -66,7 +68,20 @@ def catalog_id_of(catalog: Catalog, ref: str) -> str | None:
     return None if row is None else row[0]
 
 
-def _from_source(model_id: str, source: str, revision: str, hub_cache: Path) -> Path:
+def crawled_folder(crawl_cache: Path, model_id: str, revision: str) -> Path | None:
+    """The folder `lineage crawl --keep-weights` left for this model revision, if any."""
+    from lineage.hub.ids import local_dir_name
+    from lineage.weights.discover import is_model_folder
+
+    try:
+        folder = crawl_cache / local_dir_name(model_id) / (revision or "")[:16]
+    except LineageError:  # not a valid repo id: never crawled
+        return None
+    return folder if revision and is_model_folder(folder) else None
+
+
+def _from_source(model_id: str, source: str, revision: str, hub_cache: Path,
+                 crawl_cache: Path | None) -> Path:
     if source.startswith(LOCAL):
         path = Path(source[len(LOCAL):])
         if path.exists():
@@ -76,15 +91,16 @@ def _from_source(model_id: str, source: str, revision: str, hub_cache: Path) -> 
             f"is cataloged at {path}, which no longer exists",
             "Restore the folder, or re-index it where it now lives (`lineage index PATH`)",
         )
-    repo_id = source.split(":", 1)[1] if ":" in source else model_id
-    snapshot = cached_snapshot(hub_cache, repo_id, revision)
+    repo_id = model_id  # a Hub source names the endpoint; the id is the repo id
+    crawled = crawled_folder(crawl_cache, model_id, revision) if crawl_cache else None
+    snapshot = crawled or cached_snapshot(hub_cache, repo_id, revision)
     if snapshot is not None:
         return snapshot
     raise ModelNotFoundError(
         f"model {model_id!r}",
         f"comes from {source} and is not in the download cache {hub_cache}",
-        f"Crawl/download it first (`huggingface-cli download {repo_id}`, or set HF_HUB_CACHE "
-        "to the cache that holds it), or pass a local path",
+        f"Download it first (`lineage crawl --keep-weights`, or `huggingface-cli download "
+        f"{repo_id}`, or set HF_HUB_CACHE to the cache that holds it), or pass a local path",
     )
 
 
@@ -98,6 +114,7 @@ class CatalogResolver:
 
     catalog: Catalog | None = None
     hub_cache: Path = field(default_factory=hub_cache_dir)
+    crawl_cache: Path | None = None  # default: CATALOG/.crawl-cache
     _seen: dict[str, Path] = field(default_factory=dict, repr=False)
 
     def __call__(self, ref: str | Path) -> Path:
@@ -109,7 +126,8 @@ class CatalogResolver:
     def _resolve(self, ref: str) -> Path:
         found = _lookup(self.catalog, ref) if self.catalog is not None else None
         if found is not None:
-            return _from_source(ref, found[0], found[1], Path(self.hub_cache))
+            crawl = self.crawl_cache or self.catalog.root / ".crawl-cache"
+            return _from_source(ref, found[0], found[1], Path(self.hub_cache), Path(crawl))
         path = Path(ref).expanduser()
         if path.exists():
             return path.resolve()

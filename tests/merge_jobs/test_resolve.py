@@ -42,7 +42,7 @@ def test_moved_folder_is_reported(catalog, vit_family, tmp_path):
 def test_hub_model_from_download_cache(catalog, vit_family, tmp_path):
     with open_model(vit_family["org/ft0"]) as m:
         fp = fingerprint_model(m)
-    ref = ModelRef("hubby/vit", "abc123", "hub:hubby/vit")
+    ref = ModelRef("hubby/vit", "abc123", "hub:https://huggingface.co")  # as the crawler
     catalog.commit(fingerprint_tables([(ref, fp)], "test-run"))
     cache = tmp_path / "hf"
     with pytest.raises(ModelNotFoundError) as err:
@@ -62,3 +62,14 @@ def test_paths_only_without_catalog(vit_family):
     assert CatalogResolver(None)(str(vit_family["org/base"])) == vit_family["org/base"].resolve()
     with pytest.raises(ModelNotFoundError, match="no catalog given"):
         CatalogResolver(None)("org/base")
+
+
+def test_hub_model_from_crawl_cache(catalog, vit_family):
+    with open_model(vit_family["org/ft1"]) as m:
+        fp = fingerprint_model(m)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    catalog.commit(fingerprint_tables(
+        [(ModelRef("crawled/vit", sha, "hub:http://127.0.0.1:9"), fp)], "test-run"))
+    kept = catalog.root / ".crawl-cache" / "crawled--vit" / sha[:16]
+    shutil.copytree(vit_family["org/ft1"], kept)
+    assert CatalogResolver(catalog)("crawled/vit") == kept
