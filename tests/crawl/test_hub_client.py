@@ -182,3 +182,14 @@ def test_listing_seed_stops_at_since(hub_server, tmp_path):
     hub = hub_server(root, page_size=2)
     found = list(walk(client_for(hub), [parse_seed("everything")], family=False, since=cut))
     assert [f.model_id for f in found] == ["acme/chat"]
+
+
+def test_hf_token_is_sent_but_never_shown(hub_server, tmp_path, monkeypatch):
+    secret = "hf_clientTestSecret987"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    hub = hub_server(write_odd_zoo(tmp_path / "zoo"))
+    client = client_for(hub)
+    assert client._headers()["authorization"] == f"Bearer {secret}"
+    with pytest.raises(HubError) as caught:
+        client.model_info("nobody/nothing")
+    assert secret not in str(caught.value) and secret not in repr(caught.value.args)
