@@ -9,7 +9,7 @@ TINY: dict[str, Any] = {
     "name": "tiny",
     "seed": 0,
     "cards": {"omit_base": 0.15, "wrong_base": 0.15},
-    "train": {"root_steps": 300, "child_steps": 60, "batch_size": 256},
+    "train": {"root_steps": 300, "child_steps": 50, "batch_size": 128},
     "trees": [
         {
             "arch": "vit",

@@ -20,7 +20,7 @@ import yaml
 from lineage.errors import SpecError, UnknownNameError
 
 # Bump when training or writing changes, so cached zoos built by older code are not reused.
-ZOO_FORMAT_VERSION = 2
+ZOO_FORMAT_VERSION = 3
 
 ARCHS = ("vit", "llama", "gpt2")
 INITS = ("hf", "torch")

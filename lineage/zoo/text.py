@@ -112,14 +112,15 @@ class TextTask:
         return out
 
     def train_batch(self, gen: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
-        ids = self._data["train_ids"]
+        ids, answer = self._data["train_ids"], self._data["train_answer"]
         idx = torch.randint(len(ids), (min(batch_size, len(ids)),), generator=gen)
-        return {"input_ids": ids[idx]}
+        # Loss on the answer only, as in supervised fine-tuning: prompts are random
+        # strings, and fitting them drowns the task (the model shifts labels itself).
+        return {"input_ids": ids[idx], "labels": ids[idx].masked_fill(~answer[idx], -100)}
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids = batch["input_ids"]
-        labels = ids.masked_fill(ids == PAD, -100)  # the model shifts labels itself
-        return model(input_ids=ids, attention_mask=(ids != PAD).long(), labels=labels).loss
+        return model(input_ids=ids, attention_mask=(ids != PAD).long(), labels=batch["labels"]).loss
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module) -> float:
