@@ -172,9 +172,24 @@ def _parse_tree(index: int, raw: Any) -> TreeSpec:
     raw["size"] = _build(Size, raw.get("size", {}), where + ".size")
     raw["train"] = _build(Training, raw.get("train", {}), where + ".train")
     tree = TreeSpec(**raw)
+    _check_tasks(where, tree)
     if tree.count < 1 or any(b < 0 for b in tree.branching):
         raise SpecError(where, "count must be >= 1 and branching entries >= 0")
     return tree
+
+
+def _check_tasks(where: str, tree: TreeSpec) -> None:
+    # Caught here, not an hour into a build.
+    from lineage.zoo.tasks import FAMILY_OF_ARCH, TASKS, get_task
+
+    for name in (*(tree.tasks or ()), *([tree.root_task] if tree.root_task else [])):
+        _one_of(where + ".tasks", name, TASKS)
+        if get_task(name).family != FAMILY_OF_ARCH[tree.arch]:
+            raise SpecError(
+                f"{where} task {name!r}",
+                f"does not fit architecture {tree.arch!r}",
+                "Image tasks (digits-*) go with vit, text tasks (text-*) with llama/gpt2",
+            )
 
 
 def _parse_relations(where: str, raw: Any, branching: tuple[int, ...]) -> tuple:

@@ -110,6 +110,10 @@ def test_spec_errors_say_what_and_how():
         parse_spec({"name": "x", "trees": [{"branchin": [2]}]})
     with pytest.raises(SpecError, match="no model in the tree has that many children"):
         plan_zoo(parse_spec({"name": "x", "trees": [{"branching": [2], "merges": [{"of": 3}]}]}))
+    with pytest.raises(SpecError, match="'text-sort': does not fit architecture 'vit'"):
+        parse_spec({"name": "x", "trees": [{"arch": "vit", "tasks": ["text-sort"]}]})
+    with pytest.raises(UnknownNameError, match="'digits-rot45'.*Valid"):
+        parse_spec({"name": "x", "trees": [{"arch": "vit", "root_task": "digits-rot45"}]})
     with pytest.raises(SpecError, match="has no trees"):
         parse_spec({"name": "x", "trees": []})
     with pytest.raises(SpecError, match=r"must lie in \[0, 1\]"):
