@@ -54,8 +54,8 @@ WHERE source = 'recovered' AND run_id = ? ORDER BY child, parent
 def load_inputs(catalog: Catalog) -> tuple[list[ModelInput], list[CardEdge]]:
     """Every current model with its tensor fingerprints, and the card-declared edges."""
     with catalog.reader() as con:
-        models = _arrow(con.execute(MODELS_SQL)).to_pylist()
-        tensors = _arrow(con.execute(TENSORS_SQL))
+        models = _arrow(con, MODELS_SQL).to_pylist()
+        tensors = _arrow(con, TENSORS_SQL)
         cards = con.execute(CARD_EDGES_SQL).fetchall()
     stats = _tensor_stats(tensors)
     inputs = [
@@ -76,9 +76,10 @@ def load_inputs(catalog: Catalog) -> tuple[list[ModelInput], list[CardEdge]]:
     return inputs, [CardEdge(p, c, r) for p, c, r in cards]
 
 
-def _arrow(cursor) -> pa.Table:  # noqa: ANN001 - a DuckDB cursor
-    """The result as an Arrow table (DuckDB 2 renamed fetch_arrow_table)."""
-    fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+def _arrow(con, sql: str) -> pa.Table:  # noqa: ANN001 - a DuckDB connection
+    """A parameterless query's rows as an Arrow table (DuckDB 2 renamed .arrow())."""
+    relation = con.sql(sql)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
     return fetch()
 
 
@@ -163,5 +164,5 @@ def model_cards(catalog: Catalog) -> dict[str, dict]:
     sql = ("SELECT model_id, kind, dtype, card_base_models, card_relation, adapter_base, "
            "license FROM current_models")
     with catalog.reader() as con:
-        rows = _arrow(con.execute(sql)).to_pylist()
+        rows = _arrow(con, sql).to_pylist()
     return {r["model_id"]: r for r in rows}

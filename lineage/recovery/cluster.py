@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
-MIN_CUT, MAX_CUT = 0.2, 1.3  # a cut outside this band would contradict the physics above
+MIN_CUT, MAX_CUT = 0.5, 1.3  # a cut outside this band would contradict the physics above
 DEFAULT_CUT = 0.8  # cosine of weights ~0.68: far from both populations
-MIN_GAP = 1.5  # a ratio between consecutive merge heights that counts as a gap
+MIN_GAP = 2.0  # a ratio between consecutive merge heights that counts as a gap
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lineage.recovery.direction import kurtosis_votes
+from lineage.recovery.direction import direction_votes
 from lineage.recovery.distance import matrix_sq_dists, mother_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.inputs import MatrixSource
@@ -25,10 +25,11 @@ class Component:
     all_ids: list[str]  # every model of the component, merges included
     dist: np.ndarray  # [n, n] MoTHer distance, rank-scaled
     raw_dist: np.ndarray  # [n, n] MoTHer distance
-    votes: np.ndarray  # [n, n] kurtosis votes
+    votes: dict[str, np.ndarray]  # signal -> [n, n] votes (direction.SIGNALS)
     lowrank: np.ndarray  # bool [n, n]: pair differs at low rank
     factors: np.ndarray  # [n, n] rank fractions (1 where not computed)
     ranks: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    group: str = ""  # the architecture signature
 
     @property
     def ids(self) -> list[str]:
@@ -37,7 +38,7 @@ class Component:
 
 def prepare_component(
     features: GroupFeatures, matrices: MatrixSource | None, *, find_merges: bool = True,
-    rank_neighbours: int = 4,
+    rank_neighbours: int = 4, group: str = "",
 ) -> Component:
     merges = detect_merges(features) if find_merges else []
     merged = {f.child for f in merges}
@@ -54,8 +55,9 @@ def prepare_component(
         all_ids=features.ids,
         dist=raw * np.maximum(factors, RANK_FLOOR),
         raw_dist=raw,
-        votes=kurtosis_votes(tree),
+        votes=direction_votes(tree),
         lowrank=factors < LOW_RANK,
         factors=factors,
         ranks=ranks,
+        group=group,
     )

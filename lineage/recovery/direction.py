@@ -1,4 +1,4 @@
-"""Which way an edge points: per-matrix kurtosis votes, and the sign they follow.
+"""Which way an edge points: per-matrix votes, and the sign they follow.
 
 MoTHer sums excess kurtosis over square matrices and is told the regime (falls during
 fine-tuning, rises in long pre-training). We are not told: each pair gets a vote
@@ -7,7 +7,13 @@ byte for byte of sign(kurt_j - kurt_i): +1 when every changed matrix is more kur
 in j. The sign s (+1: kurtosis rises parent -> child) comes from documented edges when
 there are enough that agree (cards lie, so it is a vote), else from the structure:
 in a branching tree only the true sign lets every edge agree, so the sign whose
-arborescence is cheaper wins (arborescence.choose_sign).
+arborescence is cheaper wins (orient.decide_signs).
+
+A second per-matrix signal is voted the same way and calibrated the same way: the
+squared norm ||W||^2 (exact, from the moments). Training without strong weight decay
+adds increments nearly orthogonal to the weights, so norms tend to grow along a path;
+its sign is never assumed either. Each signal is weighted by how consistently it
+agrees with its calibrated sign (2 * agreement - 1), so a coin-flip signal drops out.
 """
 
 from __future__ import annotations
@@ -23,10 +29,27 @@ MIN_CARD_EDGES = 3  # fewer documented edges than this say nothing about the sig
 MIN_AGREEMENT = 0.7  # fraction of documented edges that must agree with the majority
 
 
+SIGNALS = ("kurtosis", "norm")
+
+
 def kurtosis_votes(features: GroupFeatures) -> np.ndarray:
     """[n, n] antisymmetric votes; V[i, j] > 0: kurtosis rises from i to j."""
+    return matrix_votes(features, features.kurtosis)
+
+
+def norm_votes(features: GroupFeatures) -> np.ndarray:
+    """[n, n] antisymmetric votes; V[i, j] > 0: ||W||^2 grows from i to j."""
+    return matrix_votes(features, features.sq_norms)
+
+
+def direction_votes(features: GroupFeatures) -> dict[str, np.ndarray]:
+    return {"kurtosis": kurtosis_votes(features), "norm": norm_votes(features)}
+
+
+def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:
+    """[n, n]: mean over square matrices that differ of sign(values_j - values_i)."""
     mask = features.square
-    k = features.kurtosis[:, mask]  # [n, Q]
+    k = values[:, mask]  # [n, Q]
     h = features.hashes[:, mask]
     rises = np.sign(k[None, :, :] - k[:, None, :])  # [n, n, Q]: sign(k_j - k_i)
     changed = h[:, None, :] != h[None, :, :]
@@ -41,6 +64,11 @@ class SignDecision:
     rule: str  # "cards" | "structure" | "default"
     support: int  # documented edges (cards) or components (structure) behind it
     agreement: float  # fraction of that support agreeing with `sign`
+
+    @property
+    def weight(self) -> float:
+        """How much this signal counts: 0 for a coin flip, 1 when it never disagrees."""
+        return max(0.0, 2.0 * self.agreement - 1.0)
 
     def to_dict(self) -> dict:
         return {"sign": self.sign, "rule": self.rule, "support": self.support,

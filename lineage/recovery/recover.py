@@ -28,7 +28,7 @@ from lineage.recovery.distance import matrix_sq_dists, relative_distance
 from lineage.recovery.features import group_features, matrix_names
 from lineage.recovery.graph import RecoveredEdge, RecoveryResult
 from lineage.recovery.inputs import CardEdge, MatrixSource, ModelInput
-from lineage.recovery.orient import decide_signs, orient
+from lineage.recovery.orient import orient_all
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,16 @@ def recover_graph(
     groups: dict[str, list[ModelInput]] = defaultdict(list)
     for m in reps:
         groups[m.arch_signature].append(m)
-    direction, notes = {}, []
+    comps, info, notes = [], {}, []
     for sig, members in sorted(groups.items()):
-        group_edges, direction[sig] = _recover_group(members, card_edges, matrices, options,
-                                                     named, orgs)
+        group_comps, group_edges, info[sig] = _split_group(sig, members, matrices, options,
+                                                           named, orgs)
+        comps += group_comps
         edges += group_edges
+    parents, votes, direction = orient_all(comps, card_edges, options.lam)
+    for comp, comp_parents, comp_votes in zip(comps, parents, votes, strict=True):
+        edges += _tree_edges(comp, comp_parents, comp_votes) + _merge_edges(comp)
+    direction["groups"] = info
     edges += _adapter_edges(models, notes)
     known = {m.model_id for m in models}
     return RecoveryResult(
@@ -75,7 +80,8 @@ def recover_graph(
     )
 
 
-def _recover_group(members, cards, matrices, options, named, orgs) -> tuple[list, dict]:
+def _split_group(sig, members, matrices, options, named, orgs) -> tuple[list, list, dict]:
+    """Casts set aside, then tree components of one architecture group."""
     features = group_features(members)
     sq = matrix_sq_dists(features)
     rel = relative_distance(features, sq)
@@ -86,35 +92,30 @@ def _recover_group(members, cards, matrices, options, named, orgs) -> tuple[list
         rows = [keep[i] for i in np.flatnonzero(clustering.labels == label)]
         comps.append(prepare_component(features.take(rows), matrices,
                                        find_merges=options.find_merges,
-                                       rank_neighbours=options.rank_neighbours))
-    decisions = decide_signs(comps, cards, options.lam)
-    signs = {cls: d.sign for cls, d in decisions.items()}
-    for comp in comps:
-        edges += _tree_edges(comp, orient(comp, signs, options.lam), signs, decisions)
-        edges += _merge_edges(comp)
+                                       rank_neighbours=options.rank_neighbours,
+                                       group=sig))
     info = {
         "models": len(members),
         "trees": len(comps),
         "cut": {"threshold": clustering.threshold, "rule": clustering.rule},
-        "signs": {cls: d.to_dict() for cls, d in decisions.items()},
     }
-    return edges, info
+    return comps, edges, info
 
 
-def _tree_edges(comp: Component, parents: np.ndarray, signs: dict, decisions: dict) -> list:
+def _tree_edges(comp: Component, parents: np.ndarray, votes: np.ndarray) -> list:
     margin = second_best_margin(comp.dist, parents)
     edges = []
     for c, p in enumerate(parents):
         if p < 0:
             continue
-        cls = "lowrank" if comp.lowrank[p, c] else "full"
-        agree = (1.0 + signs[cls] * comp.votes[p, c]) / 2.0
+        agree = (1.0 + votes[p, c]) / 2.0
         evidence = {
             "distance": round(float(comp.raw_dist[p, c]), 8),
             "rank_fraction": round(float(comp.factors[p, c]), 4),
             "ranks": comp.ranks.get((min(p, c), max(p, c))),
-            "kurtosis_vote": round(float(comp.votes[p, c]), 4),
-            "direction": decisions[cls].to_dict(),
+            "direction_vote": round(float(votes[p, c]), 4),
+            "kurtosis_vote": round(float(comp.votes["kurtosis"][p, c]), 4),
+            "norm_vote": round(float(comp.votes["norm"][p, c]), 4),
             "placement_margin": round(float(margin[c]), 4),
         }
         conf = float(np.clip(agree * (0.5 + 0.5 * margin[c]), 0.0, 1.0))
