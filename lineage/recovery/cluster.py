@@ -39,9 +39,8 @@ def merge_heights(rel: np.ndarray) -> np.ndarray:
 
 def choose_cut(heights: np.ndarray) -> tuple[float, str]:
     """The relative distance to cut at: the widest gap inside the band, else the prior."""
-    inside = heights[(heights > MIN_CUT / MIN_GAP) & (heights < MAX_CUT * MIN_GAP)]
     best, cut = MIN_GAP, None
-    for lo, hi in zip(inside[:-1], inside[1:], strict=True):
+    for lo, hi in zip(heights[:-1], heights[1:], strict=True):
         mid = float(np.sqrt(lo * hi))
         if hi / lo > best and MIN_CUT <= mid <= MAX_CUT:
             best, cut = hi / lo, mid

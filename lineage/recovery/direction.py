@@ -61,7 +61,7 @@ def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class SignDecision:
     sign: int  # +1 kurtosis rises parent -> child, -1 falls
-    rule: str  # "cards" | "structure" | "default"
+    rule: str  # "cards" | "structure"
     support: int  # documented edges (cards) or components (structure) behind it
     agreement: float  # fraction of that support agreeing with `sign`
 

@@ -1,0 +1,155 @@
+"""Unit tests of recovery's pieces on constructed inputs: arborescence, direction,
+merges (NNLS), tree cut, copies, evaluation."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from lineage.recovery import CardEdge, ModelInput, recover_graph
+from lineage.recovery.arborescence import edge_costs, min_arborescence, tree_cost
+from lineage.recovery.cluster import choose_cut, cluster_trees
+from lineage.recovery.copies import exact_duplicates
+from lineage.recovery.direction import sign_from_cards
+from lineage.recovery.evaluate import evaluate_graph
+from lineage.recovery.merges import fit_merge
+from lineage.recovery.rank import numerical_rank
+from lineage.recovery.synthetic import synthetic_zoo
+
+
+def test_arborescence_matches_networkx_on_random_costs():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        n = int(rng.integers(2, 12))
+        costs = rng.random((n, n))
+        parents = min_arborescence(costs)
+        assert (parents < 0).sum() == 1
+        graph = nx.DiGraph()
+        graph.add_weighted_edges_from(
+            (i, j, costs[i, j]) for i in range(n) for j in range(n) if i != j
+        )
+        best = nx.minimum_spanning_arborescence(graph)
+        assert tree_cost(costs, parents) == pytest.approx(
+            sum(costs[i, j] for i, j in best.edges()), rel=1e-12
+        )
+
+
+def test_direction_penalty_orients_a_chain():
+    # Three models on a line, equally spaced: distance alone cannot tell the direction.
+    dist = np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0]], dtype=float)
+    votes = np.array([[0, 1, 1], [-1, 0, 1], [-1, -1, 0]], dtype=float)  # rises 0->1->2
+    assert min_arborescence(edge_costs(dist, votes, 1)).tolist() == [-1, 0, 1]
+    assert min_arborescence(edge_costs(dist, votes, -1)).tolist() == [1, 2, -1]
+    # MoTHer's cost: D + 0.3 * mean(D) * violation; mean off-diagonal D is 4/3.
+    hard = edge_costs(dist, votes, 1, soft=False)
+    assert hard[1, 0] == pytest.approx(1 + 0.3 * 4 / 3)
+    assert hard[0, 1] == pytest.approx(1.0)
+
+
+def test_card_sign_vote_is_robust_to_a_lying_minority():
+    decision = sign_from_cards([0.5, 0.25, 1.0, -0.5, 0.75])
+    assert (decision.sign, decision.rule, decision.support) == (1, "cards", 5)
+    assert decision.agreement == pytest.approx(0.8)
+    assert sign_from_cards([0.5, -0.5, 0.25, -0.25]) is None  # no majority
+    assert sign_from_cards([0.5, 0.5]) is None  # too few
+
+
+def test_nnls_finds_a_task_arithmetic_merge_and_not_a_fine_tune():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=4000)
+    kids = [base + 0.3 * rng.normal(size=4000) for _ in range(3)]
+    merge = base + 0.7 * (kids[0] - base) + 0.4 * (kids[2] - base)
+    x = np.stack([base, *kids, merge])
+    x = x - x.mean(axis=0)
+    fit = fit_merge(x @ x.T, child=4, base=0)
+    assert sorted(fit.parents) == [1, 3]
+    assert sorted(np.round(fit.coefficients, 6)) == [0.4, 0.7]
+    assert fit.residual < 1e-3 and fit.single_residual > 0.4
+    plain = fit_merge(x @ x.T, child=2, base=0)
+    assert plain.parents == [] and plain.residual == pytest.approx(1.0, abs=0.05)
+
+
+def test_tree_cut_comes_from_the_gap_and_falls_back_to_the_prior():
+    assert choose_cut(np.array([0.1, 0.15, 0.2, 1.4, 1.41])) == (pytest.approx(np.sqrt(0.28)),
+                                                                  "gap")
+    assert choose_cut(np.array([0.1, 0.15, 0.3])) == (0.8, "prior")
+    rel = np.array([[0, 0.1, 1.4], [0.1, 0, 1.4], [1.4, 1.4, 0]])
+    assert cluster_trees(rel).labels.tolist() == [0, 0, 1]
+
+
+def test_numerical_rank_sees_low_rank_differences():
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(32, 32))
+    lora = rng.normal(size=(32, 4)) @ rng.normal(size=(4, 32)) * 0.01
+    assert numerical_rank((w + lora).astype(np.float32) - w.astype(np.float32)) == 4
+    assert numerical_rank(rng.normal(size=(32, 32)) * 0.01) == 32
+
+
+def _copy(model: ModelInput, model_id: str) -> ModelInput:
+    return ModelInput(model_id, model.arch_signature, dtype=model.dtype, tensors=model.tensors)
+
+
+def test_reupload_points_at_the_org_with_more_models():
+    zoo = synthetic_zoo(1, 3)
+    copy = _copy(zoo.models[0], "mirror/m0")
+    orgs = Counter(m.org for m in [*zoo.models, copy])
+    named = Counter()
+    reps, edges = exact_duplicates([copy, *zoo.models], named, orgs)
+    assert [(e.parent, e.child, e.relation) for e in edges] == [
+        (zoo.models[0].model_id, "mirror/m0", "reupload")
+    ]
+    assert len(reps) == 3
+
+
+def test_synthetic_trees_are_recovered_without_the_tree_count():
+    zoo = synthetic_zoo(4, 13, seed=3)
+    result = recover_graph(zoo.models)
+    found = {(e.parent, e.child) for e in result.edges}
+    assert sum(e in found for e in zoo.edges) / len(zoo.edges) >= 0.95
+    assert sorted(map(sorted, result.trees)) == sorted(map(sorted, zoo.trees))
+
+
+def test_cards_calibrate_and_disagreements_are_reported():
+    zoo = synthetic_zoo(1, 7, seed=4)
+    truth = [CardEdge(p, c, "finetune") for p, c in zoo.edges]
+    lie = CardEdge(zoo.models[0].model_id, zoo.models[6].model_id, "finetune")  # grandparent
+    cards = [e for e in truth if e.child != lie.child] + [lie]
+    result = recover_graph(zoo.models, cards)
+    assert {(e.parent, e.child) for e in result.edges} == set(zoo.edges)
+    assert [(d["child"], d["card_parent"], d["kind"]) for d in result.card_disagreements] == [
+        (lie.child, lie.parent, "parent")
+    ]
+    assert [(e.parent, e.child) for e in result.undocumented] == [
+        (zoo.models[1].model_id, lie.child)  # node k's parent is (k - 1) // 3
+    ]
+    signs = result.direction["signs"]["arch-0"]
+    assert signs["norm"]["full"]["rule"] == "cards"
+
+
+def test_eval_matches_a_hand_count():
+    truth = {
+        "nodes": [{"id": i, "tree": t} for i, t in
+                  [("r", 0), ("a", 0), ("b", 0), ("m", 0), ("s", 1), ("t", 1)]],
+        "edges": [
+            {"parent": "r", "child": "a", "relation": "finetune"},
+            {"parent": "r", "child": "b", "relation": "finetune"},
+            {"parent": "a", "child": "m", "relation": "merge"},
+            {"parent": "b", "child": "m", "relation": "merge"},
+            {"parent": "s", "child": "t", "relation": "finetune"},
+        ],
+    }
+    found = [("r", "a", "finetune"), ("b", "r", "finetune"), ("a", "m", "merge"),
+             ("r", "m", "merge"), ("s", "t", "finetune")]
+    scores = evaluate_graph(truth, found)
+    o = scores["overall"]
+    # Directed: r->a, a->m, s->t of 5. Undirected adds r-b: 4 of 5.
+    assert (o["directed"], o["undirected"]) == (0.6, 0.8)
+    # Merge edges: a->m right, r->m wrong; b->m missed.
+    assert (o["merge_precision"], o["merge_recall"]) == (0.5, 0.5)
+    assert (o["ari"], o["trees_exact"]) == (1.0, 1.0)
+    assert scores["per_tree"][0]["directed"] == 0.5 and scores["per_tree"][1]["directed"] == 1.0
+    split = evaluate_graph(truth, [("r", "a", "finetune")], [["r", "a", "b"], ["m"], ["s", "t"]])
+    assert split["overall"]["trees_exact"] == 0.5
