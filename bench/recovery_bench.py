@@ -2,7 +2,7 @@
 
     python bench/recovery_bench.py [ZOO...] [--cache DIR] [--work DIR] [--scale N]
 
-ZOO: vthr, mixed, tiny, or any preset (default: vthr mixed). Each zoo is
+ZOO: vthr, mixed, tiny, any preset, or a built zoo's folder (default: vthr mixed). Each is
 built (or fetched from the zoo cache), indexed into a catalog under --work (reused
 across runs), recovered with no flags and no tree count, and scored against its
 ground truth; a zoo with VTHR splits (vthr: full-FT and LoRA trees, both in one
@@ -34,13 +34,19 @@ COLUMNS = ("directed", "undirected", "ari", "trees_exact", "merge_precision", "m
 
 
 def zoo_catalog(name: str, cache: Path | None, work: Path) -> tuple[Catalog, dict]:
-    zoo = build_zoo(name, cache_dir=cache, progress=False)
-    catalog_dir = work / f"{name}-{zoo.spec_hash[:12]}"
+    """`name`: a preset (built or fetched from the cache) or a built zoo's folder."""
+    if Path(name).is_dir():
+        root = Path(name)
+        digest = load_ground_truth(root)["zoo"]["spec_hash"]
+    else:
+        zoo = build_zoo(name, cache_dir=cache, progress=False)
+        root, digest = zoo.root, zoo.spec_hash
+    catalog_dir = work / f"{load_ground_truth(root)['zoo']['name']}-{digest[:12]}"
     fresh = not (catalog_dir / "catalog.duckdb").exists()
     catalog = Catalog(catalog_dir)
     if fresh:
-        index_local(catalog, [zoo.root], progress=False)
-    return catalog, load_ground_truth(zoo.root)
+        index_local(catalog, [root], progress=False)
+    return catalog, load_ground_truth(root)
 
 
 def mother_scores(catalog: Catalog, truth: dict, lora: bool) -> dict:

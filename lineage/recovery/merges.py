@@ -17,8 +17,9 @@ from scipy.optimize import nnls
 
 from lineage.recovery.features import GroupFeatures
 
-MAX_RATIO = 0.6  # multi-parent residual / best single-parent residual must be below
-MAX_RESIDUAL = 0.6  # and the multi-parent fit must explain most of the child's delta
+MAX_RATIO = 0.5  # multi-parent residual / best single-parent residual must be below
+MAX_RESIDUAL = 0.15  # and the fit must explain the child almost whole (siblings average
+# towards their parent: a root fits its children at ~0.2, a linear merge at ~0)
 MIN_SHARE = 0.1  # a parent's share of the fitted delta norm to count as a parent
 
 
