@@ -45,7 +45,10 @@ def fingerprint_model(
     model_sketch = torch.zeros(width, dtype=torch.float64)
     results: list[TensorFingerprint] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lineage-hash") as pool:
-        for name, info in infos.items():
+        names = list(infos)
+        for position, (name, info) in enumerate(infos.items()):
+            if position + 1 < len(names):
+                model.prefetch(names[position + 1])
             raw = model.raw(name)
             pending: Future[str] = pool.submit(content_hash, info.dtype, info.shape, raw)
             tensor = model.tensor(name).to(device, non_blocking=True)

@@ -68,6 +68,11 @@ class ModelWeights:
         handle, local = self._where[name]
         return handle.tensor(local)
 
+    def prefetch(self, name: str) -> None:
+        """Start reading `name` from disk in the background (a hint; never blocks)."""
+        handle, local = self._where[name]
+        handle.prefetch(local)
+
     def raw(self, name: str) -> memoryview:
         """The tensor's stored bytes (little-endian), for hashing."""
         handle, local = self._where[name]

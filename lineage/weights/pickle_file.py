@@ -45,6 +45,9 @@ class PickleFile:
             for name, t in self._state.items()
         }
 
+    def prefetch(self, name: str) -> None:
+        """Nothing to do: torch.load already mapped the whole file."""
+
     def tensor(self, name: str) -> torch.Tensor:
         return self._state[name]
 

@@ -38,6 +38,15 @@ class SafetensorsFile:
             return memoryview(b"")
         return memoryview(self._map)[info.offset : info.offset + info.nbytes]
 
+    def prefetch(self, name: str) -> None:
+        """Ask the kernel to start reading a tensor's pages now (readahead), so the
+        disk works while the CPU is busy with the previous tensor."""
+        info = self.header.tensors[name]
+        if info.nbytes == 0 or not hasattr(mmap, "MADV_WILLNEED"):
+            return
+        start = info.offset - info.offset % mmap.PAGESIZE
+        self._map.madvise(mmap.MADV_WILLNEED, start, info.offset + info.nbytes - start)
+
     def tensor(self, name: str) -> torch.Tensor:
         """The tensor in its stored dtype, a view of the file's mapped pages (no copy).
 
