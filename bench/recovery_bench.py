@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from catalog import Catalog  # noqa: E402
-from catalog.recovery_io import load_inputs, model_sources  # noqa: E402
+from catalog.recovery_io import load_inputs  # noqa: E402
+from catalog.resolve import CatalogResolver  # noqa: E402
 from jobs.local_index import index_local  # noqa: E402
 from jobs.recover import LocalMatrices, run_recover  # noqa: E402
 from lineage.recovery.evaluate import evaluate_graph  # noqa: E402
@@ -57,7 +58,7 @@ def mother_scores(catalog: Catalog, truth: dict, lora: bool) -> dict:
     for m in models:
         if not m.is_adapter:
             per_group[m.arch_signature].add(tree_of.get(m.model_id))
-    source = LocalMatrices(model_sources(catalog)) if lora else None
+    source = LocalMatrices(CatalogResolver(catalog)) if lora else None
     started = time.perf_counter()
     edges, trees = mother_recipe(models, {s: len(t) for s, t in per_group.items()},
                                  lora=lora, matrices=source)

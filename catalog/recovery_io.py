@@ -110,12 +110,6 @@ def _num(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def model_sources(catalog: Catalog) -> dict[str, str]:
-    """model_id -> where its weights are (the `source` column, e.g. 'local:/path')."""
-    with catalog.reader() as con:
-        return dict(con.execute("SELECT model_id, source FROM current_models").fetchall())
-
-
 def edges_table(edges: Iterable[RecoveredEdge], run_id: str) -> pa.Table:
     rows = [
         {

@@ -14,28 +14,25 @@ from __future__ import annotations
 import argparse
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from catalog import Catalog
-from catalog.recovery_io import (
-    RECOVER_JOB,
-    load_inputs,
-    model_sources,
-    write_edges,
-)
+from catalog.recovery_io import RECOVER_JOB, load_inputs, write_edges
+from catalog.resolve import CatalogResolver
 from catalog.runs import finish_run, start_run
-from lineage.errors import ModelNotFoundError
 from lineage.recovery import RecoveryOptions, RecoveryResult, recover_graph
 
 
 class LocalMatrices:
-    """MatrixSource over local model folders; keeps the last few models' matrices."""
+    """MatrixSource over model folders found by the catalog's resolver (local folders,
+    or Hub-crawled weights kept with --keep-weights); keeps recent matrices cached."""
 
-    def __init__(self, sources: dict[str, str], keep: int = 64) -> None:
-        self.sources = sources
+    def __init__(self, resolve: Callable[[str], Path], keep: int = 64) -> None:
+        self.resolve = resolve
         self.keep = keep
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
@@ -50,14 +47,7 @@ class LocalMatrices:
     def _read(self, model_id: str, name: str) -> np.ndarray:
         from lineage.weights import open_model
 
-        source = self.sources.get(model_id, "")
-        if not source.startswith("local:"):
-            raise ModelNotFoundError(
-                f"model {model_id!r}",
-                f"has source {source!r}, not a local folder: its weights cannot be read",
-                "Run recover with --no-ranks, or index a local copy",
-            )
-        with open_model(Path(source[len("local:"):])) as model:
+        with open_model(self.resolve(model_id)) as model:
             return model.tensor(name).double().numpy().copy()
 
 
@@ -79,7 +69,7 @@ def run_recover(
     status = "failed"
     try:
         models, cards = load_inputs(catalog)
-        source = LocalMatrices(model_sources(catalog)) if ranks else None
+        source = LocalMatrices(CatalogResolver(catalog)) if ranks else None
         result = recover_graph(models, cards, matrices=source, options=options)
         n_edges = write_edges(catalog, result.edges, run_id)
         status = "succeeded"
