@@ -37,17 +37,9 @@ def zoo_copy(tiny_zoo_cached: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    """One local Ray for the crawl tests, declaring 2 GPUs that do not exist: Ray
-    schedules GPU actors on them and torch finds no CUDA, which is exactly the GPU
-    placement path with its CPU fallback. CPU-path crawls ask for 0 GPUs explicitly."""
-    import ray
-
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
+def ray_local(ray_cluster) -> None:
+    """The session's Ray (tests/conftest.py), with 2 fake GPUs; CPU-path crawls ask for
+    0 GPUs explicitly."""
 
 
 @pytest.fixture(scope="session")

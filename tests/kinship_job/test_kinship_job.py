@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import ray
 import torch
 
 from catalog import Catalog
@@ -40,10 +39,8 @@ def catalog(tmp_path_factory):
 
 
 @pytest.fixture
-def ray_fake_gpu():
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+def ray_fake_gpu(ray_cluster):
+    """The session's Ray with fake GPUs (tests/conftest.py)."""
 
 
 def test_plan_tasks_splits_each_group_and_skips_singletons():

@@ -17,13 +17,11 @@ RECIPE = {"merge_method": "task_arithmetic", "base_model": "org/base", "name": "
                      {"model": "org/ft2", "parameters": {"weight": 0.3}}]}
 
 
-@pytest.fixture(scope="module")
-def ray_with_fake_gpu():
+@pytest.fixture
+def ray_with_fake_gpu(ray_cluster):
     import ray
 
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    return ray
 
 
 def test_placement_rule():
@@ -34,7 +32,7 @@ def test_placement_rule():
 def test_merge_task_gets_the_gpu_and_matches_local(ray_with_fake_gpu, tmp_path, catalog):
     report = run_merge_job(RECIPE, tmp_path / "ray", catalog=catalog, executor="ray")
     assert report.placement["options"] == {"num_gpus": 1, "num_cpus": 1}
-    assert report.placement["gpu_ids"] == ["0"]
+    assert len(report.placement["gpu_ids"]) == 1  # one of the session's fake GPUs
     local = run_merge_job({**RECIPE, "name": "org/local-ta"}, tmp_path / "local",
                           catalog=catalog)
     got, want = tensors_of(report.out_dir), tensors_of(local.out_dir)
