@@ -68,13 +68,25 @@ def check_compatible(models: Mapping[str, ModelWeights], reference: str) -> None
 
 
 def _check_tensor_file(path: str, m: ModelWeights, ref: ModelWeights) -> None:
-    """A Fisher file must share tensor names (and shapes) with the models."""
+    """A Fisher file must cover every float tensor of the models, with the same shapes.
+
+    A partial file would silently turn Fisher averaging into a plain mean (and UBGM into
+    task arithmetic) for the tensors it misses, e.g. when a Fisher was keyed by module
+    names that differ from the names transformers saves.
+    """
     ref_infos, infos = ref.infos(), m.infos()
     shared = [n for n in infos if n in ref_infos]
     if not shared:
         raise IncompatibleModelsError(
             f"tensor file {path}", "shares no tensor name with the models being merged",
             "Estimate the Fisher on the same architecture (lineage.merge.fisher)")
+    missing = [n for n, i in ref_infos.items() if is_float(i.dtype) and n not in infos]
+    if missing:
+        raise IncompatibleModelsError(
+            f"tensor file {path}",
+            f"has no entry for {len(missing)} float tensor(s) of the models, e.g. "
+            f"{missing[0]!r}",
+            "Estimate it with `lineage fisher`, which names tensors as they are saved")
     for n in shared:
         if tuple(infos[n].shape) != tuple(ref_infos[n].shape):
             raise IncompatibleModelsError(
@@ -83,9 +95,8 @@ def _check_tensor_file(path: str, m: ModelWeights, ref: ModelWeights) -> None:
 
 
 def _file_tensor(m: ModelWeights, name: str, like: torch.Tensor) -> torch.Tensor:
-    # A parameter without a Fisher entry (a buffer, a frozen layer) counts as zero
-    # information: Fisher averaging then falls back to the weighted mean, UBGM to
-    # task arithmetic, for that tensor.
+    # Only non-float tensors (integer buffers, copied from the base) can lack an entry:
+    # _check_tensor_file refused files missing a float tensor.
     if name in m.infos():
         return m.tensor(name)
     return torch.zeros(like.shape, dtype=torch.float32)

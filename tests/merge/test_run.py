@@ -149,3 +149,19 @@ def test_fisher_file_of_another_architecture_is_refused(family, tmp_path):
                        {"model": "org/ft1", "parameters": {"fisher": str(bad)}}]}
     with pytest.raises(IncompatibleModelsError, match="shares no tensor name"):
         merge_models(data, tmp_path / "x", resolve=resolver(family), progress=False)
+
+
+def test_fisher_file_missing_a_float_tensor_is_refused(family, tmp_path):
+    """A partial Fisher would silently turn part of the merge into a plain mean."""
+    b = load_all(family["base"])
+    partial = {n: torch.ones(t.shape) for n, t in b.items()
+               if n not in ("position_ids", "up.weight")}
+    path = tmp_path / "partial.safetensors"
+    save_file(partial, str(path))
+    data = {"merge_method": "fisher",
+            "models": [{"model": "org/ft0", "parameters": {"fisher": str(path)}},
+                       {"model": "org/ft1", "parameters": {"fisher": str(path)}}]}
+    with pytest.raises(IncompatibleModelsError) as err:
+        merge_models(data, tmp_path / "x", resolve=resolver(family), progress=False)
+    assert "'up.weight'" in str(err.value) and str(path) in str(err.value)
+    assert "lineage fisher" in str(err.value)
