@@ -1,5 +1,6 @@
-"""One tree component, prepared for direction and arborescence: merges set aside,
-distances (rank-scaled where a MatrixSource gives ranks) and kurtosis votes."""
+"""One tree component, prepared for direction and arborescence: merges set aside
+(linear ones from sketches; sparse TIES/DARE ones from weights where a MatrixSource is
+given), distances (rank-scaled where it gives ranks) and direction votes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from lineage.recovery.direction import direction_votes
 from lineage.recovery.distance import matrix_sq_dists, mother_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.inputs import MatrixSource
-from lineage.recovery.merges import MergeFit, detect_merges
+from lineage.recovery.merges import MergeFit, detect_merges, drop_nested
 from lineage.recovery.rank import candidate_pairs, rank_factors
+from lineage.recovery.sparse_merges import detect_sparse_merges
 
 LOW_RANK = 0.5  # rank / dimension below this: a low-rank (LoRA) difference
 RANK_FLOOR = 0.02  # keeps a rank-scaled distance positive
@@ -41,6 +43,10 @@ def prepare_component(
     rank_neighbours: int = 4, group: str = "",
 ) -> Component:
     merges = detect_merges(features) if find_merges else []
+    if find_merges and matrices is not None:  # TIES/DARE: exact on weights only
+        near = mother_distance(features, matrix_sq_dists(features))
+        merges = drop_nested(merges + detect_sparse_merges(
+            features, matrices, near, {f.child for f in merges}))
     merged = {f.child for f in merges}
     tree = features.take([i for i in range(features.n) if i not in merged])
     raw = mother_distance(tree, matrix_sq_dists(tree))

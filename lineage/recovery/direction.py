@@ -12,7 +12,11 @@ arborescence is cheaper wins (orient.decide_signs).
 A second per-matrix signal is voted the same way and calibrated the same way: the
 squared norm ||W||^2 (exact, from the moments). Training without strong weight decay
 adds increments nearly orthogonal to the weights, so norms tend to grow along a path;
-its sign is never assumed either. Each signal is weighted by how consistently it
+its sign is never assumed either. A third is structural: per matrix, a model's summed
+distance to the other members of its component (from sketches). Siblings fan out from
+their parent, so a parent sits nearer the middle of its family than its children do;
+a chain without branching has no such middle, which the weighting below absorbs.
+Each signal is weighted by how consistently it
 agrees with its calibrated sign (2 * agreement - 1), so a coin-flip signal drops out.
 """
 
@@ -29,7 +33,7 @@ MIN_CARD_EDGES = 3  # fewer documented edges than this say nothing about the sig
 MIN_AGREEMENT = 0.7  # fraction of documented edges that must agree with the majority
 
 
-SIGNALS = ("kurtosis", "norm")
+SIGNALS = ("kurtosis", "norm", "centrality")
 
 
 def kurtosis_votes(features: GroupFeatures) -> np.ndarray:
@@ -42,8 +46,24 @@ def norm_votes(features: GroupFeatures) -> np.ndarray:
     return matrix_votes(features, features.sq_norms)
 
 
+def centrality_votes(features: GroupFeatures) -> np.ndarray:
+    """[n, n] antisymmetric votes; V[i, j] > 0: j lies farther out in the component."""
+    return matrix_votes(features, summed_distances(features))
+
+
+def summed_distances(features: GroupFeatures) -> np.ndarray:
+    """float64 [n, M]: per matrix, sum over the other models of ||S(W_i) - S(W_j)||."""
+    out = np.zeros((features.n, len(features.sketches)))
+    for q, s in enumerate(features.sketches):
+        x = s - s.mean(axis=0, keepdims=True)  # centred: no cancellation (distance.py)
+        sq = np.einsum("ij,ij->i", x, x)
+        out[:, q] = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)).sum(1)
+    return out
+
+
 def direction_votes(features: GroupFeatures) -> dict[str, np.ndarray]:
-    return {"kurtosis": kurtosis_votes(features), "norm": norm_votes(features)}
+    return {"kurtosis": kurtosis_votes(features), "norm": norm_votes(features),
+            "centrality": centrality_votes(features)}
 
 
 def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:

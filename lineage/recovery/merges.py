@@ -31,6 +31,7 @@ class MergeFit:
     coefficients: list[float]
     residual: float  # ||unexplained|| / ||S(m) - S(b)|| with all parents
     single_residual: float  # the same with the best single parent
+    rule: str = "nnls on task vectors"  # or sparse_merges' exact check on weights
 
     @property
     def ratio(self) -> float:
@@ -38,7 +39,7 @@ class MergeFit:
 
     def to_evidence(self, ids: list[str]) -> dict:
         return {
-            "rule": "nnls on task vectors",
+            "rule": self.rule,
             "base": ids[self.base],
             "coefficients": {ids[p]: round(c, 4) for p, c in
                              zip(self.parents, self.coefficients, strict=True)},
@@ -94,10 +95,10 @@ def detect_merges(features: GroupFeatures, bases_per_child: int = 6) -> list[Mer
         best = min((fit_merge(g, m, int(b)) for b in bases), key=lambda f: f.ratio)
         if len(best.parents) >= 2 and best.ratio < MAX_RATIO and best.residual < MAX_RESIDUAL:
             found.append(best)
-    return _drop_nested(found)
+    return drop_nested(found)
 
 
-def _drop_nested(fits: list[MergeFit]) -> list[MergeFit]:
+def drop_nested(fits: list[MergeFit]) -> list[MergeFit]:
     """A merge's parents are not themselves merges of it: keep the better-fitting one."""
     fits = sorted(fits, key=lambda f: f.ratio)
     kept: list[MergeFit] = []

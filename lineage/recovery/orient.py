@@ -1,12 +1,13 @@
 """Calibrate the direction signals and orient every component.
 
-Per signal (kurtosis, norm) a sign per architecture group and relation class (full /
+Per signal (kurtosis, norm, centrality) a sign per architecture group and relation class (full /
 low-rank) from documented edges where they suffice (direction.sign_from_cards);
 otherwise one sign per signal for the whole catalog, chosen by structure: the sign
 whose arborescences are cheaper over the largest components (in a branching tree only
 the true sign lets every edge agree). The signals' calibrated votes are then averaged,
-weighted by how often each agrees with the orientation a first, equal-weight pass finds
-(a coin-flip signal drops out), and each component gets its minimum arborescence.
+weighted by the log-odds of how often each agrees with the orientation a first,
+equal-weight pass finds (a coin-flip signal drops out), and each component gets its
+minimum arborescence.
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ def combine(comp: Component, signs: dict[str, dict[str, SignDecision]],
 
 
 def signal_weights(comps, signs, parents_list) -> dict[str, float]:
-    """Per signal, 2 * (fraction of oriented edges it agrees with) - 1, floored at 0."""
+    """Per signal, the log-odds of its agreement a with the oriented edges (Laplace-
+    smoothed), floored at 0: independent voters combine by log-odds, so a signal that
+    is right 999 times in 1000 outvotes one right 97 times in 100 where they conflict
+    (a lopsided tree's root is not its most central model)."""
     weights = {}
     for signal in SIGNALS:
         agree = total = 0
@@ -96,7 +100,8 @@ def signal_weights(comps, signs, parents_list) -> dict[str, float]:
                 if p >= 0 and v[p, c] != 0:
                     agree += v[p, c] > 0
                     total += 1
-        weights[signal] = max(0.0, 2.0 * agree / total - 1.0) if total else 0.0
+        a = (agree + 1.0) / (total + 2.0)
+        weights[signal] = max(0.0, float(np.log(a / (1.0 - a))))
     return weights
 
 

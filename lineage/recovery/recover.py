@@ -4,9 +4,10 @@ Pipeline, per architecture signature:
   exact duplicates (content hashes) -> re-upload leaves
   near-zero distance in another dtype -> cast leaves
   single linkage with a data-chosen cut -> tree components (tree count not given)
-  per component: NNLS merge fits -> merge edges; the rest -> distance (rank-scaled
-  for LoRA-style low-rank differences) + kurtosis votes -> sign per relation class
-  (cards, else structure) -> minimum spanning arborescence
+  per component: NNLS merge fits on sketches, and exact TIES/DARE checks on weights
+  (with a MatrixSource) -> merge edges; the rest -> distance (rank-scaled for
+  LoRA-style low-rank differences) + kurtosis, norm and centrality votes -> sign per
+  relation class (cards, else structure) -> minimum spanning arborescence
 PEFT adapters attach to the base their adapter config names.
 """
 
@@ -116,6 +117,7 @@ def _tree_edges(comp: Component, parents: np.ndarray, votes: np.ndarray) -> list
             "direction_vote": round(float(votes[p, c]), 4),
             "kurtosis_vote": round(float(comp.votes["kurtosis"][p, c]), 4),
             "norm_vote": round(float(comp.votes["norm"][p, c]), 4),
+            "centrality_vote": round(float(comp.votes["centrality"][p, c]), 4),
             "placement_margin": round(float(margin[c]), 4),
         }
         conf = float(np.clip(agree * (0.5 + 0.5 * margin[c]), 0.0, 1.0))

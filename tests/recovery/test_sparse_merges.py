@@ -1,0 +1,110 @@
+"""Sparse (TIES) merges found exactly on weights, and the centrality direction vote, on
+constructed float32 families (a fine-tune adds a dense increment to every weight)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lineage.recovery import recover_graph
+from lineage.recovery.direction import centrality_votes
+from lineage.recovery.features import group_features
+from lineage.recovery.inputs import ModelInput, TensorStat
+from lineage.recovery.sparse_merges import detect_sparse_merges
+from lineage.recovery.synthetic import synthetic_zoo
+
+SIDE, MATS = 48, 3
+
+
+class Weights:
+    """MatrixSource over an in-memory {model_id: [matrices]}."""
+
+    def __init__(self, mats: dict[str, list[np.ndarray]]) -> None:
+        self.mats = mats
+
+    def matrix(self, model_id: str, name: str) -> np.ndarray:
+        return self.mats[model_id][int(name.split(".")[1])].astype(np.float64)
+
+
+def _model(model_id: str, mats: list[np.ndarray]) -> ModelInput:
+    tensors = {}
+    for k, m in enumerate(mats):
+        flat = m.reshape(-1).astype(np.float64)
+        mean, std = float(flat.mean()), float(flat.std())
+        kurt = float(((flat - mean) ** 4).mean() / std**4 - 3.0)
+        tensors[f"layer.{k}.weight"] = TensorStat(m.shape, "F32", f"{model_id}/{k}", mean,
+                                                  std, kurt, m.reshape(-1))
+    return ModelInput(model_id, arch_signature="a", dtype="F32", tensors=tensors)
+
+
+def _ties(base: np.ndarray, parents: list[np.ndarray], density: float) -> np.ndarray:
+    """The TIES recipe (trim, elect sign, disjoint mean), stored as float32."""
+    taus = np.stack([p.astype(np.float64) - base for p in parents]).reshape(len(parents), -1)
+    k = int(density * taus.shape[1])
+    thresh = -np.sort(-np.abs(taus), axis=1)[:, k - 1:k]
+    trimmed = np.where(np.abs(taus) >= thresh, taus, 0.0)
+    sign = np.sign(trimmed.sum(0))
+    agree = (np.sign(trimmed) == sign) & (trimmed != 0)
+    merged = np.where(agree, trimmed, 0.0).sum(0) / np.maximum(agree.sum(0), 1)
+    return (base + merged.reshape(base.shape)).astype(np.float32)
+
+
+def _family(seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """root -> a, b, c (fine-tunes) -> a1, b1 (fine-tunes); all float32."""
+    rng = np.random.default_rng(seed)
+
+    def tune(mats):
+        return [(m + 0.05 * rng.standard_normal(m.shape)).astype(np.float32) for m in mats]
+
+    fam = {"root": [rng.standard_normal((SIDE, SIDE)).astype(np.float32) for _ in range(MATS)]}
+    for name in "abc":
+        fam[name] = tune(fam["root"])
+    fam["a1"], fam["b1"] = tune(fam["a"]), tune(fam["b"])
+    return fam
+
+
+def _detect(fam: dict[str, list[np.ndarray]]) -> list[tuple[str, str, set[str]]]:
+    features = group_features([_model(k, v) for k, v in fam.items()])
+    near = np.zeros((features.n, features.n))  # every model is tried as a base
+    fits = detect_sparse_merges(features, Weights(fam), near, set())
+    ids = features.ids
+    return [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in fits]
+
+
+def test_a_ties_merge_is_found_with_its_parents_and_base():
+    fam = _family()
+    fam["m"] = [_ties(r.astype(np.float64), [a, b], 0.2)
+                for r, a, b in zip(fam["root"], fam["a"], fam["b"], strict=True)]
+    assert _detect(fam) == [("m", "root", {"a", "b"})]
+
+
+def test_a_linear_merge_of_the_same_parents_is_not_a_third_parent():
+    # Where both parents survive TIES and agree, the TIES merge equals their average.
+    fam = _family(1)
+    fam["m"] = [_ties(r.astype(np.float64), [a, b], 0.3)
+                for r, a, b in zip(fam["root"], fam["a"], fam["b"], strict=True)]
+    fam["avg"] = [((a.astype(np.float64) + b) / 2).astype(np.float32)
+                  for a, b in zip(fam["a"], fam["b"], strict=True)]
+    assert ("m", "root", {"a", "b"}) in _detect(fam)
+
+
+def test_fine_tunes_and_roots_are_never_sparse_merges():
+    assert _detect(_family(2)) == []
+
+
+def test_recover_graph_reads_weights_for_ties_merges():
+    fam = _family(3)
+    fam["m"] = [_ties(r.astype(np.float64), [a, c], 0.2)
+                for r, a, c in zip(fam["root"], fam["a"], fam["c"], strict=True)]
+    result = recover_graph([_model(k, v) for k, v in fam.items()], matrices=Weights(fam))
+    merges = {(e.parent, e.child) for e in result.edges if e.relation == "merge"}
+    assert merges == {("a", "m"), ("c", "m")}
+    without = recover_graph([_model(k, v) for k, v in fam.items()])  # sketches only
+    assert not [e for e in without.edges if e.relation == "merge"]
+
+
+def test_parents_sit_nearer_the_middle_of_their_family():
+    zoo = synthetic_zoo(1, 13, seed=4)
+    features = group_features(zoo.models)
+    votes = centrality_votes(features)
+    index = {m: i for i, m in enumerate(features.ids)}
+    assert all(votes[index[p], index[c]] > 0 for p, c in zoo.edges)
