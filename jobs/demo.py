@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import ray
-
 from catalog import Catalog
 from catalog.query import run_query
 from jobs.cli import main as lineage_cli
-from jobs.crawl import CrawlOptions, connect_ray, crawl
+from jobs.crawl import CrawlOptions, crawl
 from jobs.kinship import run_kinship
 from jobs.loopback_hub import LoopbackHub
 from jobs.output import print_rows
+from jobs.ray_session import ray_session
 from jobs.recover import run_recover, summary
 from lineage.zoo import build_zoo
 
@@ -67,17 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(zoo.model_ids)} models in {zoo.root} ({state})")
     catalog = Catalog(args.workdir / "catalog")
 
-    started = connect_ray(args.ray_address, num_cpus=2)
-    try:
+    with ray_session(args.ray_address, num_cpus=2):
         banner("2. crawl the loopback Hub and fingerprint on Ray")
         crawl_zoo(zoo.root, catalog, args.workers)
         banner("3. kinship from sketches")
         kin = run_kinship(catalog, top_k=5)
         print(f"kinship run {kin['run_id']}: {kin['models']} models, "
               f"{'up to date' if kin['skipped'] else str(kin['rows']) + ' rows'}")
-    finally:
-        if started:
-            ray.shutdown()
 
     banner("4. recover the Model Graph and score it against the ground truth")
     print(summary(run_recover(catalog)))

@@ -25,19 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
 def run_crawl(args: argparse.Namespace, **overrides: object) -> int:
     """Connect Ray, crawl, print the report; the exit status says if anything worked."""
     from catalog import Catalog
-    from jobs.crawl import connect_ray, crawl
+    from jobs.crawl import crawl
+    from jobs.ray_session import ray_session
 
     opts = options_from_args(args)
     for key, value in overrides.items():
         setattr(opts, key, value)
-    started_ray = connect_ray(args.ray_address)
-    try:
+    with ray_session(args.ray_address):
         report = crawl(Catalog(args.catalog), opts)
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
     print(report.summary(), flush=True)
     for model_id, why in sorted(report.skipped.items()):
         print(f"  skipped {model_id}: {why}")

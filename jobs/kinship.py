@@ -30,7 +30,7 @@ from catalog.kinship_io import (
     load_tensor_hashes,
 )
 from catalog.runs import finish_run, last_successful_run, start_run
-from jobs.crawl.ray_session import connect_ray
+from jobs.ray_session import ray_session
 from lineage.errors import LineageError
 from lineage.fingerprint import DEFAULT_WIDTH
 from lineage.kinship import find_duplicates, kinship, topk_rows
@@ -210,20 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=None, help="Ray address (default: auto)")
     parser.add_argument("--num-cpus", type=int, default=None)
     args = parser.parse_args(argv)
-    started = connect_ray(args.address, num_cpus=args.num_cpus)
     try:
-        summary = run_kinship(
-            Catalog(args.catalog, create=False),
-            top_k=args.top_k,
-            rows_per_task=args.rows_per_task,
-            verify=args.verify,
-        )
+        with ray_session(args.address, num_cpus=args.num_cpus):
+            summary = run_kinship(
+                Catalog(args.catalog, create=False),
+                top_k=args.top_k,
+                rows_per_task=args.rows_per_task,
+                verify=args.verify,
+            )
     except LineageError as err:
         print(f"lineage: error: {err}", file=sys.stderr)
         return 1
-    finally:
-        if started:
-            ray.shutdown()
     state = "up to date, skipped" if summary["skipped"] else f"wrote {summary['rows']} rows"
     print(f"kinship run {summary['run_id']}: {summary['models']} models, {state}")
     return 0

@@ -33,30 +33,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import ray
-
     from catalog import Catalog
     from jobs.commands.merge import print_report
     from jobs.merging import run_merge_job
+    from jobs.ray_session import ray_session
 
     args = parse_args(argv)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=args.address, num_cpus=None if args.address else args.num_cpus,
-                 include_dashboard=False)
     try:
-        catalog = Catalog(args.catalog) if args.catalog else None
-        report = run_merge_job(args.recipe, args.out, catalog=catalog,
-                               register=not args.no_register, overwrite=args.overwrite,
-                               executor="ray")
+        with ray_session(args.address, num_cpus=args.num_cpus):
+            catalog = Catalog(args.catalog) if args.catalog else None
+            report = run_merge_job(args.recipe, args.out, catalog=catalog,
+                                   register=not args.no_register, overwrite=args.overwrite,
+                                   executor="ray")
         print_report(report)
         return 0
     except LineageError as err:
         print(f"jobs.merge: error: {err}", file=sys.stderr)
         return 1
-    finally:
-        if started:
-            ray.shutdown()
 
 
 if __name__ == "__main__":

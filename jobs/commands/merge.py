@@ -80,16 +80,15 @@ def merge(args: argparse.Namespace) -> int:
 
     catalog = _catalog(args, not args.no_register)
     if args.ray:
-        import ray
+        from jobs.ray_session import ray_session
 
-        ray.init(include_dashboard=False)
-    try:
+        with ray_session():
+            report = run_merge_job(args.recipe, args.out, catalog=catalog,
+                                   register=not args.no_register, overwrite=args.overwrite,
+                                   executor="ray")
+    else:
         report = run_merge_job(args.recipe, args.out, catalog=catalog,
-                               register=not args.no_register, overwrite=args.overwrite,
-                               executor="ray" if args.ray else "local")
-    finally:
-        if args.ray:
-            ray.shutdown()
+                               register=not args.no_register, overwrite=args.overwrite)
     print_report(report)
     return 0
 

@@ -18,7 +18,7 @@ def __getattr__(name: str):
 
         return getattr(driver, name)
     if name == "connect_ray":
-        from jobs.crawl.ray_session import connect_ray
+        from jobs.ray_session import connect_ray
 
         return connect_ray
     raise AttributeError(name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ray
 
@@ -31,3 +33,17 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> b
             return True
     ray.init(address=address, log_to_driver=False)
     return False
+
+
+@contextmanager
+def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[None]:
+    """Connect for the duration of a job; shut down only a Ray this call started, so a
+    job run inside a cluster (or a test's session Ray) leaves it running."""
+    import ray
+
+    started = connect_ray(address, num_cpus=num_cpus)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
