@@ -44,7 +44,21 @@ def index_local(
     found = [(mid, folder) for p in paths for mid, folder in discover_models(p)]
     run_id = start_run(catalog, "index-local", {"paths": [str(p) for p in paths]})
     report = IndexReport(run_id)
-    known = catalog.known_revisions()
+    todo = _plan(found, catalog.known_revisions(), report)
+    run = _Indexing(catalog, report, allow_pickle, width, batch_size)
+    status = "failed"
+    try:
+        run.index(todo, progress)
+        status = "succeeded"
+    finally:
+        finish_run(catalog, run_id, status)
+    return report
+
+
+def _plan(
+    found: list[tuple[str, Path]], known: set[tuple[str, str]], report: IndexReport
+) -> list[tuple[ModelRef, Path]]:
+    """The models whose (id, revision) is not in the catalog yet; the rest are unchanged."""
     todo = []
     for model_id, folder in found:
         ref = ModelRef(
@@ -53,46 +67,53 @@ def index_local(
             f"local:{folder.resolve()}",
             datetime.fromtimestamp(folder.stat().st_mtime, UTC),
         )
-        (report.unchanged if (ref.model_id, ref.revision) in known else todo).append(ref)
-    report.unchanged = [r.model_id for r in report.unchanged]
-    paths_by_id = dict(found)
-    status = "failed"
-    try:
-        _index_refs(catalog, todo, paths_by_id, report, allow_pickle, width, batch_size, progress)
-        status = "succeeded"
-    finally:
-        finish_run(catalog, run_id, status)
-    return report
+        if (ref.model_id, ref.revision) in known:
+            report.unchanged.append(model_id)
+        else:
+            todo.append((ref, folder))
+    return todo
 
 
-def _index_refs(
-    catalog, todo, paths_by_id, report, allow_pickle, width, batch_size, progress
-) -> None:
-    total = sum(_size(paths_by_id[r.model_id]) for r in todo)
-    batch: list[tuple[ModelRef, ModelFingerprint]] = []
-    with tqdm(
-        total=total, unit="B", unit_scale=True, desc="fingerprinting", disable=not progress
-    ) as bar:
-        for ref in todo:
-            try:
-                with open_model(paths_by_id[ref.model_id], allow_pickle=allow_pickle) as model:
-                    batch.append((ref, fingerprint_model(model, width=width, progress=bar.update)))
-            except LineageError as err:
-                report.failed[ref.model_id] = str(err)
-                record_states(catalog, [(ref.model_id, ref.revision, "failed", str(err))])
-                bar.write(f"failed: {ref.model_id}: {err}")
-            if len(batch) >= batch_size:
-                _commit(catalog, batch, report)
-                batch = []
-        _commit(catalog, batch, report)
+@dataclass
+class _Indexing:
+    catalog: Catalog
+    report: IndexReport
+    allow_pickle: bool
+    width: int
+    batch_size: int
 
+    def index(self, todo: list[tuple[ModelRef, Path]], progress: bool) -> None:
+        total = sum(_size(folder) for _, folder in todo)
+        batch: list[tuple[ModelRef, ModelFingerprint]] = []
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc="fingerprinting", disable=not progress
+        ) as bar:
+            for ref, folder in todo:
+                fp = self._fingerprint(ref, folder, bar)
+                if fp is not None:
+                    batch.append((ref, fp))
+                if len(batch) >= self.batch_size:
+                    self._commit(batch)
+                    batch = []
+            self._commit(batch)
 
-def _commit(catalog: Catalog, batch: list, report: IndexReport) -> None:
-    if not batch:
-        return
-    catalog.commit(fingerprint_tables(batch, report.run_id))
-    record_states(catalog, [(ref.model_id, ref.revision, "done", None) for ref, _ in batch])
-    report.indexed += [ref.model_id for ref, _ in batch]
+    def _fingerprint(self, ref: ModelRef, folder: Path, bar: tqdm) -> ModelFingerprint | None:
+        try:
+            with open_model(folder, allow_pickle=self.allow_pickle) as model:
+                return fingerprint_model(model, width=self.width, progress=bar.update)
+        except LineageError as err:
+            self.report.failed[ref.model_id] = str(err)
+            record_states(self.catalog, [(ref.model_id, ref.revision, "failed", str(err))])
+            bar.write(f"failed: {ref.model_id}: {err}")
+            return None
+
+    def _commit(self, batch: list[tuple[ModelRef, ModelFingerprint]]) -> None:
+        if not batch:
+            return
+        self.catalog.commit(fingerprint_tables(batch, self.report.run_id))
+        states = [(ref.model_id, ref.revision, "done", None) for ref, _ in batch]
+        record_states(self.catalog, states)
+        self.report.indexed += [ref.model_id for ref, _ in batch]
 
 
 def _size(path: Path) -> int:
