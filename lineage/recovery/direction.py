@@ -13,9 +13,14 @@ A second per-matrix signal is voted the same way and calibrated the same way: th
 squared norm ||W||^2 (exact, from the moments). Training without strong weight decay
 adds increments nearly orthogonal to the weights, so norms tend to grow along a path;
 its sign is never assumed either. A third is structural: per matrix, a model's summed
-distance to the other members of its component (from sketches). Siblings fan out from
+nearness to the other members of its component (from sketches). Siblings fan out from
 their parent, so a parent sits nearer the middle of its family than its children do;
-a chain without branching has no such middle, which the weighting below absorbs.
+a chain without branching has no such middle, which the weighting below absorbs. Per
+matrix and pair (i, j) each other model x says which of the two it is nearer, and the
+majority of them decides: cutting the tree edge i - j splits the family in two, and
+with increments roughly orthogonal every x lies nearer the end on its own side, so the
+parent wins whenever its side is the larger one. One model one vote: a summed distance
+instead lets a far-out model (a large LoRA change) outweigh the count.
 Each signal is weighted by how consistently it
 agrees with its calibrated sign (2 * agreement - 1), so a coin-flip signal drops out.
 """
@@ -31,6 +36,7 @@ from lineage.recovery.features import GroupFeatures
 
 MIN_CARD_EDGES = 3  # fewer documented edges than this say nothing about the sign
 MIN_AGREEMENT = 0.7  # fraction of documented edges that must agree with the majority
+MAX_WITNESSES = 64  # models that vote on centrality (evenly spaced beyond this many)
 
 
 SIGNALS = ("kurtosis", "norm", "centrality")
@@ -47,18 +53,34 @@ def norm_votes(features: GroupFeatures) -> np.ndarray:
 
 
 def centrality_votes(features: GroupFeatures) -> np.ndarray:
-    """[n, n] antisymmetric votes; V[i, j] > 0: j lies farther out in the component."""
-    return matrix_votes(features, summed_distances(features))
+    """[n, n] antisymmetric votes; V[i, j] > 0: j lies farther out in the component.
+    Per changed square matrix, the sign of (#witnesses nearer i) - (#nearer j)."""
+    n = features.n
+    mask = features.square
+    h = features.hashes[:, mask]
+    witnesses = np.unique(np.linspace(0, n - 1, min(n, MAX_WITNESSES)).round().astype(int))
+    total = np.zeros((n, n))
+    count = np.zeros((n, n))
+    own = witnesses[None, :] == np.arange(n)[:, None]  # [n, W]: x is j itself
+    for k, q in enumerate(np.flatnonzero(mask)):
+        d = pair_distances(features.sketches[q])[:, witnesses]  # [n, W]
+        nearer = np.zeros((n, n))
+        for i in range(n):  # sum over witnesses x (neither i nor j) of sign(d_jx - d_ix)
+            s = np.sign(d - d[i][None, :])
+            s[own] = 0.0
+            s[:, own[i]] = 0.0
+            nearer[i] = s.sum(axis=1)
+        changed = h[:, None, k] != h[None, :, k]
+        total += np.sign(nearer) * changed
+        count += changed
+    return total / np.maximum(count, 1)
 
 
-def summed_distances(features: GroupFeatures) -> np.ndarray:
-    """float64 [n, M]: per matrix, sum over the other models of ||S(W_i) - S(W_j)||."""
-    out = np.zeros((features.n, len(features.sketches)))
-    for q, s in enumerate(features.sketches):
-        x = s - s.mean(axis=0, keepdims=True)  # centred: no cancellation (distance.py)
-        sq = np.einsum("ij,ij->i", x, x)
-        out[:, q] = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)).sum(1)
-    return out
+def pair_distances(s: np.ndarray) -> np.ndarray:
+    """float64 [n, n]: ||S(W_i) - S(W_j)|| for one matrix's sketches."""
+    x = s - s.mean(axis=0, keepdims=True)  # centred: no cancellation (distance.py)
+    sq = np.einsum("ij,ij->i", x, x)
+    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0))
 
 
 def direction_votes(features: GroupFeatures) -> dict[str, np.ndarray]:

@@ -108,3 +108,22 @@ def test_parents_sit_nearer_the_middle_of_their_family():
     votes = centrality_votes(features)
     index = {m: i for i, m in enumerate(features.ids)}
     assert all(votes[index[p], index[c]] > 0 for p, c in zoo.edges)
+
+
+def test_far_out_models_count_once_in_the_centrality_vote():
+    # root r: children a, b, e, g (unit orthogonal steps); a: two far-out children
+    # whose large steps lean along a's. Summed distances make a the more central;
+    # three witnesses (b, e, g) against two say r, as cutting r - a splits the family.
+    from lineage.recovery.features import GroupFeatures
+
+    u = np.eye(8)
+    x = {"r": 0 * u[0], "a": u[0], "b": u[1], "e": u[2], "g": u[3],
+         "f1": u[0] + 20 * u[4] + 20 * u[0], "f2": u[0] + 20 * u[5] + 20 * u[0]}
+    ids = list(x)
+    features = GroupFeatures(
+        ids=ids, names=["w"], shapes=[(4, 4)], sketches=[np.stack([x[k] for k in ids])],
+        kurtosis=np.zeros((len(ids), 1)), sq_norms=np.zeros((len(ids), 1)),
+        hashes=np.array([[k] for k in ids], dtype=object))
+    sums = np.linalg.norm(features.sketches[0][:, None] - features.sketches[0][None], axis=2)
+    assert sums[1].sum() < sums[0].sum()  # the summed distance would point a -> r
+    assert centrality_votes(features)[0, 1] > 0
