@@ -88,14 +88,11 @@ def topk_rows(
     k = min(k, n - 1)
     if k <= 0 or start >= stop:
         return _empty()
-    query = x[start:stop]
     norms = (x * x).sum(dim=1) if metric == "l2" else None
     best_v = torch.full((stop - start, k), -torch.inf, device=x.device)
     best_i = torch.full((stop - start, k), -1, dtype=torch.int64, device=x.device)
     for c0 in range(0, n, block):
-        tile = query @ x[c0 : c0 + block].T  # [rows, cols]
-        if norms is not None:  # score = -|u - v|^2
-            tile.mul_(2).sub_(norms[start:stop, None]).sub_(norms[None, c0 : c0 + block])
+        tile = _score_tile(x, norms, start, stop, c0, c0 + block)
         _mask_self(tile, start, c0)
         _merge_topk(best_v, best_i, 0, tile, c0, k)
     rows = torch.arange(start, stop, device=x.device).repeat_interleave(k)
@@ -195,14 +192,22 @@ def _tiles(x: torch.Tensor, metric: str, block: int) -> Iterator[tuple[int, int,
     n = x.shape[0]
     norms = (x * x).sum(dim=1) if metric == "l2" else None
     for r0 in range(0, n, block):
-        xr = x[r0 : r0 + block]
         for c0 in range(r0, n, block):
-            tile = xr @ x[c0 : c0 + block].T
-            if norms is not None:  # score = -|u - v|^2
-                tile.mul_(2).sub_(norms[r0 : r0 + block, None]).sub_(norms[None, c0 : c0 + block])
+            tile = _score_tile(x, norms, r0, r0 + block, c0, c0 + block)
             if r0 == c0:
                 tile.fill_diagonal_(-torch.inf)
             yield r0, c0, tile
+
+
+def _score_tile(
+    x: torch.Tensor, norms: torch.Tensor | None, r0: int, r1: int, c0: int, c1: int
+) -> torch.Tensor:
+    """Scores (larger = closer) of rows r0:r1 against rows c0:c1: dot products, or
+    -|u - v|^2 when `norms` (squared row norms, l2 metric) are given. [rows, cols]"""
+    tile = x[r0:r1] @ x[c0:c1].T
+    if norms is not None:
+        tile.mul_(2).sub_(norms[r0:r1, None]).sub_(norms[None, c0:c1])
+    return tile
 
 
 def _merge_topk(
