@@ -97,7 +97,7 @@ def run_zoo(name: str, cache: Path | None, work: Path) -> None:
     for sig, info in report.result.direction["groups"].items():
         print(f"  group {sig}: {info['models']} models -> {info['trees']} trees, "
               f"cut {info['cut']}")
-    print(f"  direction weights: {report.result.direction['weights']}")
+    print(f"  direction: {report.result.direction.get('rule')}")
 
 
 def time_scale(n_models: int, per_tree: int = 20, groups: int = 5) -> None:

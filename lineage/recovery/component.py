@@ -1,6 +1,7 @@
-"""One tree component, prepared for direction and arborescence: merges set aside
-(linear ones from sketches; sparse TIES/DARE ones from weights where a MatrixSource is
-given), distances (rank-scaled where it gives ranks) and direction votes."""
+"""One tree component, prepared for placement and orientation: merges set aside (exact
+linear ones from sketches; sparse TIES/DARE ones from weights where a MatrixSource is
+given; one explanation per dependency), distances (rank-scaled where it gives ranks)
+and direction votes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lineage.recovery.dependencies import choose_explanations
 from lineage.recovery.direction import direction_votes
 from lineage.recovery.distance import matrix_sq_dists, mother_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.inputs import MatrixSource
-from lineage.recovery.merges import MergeFit, detect_merges, drop_nested
+from lineage.recovery.merges import MergeFit, candidate_merges
 from lineage.recovery.rank import candidate_pairs, rank_factors
 from lineage.recovery.sparse_merges import detect_sparse_merges
 
@@ -24,6 +26,7 @@ RANK_FLOOR = 0.02  # keeps a rank-scaled distance positive
 class Component:
     features: GroupFeatures  # tree nodes only (merges removed)
     merges: list[MergeFit]  # indices into `all_ids`
+    merge_margins: list[tuple[float, int]]  # per merge: (margin, readings that tie)
     all_ids: list[str]  # every model of the component, merges included
     dist: np.ndarray  # [n, n] MoTHer distance, rank-scaled
     raw_dist: np.ndarray  # [n, n] MoTHer distance
@@ -38,16 +41,23 @@ class Component:
         return self.features.ids
 
 
+def find_merges(features: GroupFeatures, dtypes: list[str | None],
+                matrices: MatrixSource | None) -> list[tuple[MergeFit, float, int]]:
+    """Every merge of the component, one explanation per dependency."""
+    near = mother_distance(features, matrix_sq_dists(features))
+    fits = candidate_merges(features, dtypes)
+    if matrices is not None:  # TIES/DARE: exact on weights only
+        fits += detect_sparse_merges(features, matrices, near, {f.child for f in fits})
+    return choose_explanations(fits, near, features.ids)
+
+
 def prepare_component(
-    features: GroupFeatures, matrices: MatrixSource | None, *, find_merges: bool = True,
-    rank_neighbours: int = 4, group: str = "",
+    features: GroupFeatures, matrices: MatrixSource | None, *, find: bool = True,
+    rank_neighbours: int = 4, group: str = "", dtypes: list[str | None] | None = None,
 ) -> Component:
-    merges = detect_merges(features) if find_merges else []
-    if find_merges and matrices is not None:  # TIES/DARE: exact on weights only
-        near = mother_distance(features, matrix_sq_dists(features))
-        merges = drop_nested(merges + detect_sparse_merges(
-            features, matrices, near, {f.child for f in merges}))
-    merged = {f.child for f in merges}
+    dtypes = dtypes if dtypes is not None else [None] * features.n
+    chosen = find_merges(features, dtypes, matrices) if find else []
+    merged = {f.child for f, _, _ in chosen}
     tree = features.take([i for i in range(features.n) if i not in merged])
     raw = mother_distance(tree, matrix_sq_dists(tree))
     factors = np.ones_like(raw)
@@ -57,7 +67,8 @@ def prepare_component(
         factors, ranks = rank_factors(matrices, tree, pairs)
     return Component(
         features=tree,
-        merges=merges,
+        merges=[f for f, _, _ in chosen],
+        merge_margins=[(m, t) for _, m, t in chosen],
         all_ids=features.ids,
         dist=raw * np.maximum(factors, RANK_FLOOR),
         raw_dist=raw,

@@ -1,41 +1,32 @@
-"""Which way an edge points: per-matrix votes, and the sign they follow.
+"""Which way an edge points: per-matrix votes of three signals.
 
 MoTHer sums excess kurtosis over square matrices and is told the regime (falls during
 fine-tuning, rises in long pre-training). We are not told: each pair gets a vote
 V[i, j] in [-1, 1], the mean over the square matrices the two models do not share
 byte for byte of sign(kurt_j - kurt_i): +1 when every changed matrix is more kurtotic
-in j. The sign s (+1: kurtosis rises parent -> child) comes from documented edges when
-there are enough that agree (cards lie, so it is a vote), else from the structure:
-in a branching tree only the true sign lets every edge agree, so the sign whose
-arborescence is cheaper wins (orient.decide_signs).
+in j. Which sign a tree follows, and how reliable the signal is there, is decided per
+tree by rooting.py (integrated out, with the architecture group as a prior).
 
-A second per-matrix signal is voted the same way and calibrated the same way: the
-squared norm ||W||^2 (exact, from the moments). Training without strong weight decay
-adds increments nearly orthogonal to the weights, so norms tend to grow along a path;
-its sign is never assumed either. A third is structural: per matrix, a model's summed
+A second per-matrix signal is voted the same way: the squared norm ||W||^2 (exact,
+from the moments). Training without strong weight decay adds increments nearly
+orthogonal to the weights, so norms tend to grow along a path; with weight decay they
+shrink; its sign is never assumed either. A third is structural: per matrix, a model's
 nearness to the other members of its component (from sketches). Siblings fan out from
 their parent, so a parent sits nearer the middle of its family than its children do;
-a chain without branching has no such middle, which the weighting below absorbs. Per
-matrix and pair (i, j) each other model x says which of the two it is nearer, and the
-majority of them decides: cutting the tree edge i - j splits the family in two, and
-with increments roughly orthogonal every x lies nearer the end on its own side, so the
-parent wins whenever its side is the larger one. One model one vote: a summed distance
-instead lets a far-out model (a large LoRA change) outweigh the count.
-Each signal is weighted by how consistently it
-agrees with its calibrated sign (2 * agreement - 1), so a coin-flip signal drops out.
+a chain without branching has no such middle. Per matrix and pair (i, j) each other
+model x says which of the two it is nearer, and the majority of them decides: cutting
+the tree edge i - j splits the family in two, and with increments roughly orthogonal
+every x lies nearer the end on its own side, so the parent wins whenever its side is
+the larger one. One model one vote: a summed distance instead lets a far-out model (a
+large LoRA change) outweigh the count.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
 from lineage.recovery.features import GroupFeatures
 
-MIN_CARD_EDGES = 3  # fewer documented edges than this say nothing about the sign
-MIN_AGREEMENT = 0.7  # fraction of documented edges that must agree with the majority
 MAX_WITNESSES = 64  # models that vote on centrality (evenly spaced beyond this many)
 
 
@@ -98,32 +89,3 @@ def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:
     count = changed.sum(axis=2)
     votes = (rises * changed).sum(axis=2) / np.maximum(count, 1)
     return votes
-
-
-@dataclass(frozen=True)
-class SignDecision:
-    sign: int  # +1 kurtosis rises parent -> child, -1 falls
-    rule: str  # "cards" | "structure"
-    support: int  # documented edges (cards) or components (structure) behind it
-    agreement: float  # fraction of that support agreeing with `sign`
-
-    @property
-    def weight(self) -> float:
-        """How much this signal counts: 0 for a coin flip, 1 when it never disagrees."""
-        return max(0.0, 2.0 * self.agreement - 1.0)
-
-    def to_dict(self) -> dict:
-        return {"sign": self.sign, "rule": self.rule, "support": self.support,
-                "agreement": round(self.agreement, 4)}
-
-
-def sign_from_cards(card_votes: Iterable[float]) -> SignDecision | None:
-    """A robust majority of documented edges' votes, or None if they say too little."""
-    signs = np.sign([v for v in card_votes if v != 0.0])
-    if signs.size < MIN_CARD_EDGES:
-        return None
-    sign = 1 if signs.sum() >= 0 else -1
-    agreement = float((signs == sign).mean())
-    if agreement < MIN_AGREEMENT:
-        return None
-    return SignDecision(sign, "cards", int(signs.size), agreement)

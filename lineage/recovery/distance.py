@@ -47,3 +47,34 @@ def relative_distance(features: GroupFeatures, sq: np.ndarray | None = None) -> 
     norms = (features.sq_norms / features.numel[None, :]).sum(axis=1)
     scale = np.sqrt(np.maximum((norms[:, None] + norms[None, :]) / 2.0, 1e-300))
     return np.sqrt(diff) / scale
+
+
+def centred_cosines(features: GroupFeatures, sq: np.ndarray | None = None) -> np.ndarray:
+    """[n, n]: cosine of the models' weights, each matrix centred on its exact mean and
+    scaled to unit RMS per element (every matrix weighs the same). Inner products come
+    from the exact norms and the sketched distances: <a, b> = (|a|^2 + |b|^2 - |a-b|^2)/2,
+    and centring subtracts numel * mean_a * mean_b. Near 0 for independent trainings."""
+    sq = matrix_sq_dists(features) if sq is None else sq  # [M, n, n]
+    numel = features.numel  # [M]
+    norms = features.sq_norms.T  # [M, n]
+    inner = (norms[:, :, None] + norms[:, None, :] - sq) / 2.0
+    means = features.means.T  # [M, n]
+    inner = inner - numel[:, None, None] * means[:, :, None] * means[:, None, :]
+    var = np.maximum(norms - numel[:, None] * means**2, 1e-300)  # [M, n]: n * variance
+    scale = 1.0 / var  # unit RMS per element: each matrix divided by its own norm
+    num = (inner * np.sqrt(scale[:, :, None] * scale[:, None, :])).sum(axis=0)
+    cos = num / features.numel.size
+    np.fill_diagonal(cos, 1.0)
+    return np.clip(cos, -1.0, 1.0)
+
+
+def null_cosine_std(features: GroupFeatures) -> float:
+    """Standard deviation of centred_cosines between two INDEPENDENT trainings: each
+    matrix's normalised inner product has variance 1/numel (random directions in numel
+    dimensions), plus 2/width where it comes from a count-sketched squared distance
+    (relative variance 2/width of |a - b|^2 ~ |a|^2 + |b|^2, halved into the inner
+    product); the mean over M matrices divides the summed variance by M^2."""
+    numel = features.numel
+    widths = np.array([s.shape[1] for s in features.sketches], dtype=np.float64)
+    var = 1.0 / numel + np.where(widths < numel, 2.0 / widths, 0.0)
+    return float(np.sqrt(var.sum()) / max(numel.size, 1))

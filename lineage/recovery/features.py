@@ -22,6 +22,7 @@ class GroupFeatures:
     sketches: list[np.ndarray]  # M arrays of float64 [n, w_m]: S(W_m) per model
     kurtosis: np.ndarray  # float64 [n, M]: exact excess kurtosis of each matrix
     sq_norms: np.ndarray  # float64 [n, M]: exact ||W_m||^2 from the moments
+    means: np.ndarray  # float64 [n, M]: exact mean of each matrix
     hashes: np.ndarray  # object [n, M]: content hash of each matrix
 
     @property
@@ -48,6 +49,7 @@ class GroupFeatures:
             sketches=[s[idx] for s in self.sketches],
             kurtosis=self.kurtosis[idx],
             sq_norms=self.sq_norms[idx],
+            means=self.means[idx],
             hashes=self.hashes[idx],
         )
 
@@ -66,6 +68,7 @@ def group_features(models: Sequence[ModelInput]) -> GroupFeatures:
     n, m = len(models), len(names)
     kurt = np.zeros((n, m))
     norms = np.zeros((n, m))
+    means = np.zeros((n, m))
     hashes = np.empty((n, m), dtype=object)
     sketches = []
     for j, name in enumerate(names):
@@ -73,7 +76,8 @@ def group_features(models: Sequence[ModelInput]) -> GroupFeatures:
         sketches.append(np.stack([np.asarray(t.sketch, dtype=np.float64) for t in rows]))
         kurt[:, j] = [t.kurtosis for t in rows]
         norms[:, j] = [t.sq_norm for t in rows]
+        means[:, j] = [t.mean for t in rows]
         hashes[:, j] = [t.content_hash for t in rows]
     shapes = [tuple(models[0].tensors[name].shape) for name in names]
     return GroupFeatures(list(m.model_id for m in models), names, shapes, sketches,
-                         np.nan_to_num(kurt), norms, hashes)
+                         np.nan_to_num(kurt), norms, np.nan_to_num(means), hashes)

@@ -15,8 +15,6 @@ from typing import Protocol
 import numpy as np
 
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
-# Precision order for casts: a copy points at the more precise model it was cast from.
-PRECISION = {"F64": 5, "F32": 4, "BF16": 2, "F16": 3, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class ModelInput:
     card_base_models: tuple[str, ...] = ()
     card_relation: str | None = None
     adapter_base: str | None = None
-    created_at: float | None = None  # epoch seconds; tie-breaks re-upload direction
+    created_at: float | None = None  # Hub creation time (epoch s); tie-breaks re-uploads
     tensors: Mapping[str, TensorStat] = field(default_factory=dict)
 
     @property

@@ -1,11 +1,19 @@
-"""Merges: a child that is a non-negative combination of several parents' task vectors.
+"""Merges: a child that is an exact combination of other models of its component.
 
 For a candidate child m and base b, fit  S(m) - S(b) ~ sum_k c_k (S(p_k) - S(b)),  c >= 0
 (NNLS over every other model of the component; sketches are linear, so this is the fit
-on the weights themselves). A merge is accepted when the fit leaves far less of the
-child unexplained than the best single parent does, with at least two parents carrying
-weight. A plain fine-tune is explained by its parent alone (its own new delta is
-orthogonal to everything), so the multi-parent fit cannot beat the single one by much.
+on the weights themselves). A merge tool computes the child from the stored parents,
+so the fit is exact up to rounding: the child's storage in its dtype, the tool's float32
+arithmetic and the sketches' float32 storage. rounding.py bounds each, so a fit is
+accepted when its residual is inside that bound (nothing tuned on a zoo): a fine-tune's
+own new delta, or a root "explained" by its children's average, is orders of magnitude
+outside it. A parent counts when its term is larger than the bound too.
+
+A linear dependency among models can be read with any member as the child: if
+M = B + a (F1 - B) + b (F2 - B), then B is also a combination of M, F1 and F2 (the
+"mirror merge"). One dependency gets one explanation (dependencies.py chooses it).
+When the coefficients sum to 1 (within rounding) the base drops out: a weighted average
+of the parents, whatever base was tried.
 """
 
 from __future__ import annotations
@@ -16,22 +24,29 @@ import numpy as np
 from scipy.optimize import nnls
 
 from lineage.recovery.features import GroupFeatures
+from lineage.recovery.rounding import COMPUTE_BITS, unit_roundoff
 
-MAX_RATIO = 0.5  # multi-parent residual / best single-parent residual must be below
-MAX_RESIDUAL = 0.15  # and the fit must explain the child almost whole (siblings average
-# towards their parent: a root fits its children at ~0.2, a linear merge at ~0)
-MIN_SHARE = 0.1  # a parent's share of the fitted delta norm to count as a parent
+SKETCH_ROUNDING = 2.0 ** -(COMPUTE_BITS + 1)  # float32 storage of every sketch entry
+BASES_PER_CHILD = 6  # nearest models tried as the base (a merge sits near its parents'
+# common ancestor; the fit with any other base is the same dependency)
 
 
 @dataclass(frozen=True)
 class MergeFit:
     child: int
-    base: int
+    base: int | None  # None: a weighted average, no base involved
     parents: list[int]
     coefficients: list[float]
     residual: float  # ||unexplained|| / ||S(m) - S(b)|| with all parents
     single_residual: float  # the same with the best single parent
-    rule: str = "nnls on task vectors"  # or sparse_merges' exact check on weights
+    rule: str = "exact linear combination (NNLS on sketched task vectors)"
+    bound: float = 0.0  # the rounding bound the residual was held to (same units)
+
+    @property
+    def members(self) -> frozenset[int]:
+        """The models of the linear dependency this fit reads."""
+        base = () if self.base is None else (self.base,)
+        return frozenset((self.child, *base, *self.parents))
 
     @property
     def ratio(self) -> float:
@@ -40,10 +55,11 @@ class MergeFit:
     def to_evidence(self, ids: list[str]) -> dict:
         return {
             "rule": self.rule,
-            "base": ids[self.base],
+            "base": None if self.base is None else ids[self.base],
             "coefficients": {ids[p]: round(c, 4) for p, c in
                              zip(self.parents, self.coefficients, strict=True)},
-            "residual": round(self.residual, 4),
+            "residual": round(self.residual, 6),
+            "rounding_bound": round(self.bound, 6),
             "best_single_residual": round(self.single_residual, 4),
         }
 
@@ -56,7 +72,26 @@ def gram(features: GroupFeatures) -> np.ndarray:
     return x @ x.T
 
 
-def fit_merge(g: np.ndarray, child: int, base: int) -> MergeFit:
+@dataclass(frozen=True)
+class Rounding:
+    """Per model: the norm of its weights and the relative error of its stored values."""
+
+    norms: np.ndarray  # [n] ||W|| over the group's matrices (exact, from the moments)
+    error: np.ndarray  # [n] relative error bound: dtype storage + sketch + arithmetic
+
+    @classmethod
+    def of(cls, features: GroupFeatures, dtypes: list[str | None]) -> Rounding:
+        norms = np.sqrt(features.sq_norms.sum(axis=1))
+        stored = np.array([unit_roundoff(d) for d in dtypes])
+        return cls(norms, stored + 2.0 * SKETCH_ROUNDING)
+
+    def bound(self, terms: dict[int, float]) -> float:
+        """Triangle-inequality bound on the residual of sum_t coef_t * x_t."""
+        return float(sum(abs(c) * self.error[t] * self.norms[t] for t, c in terms.items()))
+
+
+def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = None
+              ) -> MergeFit:
     """Fit child - base on every other model's task vector, from the Gram matrix only.
 
     With A = [x_k - x_b] and y = x_m - x_b: A^T A = L L^T (Cholesky), and
@@ -69,40 +104,65 @@ def fit_merge(g: np.ndarray, child: int, base: int) -> MergeFit:
     aty = g[cols, child] - gb[cols] - g[base, child] + g[base, base]
     yy = max(g[child, child] - 2 * g[base, child] + g[base, base], 1e-300)
     diag = np.maximum(np.diag(ata), 1e-300)
-    chol = np.linalg.cholesky(ata + np.eye(len(cols)) * 1e-9 * diag.max())
+    chol = np.linalg.cholesky(ata + np.eye(len(cols)) * 1e-12 * diag.max())
     z = np.linalg.solve(chol, aty)
-    coef, rnorm = nnls(chol.T, z)
-    resid = np.sqrt(max(rnorm**2 + yy - z @ z, 0.0) / yy)
+    coef = _polish(nnls(chol.T, z)[0], ata, aty)
+    resid_abs = np.sqrt(max(yy - 2.0 * coef @ aty + coef @ ata @ coef, 0.0))
     single = np.sqrt(max(0.0, 1.0 - float((np.maximum(aty, 0.0) ** 2 / diag).max()) / yy))
-    fitted = np.sqrt(max(float(coef @ ata @ coef), 1e-300))
-    share = coef * np.sqrt(diag) / fitted
-    keep = [k for k in np.argsort(-share) if share[k] >= MIN_SHARE]
-    return MergeFit(child, base, [int(cols[k]) for k in keep], [float(coef[k]) for k in keep],
-                    float(resid), float(single))
+    terms = {child: 1.0, base: 1.0 - coef.sum(), **{int(cols[k]): float(coef[k])
+                                                    for k in np.flatnonzero(coef)}}
+    bound = rounding.bound(terms) if rounding is not None else 0.0
+    keep = [k for k in np.argsort(-coef * np.sqrt(diag))
+            if coef[k] > 0 and coef[k] * np.sqrt(diag[k]) > bound]
+    sum_free = rounding is not None and _base_free(coef, rounding, base, bound)
+    return MergeFit(child, None if sum_free else base, [int(cols[k]) for k in keep],
+                    [float(coef[k]) for k in keep], float(resid_abs / np.sqrt(yy)),
+                    float(single), bound=float(bound / np.sqrt(yy)))
 
 
-def detect_merges(features: GroupFeatures, bases_per_child: int = 6) -> list[MergeFit]:
-    """Accepted merges of one component, best fit per child. Bases tried: the child's
-    nearest models (a merge sits near its parents' common ancestor)."""
-    if features.n < 4:
+def _polish(coef: np.ndarray, ata: np.ndarray, aty: np.ndarray) -> np.ndarray:
+    """NNLS stops at its own tolerance (~1e-6 relative, the size of float32 rounding);
+    re-solve the normal equations exactly on its active set so an exact fit reads as
+    exact. Kept only if every coefficient stays positive."""
+    active = np.flatnonzero(coef > 0)
+    if active.size == 0:
+        return coef
+    try:
+        exact = np.linalg.solve(ata[np.ix_(active, active)], aty[active])
+    except np.linalg.LinAlgError:
+        return coef
+    if (exact <= 0).any():
+        return coef
+    out = np.zeros_like(coef)
+    out[active] = exact
+    return out
+
+
+def _base_free(coef: np.ndarray, rounding: Rounding, base: int, bound: float) -> bool:
+    """The base's net coefficient (1 - sum c) moves the child by less than rounding:
+    the fit is a weighted average of the parents and any base would do."""
+    return abs(1.0 - coef.sum()) * rounding.norms[base] <= bound
+
+
+def accepted(fit: MergeFit) -> bool:
+    """Exact to rounding, with at least two parents carrying weight."""
+    return len(fit.parents) >= 2 and fit.residual <= fit.bound
+
+
+def candidate_merges(features: GroupFeatures, dtypes: list[str | None]) -> list[MergeFit]:
+    """Every exact fit of every model on its nearest bases (mirrors included: see
+    dependencies.choose_explanations)."""
+    if features.n < 3:
         return []
     g = gram(features)
+    rounding = Rounding.of(features, dtypes)
     sq = np.diag(g)
     dist = sq[:, None] + sq[None, :] - 2 * g
     found = []
     for m in range(features.n):
-        bases = [b for b in np.argsort(dist[m]) if b != m][:bases_per_child]
-        best = min((fit_merge(g, m, int(b)) for b in bases), key=lambda f: f.ratio)
-        if len(best.parents) >= 2 and best.ratio < MAX_RATIO and best.residual < MAX_RESIDUAL:
-            found.append(best)
-    return drop_nested(found)
-
-
-def drop_nested(fits: list[MergeFit]) -> list[MergeFit]:
-    """A merge's parents are not themselves merges of it: keep the better-fitting one."""
-    fits = sorted(fits, key=lambda f: f.ratio)
-    kept: list[MergeFit] = []
-    for f in fits:
-        if not any(f.child in k.parents or k.child in f.parents for k in kept):
-            kept.append(f)
-    return kept
+        bases = [int(b) for b in np.argsort(dist[m], kind="stable") if b != m]
+        fits = [fit_merge(g, m, b, rounding) for b in bases[:BASES_PER_CHILD]]
+        good = [f for f in fits if accepted(f)]
+        if good:
+            found.append(min(good, key=lambda f: (f.residual, len(f.parents))))
+    return found

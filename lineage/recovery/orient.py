@@ -1,129 +1,110 @@
-"""Calibrate the direction signals and orient every component.
+"""Place and orient every component: a spanning tree from distances, a root from the
+direction signals (rooting.py), decided per tree with the architecture group as a prior.
 
-Per signal (kurtosis, norm, centrality) a sign per architecture group and relation class (full /
-low-rank) from documented edges where they suffice (direction.sign_from_cards);
-otherwise one sign per signal for the whole catalog, chosen by structure: the sign
-whose arborescences are cheaper over the largest components (in a branching tree only
-the true sign lets every edge agree). The signals' calibrated votes are then averaged,
-weighted by the log-odds of how often each agrees with the orientation a first,
-equal-weight pass finds (a coin-flip signal drops out), and each component gets its
-minimum arborescence.
+Placement uses distances alone. Fine-tuning adds increments that are nearly orthogonal
+to each other, so a model's distance to any non-neighbour in its tree is longer than
+every edge on the path to it (squares add), and the minimum spanning tree is the
+fine-tuning tree. Direction signals are kept out of placement: mixed into the edge cost
+(MoTHer's D + lam * mean(D) * violation), a confidently wrong vote moves a grandchild
+under the root. They only choose the root, where every edge's vote counts together.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.sparse.csgraph import minimum_spanning_tree
 
-from lineage.recovery.arborescence import edge_costs, min_arborescence, tree_cost
 from lineage.recovery.component import Component
-from lineage.recovery.direction import SIGNALS, SignDecision, sign_from_cards
+from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
+from lineage.recovery.rooting import Rooting, Slot, Tree, root_tree
 
 CLASSES = ("full", "lowrank")
-MAX_SIGN_COMPONENTS = 64  # the structural sign vote looks at the largest components
-
-Signs = dict[str, dict[str, SignDecision]]  # signal -> class -> decision
 
 
-def class_of(comp: Component, p: int, c: int) -> str:
-    return "lowrank" if comp.lowrank[p, c] else "full"
+def spanning_tree(dist: np.ndarray) -> Tree:
+    """The minimum spanning tree of a component (zero distances lifted: scipy reads a 0
+    as "no edge"), edges as (smaller, larger) index pairs in a fixed order."""
+    n = dist.shape[0]
+    if n < 2:
+        return Tree(n, [])
+    mst = minimum_spanning_tree(np.maximum((dist + dist.T) / 2.0, 1e-300)).tocoo()
+    edges = sorted((min(int(u), int(v)), max(int(u), int(v)))
+                   for u, v in zip(mst.row, mst.col, strict=True))
+    return Tree(n, edges)
 
 
-def card_signs(comps: Sequence[Component], cards: Sequence[CardEdge]) -> Signs:
-    """Per signal and class, the documented edges' robust vote (None: too little)."""
-    out: Signs = {}
+def signal_slots(comp: Component, tree: Tree, priors: dict[str, float]) -> list[Slot]:
+    """One slot per (signal, class): soft agreements of each edge read u -> v."""
+    slots = []
     for signal in SIGNALS:
-        votes: dict[str, list[float]] = {c: [] for c in CLASSES}
-        for comp in comps:
-            index = {m: i for i, m in enumerate(comp.ids)}
-            for card in cards:
-                p, c = index.get(card.parent), index.get(card.child)
-                if p is not None and c is not None:
-                    votes[class_of(comp, p, c)].append(float(comp.votes[signal][p, c]))
-        out[signal] = {cls: sign_from_cards(v) for cls, v in votes.items()}
+        votes = comp.votes[signal]
+        for cls in CLASSES:
+            ids, agree = [], []
+            for e, (u, v) in enumerate(tree.edges):
+                if (cls == "lowrank") != bool(comp.lowrank[u, v]) or votes[u, v] == 0:
+                    continue
+                ids.append(e)
+                agree.append((1.0 + votes[u, v]) / 2.0)
+            name = f"{signal}/{cls}"
+            slots.append(Slot(name, ids, np.array(agree), priors.get(name, 0.5)))
+    return slots
+
+
+def card_slot(comp: Component, tree: Tree, cards: Sequence[CardEdge]) -> Slot:
+    """Documented edges as claims on one tree edge each: a card naming P as C's base
+    says P is an ancestor of C, i.e. the first edge on the path from P towards C points
+    away from P."""
+    index = {m: i for i, m in enumerate(comp.ids)}
+    edge_of = {frozenset(e): k for k, e in enumerate(tree.edges)}
+    claims: dict[int, list[float]] = defaultdict(list)
+    for card in cards:
+        p, c = index.get(card.parent), index.get(card.child)
+        if p is None or c is None or p == c:
+            continue
+        toward = tree.parents(c)  # rooted at the child: the next node from p towards c
+        step = int(toward[p])
+        if step < 0:
+            continue
+        e = edge_of[frozenset((p, step))]
+        claims[e].append(1.0 if tree.edges[e] == (p, step) else 0.0)
+    ids = sorted(claims)
+    agree = np.array([float(np.mean(claims[e])) for e in ids])
+    return Slot("cards", ids, agree, 1.0, fixed=True)
+
+
+def pooled_priors(signs: list[dict[str, float]], groups: list[str]) -> list[dict[str, float]]:
+    """Per component, each slot's prior P(sign = +1): Laplace's rule of succession over
+    the OTHER components of its architecture group, each counting its posterior."""
+    out = []
+    for i, g in enumerate(groups):
+        prior = {}
+        for name in signs[i]:
+            others = [s[name] for j, s in enumerate(signs) if j != i and groups[j] == g]
+            prior[name] = (1.0 + sum(others)) / (2.0 + len(others))
+        out.append(prior)
     return out
 
 
-def structural_signs(
-    comps: Sequence[Component], by_cards: dict[str, Signs], lam: float
-) -> dict[str, SignDecision]:
-    """Per signal, the sign of the slots (group, class) cards left open: the one whose
-    arborescences cost less overall, card-decided slots held at their sign."""
-    sample = sorted(comps, key=lambda c: -c.features.n)[:MAX_SIGN_COMPONENTS]
-    out = {}
-    for signal in SIGNALS:
-        cost = {}
-        for s in (1, -1):
-            fallback = SignDecision(s, "structure", 0, 1.0)
-            cost[s] = 0.0
-            for comp in sample:
-                slots = {cls: by_cards[comp.group][signal][cls] or fallback for cls in CLASSES}
-                cost[s] += _tree(comp, signed_votes(comp, slots, signal), lam)[1]
-        sign = 1 if cost[1] <= cost[-1] else -1
-        gap = abs(cost[1] - cost[-1]) / max(cost[1], cost[-1], 1e-300)
-        out[signal] = SignDecision(sign, "structure", len(sample), 0.5 + min(gap * 10, 0.5))
-    return out
+def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
+               ) -> tuple[list[Rooting], dict]:
+    """The rooting of every component, and a summary of the signs decided."""
+    trees = [spanning_tree(c.dist) for c in comps]
+    groups = [c.group for c in comps]
+    first = [_root(c, t, {}, cards) for c, t in zip(comps, trees, strict=True)]
+    priors = pooled_priors([r.sign_plus for r in first], groups)
+    final = [_root(c, t, p, cards) for c, t, p in zip(comps, trees, priors, strict=True)]
+    info = {"rule": "per-tree root posterior (signs integrated out, group prior)",
+            "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
+                      for c, r in zip(comps, final, strict=True)}}
+    return final, info
 
 
-def _tree(comp: Component, votes: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
-    costs = edge_costs(comp.dist, votes, 1, lam=lam)
-    parents = min_arborescence(costs)
-    return parents, tree_cost(costs, parents)
+def _root(comp: Component, tree: Tree, priors: dict[str, float],
+          cards: Sequence[CardEdge]) -> Rooting:
+    slots = signal_slots(comp, tree, priors) + [card_slot(comp, tree, cards)]
+    return root_tree(tree, slots)
 
-
-def signed_votes(comp: Component, signs: dict[str, SignDecision], signal: str) -> np.ndarray:
-    """[n, n] the signal's votes turned so that > 0 favours 'i is the parent of j'."""
-    s = np.where(comp.lowrank, signs["lowrank"].sign, signs["full"].sign)
-    return s * comp.votes[signal]
-
-
-def combine(comp: Component, signs: dict[str, dict[str, SignDecision]],
-            weights: dict[str, float]) -> np.ndarray:
-    total = sum(weights[s] * signed_votes(comp, signs[s], s) for s in SIGNALS)
-    norm = sum(weights.values())
-    return total / norm if norm > 0 else np.zeros_like(comp.dist)
-
-
-def signal_weights(comps, signs, parents_list) -> dict[str, float]:
-    """Per signal, the log-odds of its agreement a with the oriented edges (Laplace-
-    smoothed), floored at 0: independent voters combine by log-odds, so a signal that
-    is right 999 times in 1000 outvotes one right 97 times in 100 where they conflict
-    (a lopsided tree's root is not its most central model)."""
-    weights = {}
-    for signal in SIGNALS:
-        agree = total = 0
-        for comp, parents in zip(comps, parents_list, strict=True):
-            v = signed_votes(comp, signs[comp.group][signal], signal)
-            for c, p in enumerate(parents):
-                if p >= 0 and v[p, c] != 0:
-                    agree += v[p, c] > 0
-                    total += 1
-        a = (agree + 1.0) / (total + 2.0)
-        weights[signal] = max(0.0, float(np.log(a / (1.0 - a))))
-    return weights
-
-
-def orient_all(
-    comps: Sequence[Component], cards: Sequence[CardEdge], lam: float
-) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
-    """(parents per component, combined votes per component, how signs were decided)."""
-    groups = sorted({c.group for c in comps})
-    by_cards = {g: card_signs([c for c in comps if c.group == g], cards) for g in groups}
-    structure = structural_signs(comps, by_cards, lam)
-    signs: dict[str, Signs] = {
-        g: {s: {cls: by_cards[g][s][cls] or structure[s] for cls in CLASSES} for s in SIGNALS}
-        for g in groups
-    }
-    equal = dict.fromkeys(SIGNALS, 1.0)
-    first = [_tree(c, combine(c, signs[c.group], equal), lam)[0] for c in comps]
-    weights = signal_weights(comps, signs, first)
-    if sum(weights.values()) == 0:
-        weights = equal
-    votes = [combine(c, signs[c.group], weights) for c in comps]
-    parents = [_tree(c, v, lam)[0] for c, v in zip(comps, votes, strict=True)]
-    info = {"weights": weights,
-            "signs": {g: {s: {cls: d.to_dict() for cls, d in by.items()}
-                          for s, by in signs[g].items()} for g in groups}}
-    return parents, votes, info

@@ -123,7 +123,7 @@ def test_far_out_models_count_once_in_the_centrality_vote():
     features = GroupFeatures(
         ids=ids, names=["w"], shapes=[(4, 4)], sketches=[np.stack([x[k] for k in ids])],
         kurtosis=np.zeros((len(ids), 1)), sq_norms=np.zeros((len(ids), 1)),
-        hashes=np.array([[k] for k in ids], dtype=object))
+        means=np.zeros((len(ids), 1)), hashes=np.array([[k] for k in ids], dtype=object))
     sums = np.linalg.norm(features.sketches[0][:, None] - features.sketches[0][None], axis=2)
     assert sums[1].sum() < sums[0].sum()  # the summed distance would point a -> r
     assert centrality_votes(features)[0, 1] > 0

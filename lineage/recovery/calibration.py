@@ -1,0 +1,39 @@
+"""Turn recovery's raw evidence into probabilities.
+
+Direction probabilities come out of the per-tree root posterior (rooting.py) and need
+no map. Placement (is this the right parent at all?) and the choice of a merge's child
+are read from margins whose meaning depends on how training moved the weights, so they
+are mapped to probabilities by logistic curves calibrated on randomly drawn zoos
+(bench/calibrate_confidence.py, on development draws only; the reliability table of
+`lineage eval --calibration` checks them on draws never used for it).
+"""
+
+from __future__ import annotations
+
+import math
+
+# logit P(right parent) = A + B * log(margin); margin = 1 - d(parent) / d(runner-up).
+PLACEMENT_A, PLACEMENT_B = 3.0, 0.6
+# P(right merge child) = 1/k + (1 - 1/k) * tanh(MERGE_SCALE * margin), k readings tied.
+MERGE_SCALE = 20.0
+UNIQUE_MERGE = 0.98  # no other member of the dependency could be the child
+
+
+def _logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def placement_probability(margin: float) -> float:
+    """P(the placed parent is the true one | the distance margin to the runner-up)."""
+    if margin >= 1.0:
+        return _logistic(PLACEMENT_A)
+    return _logistic(PLACEMENT_A + PLACEMENT_B * math.log(max(margin, 1e-6)))
+
+
+def merge_confidence(margin: float, ties: int = 1) -> float:
+    """P(the chosen member of a linear dependency is the merge | its margin over the
+    next reading and the number of readings that tie with it)."""
+    if math.isinf(margin):
+        return UNIQUE_MERGE
+    floor = 1.0 / max(ties, 2)
+    return floor + (UNIQUE_MERGE - floor) * math.tanh(MERGE_SCALE * max(margin, 0.0))

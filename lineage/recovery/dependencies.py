@@ -1,0 +1,88 @@
+"""One explanation per linear dependency: which member of an exact combination is the
+merge.
+
+If M = B + a (F1 - B) + b (F2 - B), the same dependency reads B = M + a'(F1 - M) + ...
+(with a = b = 1 the coefficients are even identical), so the algebra cannot say which
+model is the merge. The rest of the family can: a merge tool's output is a new model
+the others did not come from, while the base is where its fine-tunes (and usually its
+own parent and other children) branch off. Taking the true merge out of the tree leaves
+the fine-tuning tree intact; taking the base out forces its neighbours to join through
+longer detours (independent increments add in squares, so every detour is longer). So
+each dependency is explained, first, by coefficients in the range merge tools use
+(weights and task-vector scales in (0, 1]: reading a fine-tune F1 as the "merge" of a
+lambda < 1 merge M gives M a weight 1 / lambda > 1), then by the candidate child whose
+removal leaves the cheapest spanning tree of the rest of the component, then by fewer
+parents, then by the id, so the choice is deterministic. Some dependencies stay
+ambiguous (M = B + (F1 - B) + (F2 - B) is also F2 = F1 + (M - F1) + (B - F1), with the
+same coefficients and the same tree cost): their confidence says so (1 / the number of
+equally good readings).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from scipy.sparse.csgraph import minimum_spanning_tree
+
+from lineage.recovery.merges import MergeFit
+
+
+def spanning_cost(dist: np.ndarray, keep: list[int]) -> float:
+    """Total weight of the minimum spanning tree over the `keep` rows of `dist`."""
+    if len(keep) < 2:
+        return 0.0
+    sub = np.maximum(dist[np.ix_(keep, keep)], 1e-300)  # zero means "no edge" to scipy
+    return float(minimum_spanning_tree(sub).sum())
+
+
+COEFFICIENT_DIGITS = 3  # recipes state weights to a few decimals; a fit recovers them to
+# ~1e-7, so 1.0000002 is 1.0, not "outside the range"
+COST_TIE = 1e-6  # relative: spanning costs closer than float rounding are equal
+
+
+def implausibility(fit: MergeFit) -> float:
+    """How far the coefficients sit outside (0, 1], the range merge tools use."""
+    return round(float(sum(max(c - 1.0, 0.0) for c in fit.coefficients)), COEFFICIENT_DIGITS)
+
+
+def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]
+                        ) -> list[tuple[MergeFit, float, int]]:
+    """(the fit kept per dependency, its margin over the runner-up: relative spanning
+    cost, inf when no other reading is as plausible, and how many readings tie)."""
+    by_dependency: dict[frozenset, list[MergeFit]] = defaultdict(list)
+    for fit in fits:
+        by_dependency[fit.members].append(fit)
+    chosen, taken = [], set()
+    for members in sorted(by_dependency, key=lambda m: (len(m), sorted(m))):
+        candidates = [f for f in by_dependency[members] if f.child not in taken]
+        if not candidates:
+            continue
+        ranked = sorted(candidates, key=lambda f: _score(f, dist, taken, ids))
+        best = ranked[0]
+        if _mutual(best, [c for c, _, _ in chosen]):
+            continue
+        scores = [_score(f, dist, taken, ids) for f in ranked]
+        rivals = [s for s in scores[1:] if s[0] <= scores[0][0]]  # as plausible
+        margin, ties = np.inf, 1
+        if rivals:
+            c1 = scores[0][1]
+            margin = min((s[1] - c1) / max(c1, 1e-300) for s in rivals)
+            ties += sum(s[1] <= c1 * (1.0 + COST_TIE) for s in rivals)
+        chosen.append((best, float(margin), ties))
+        taken.add(best.child)
+    return chosen
+
+
+def _score(fit: MergeFit, dist: np.ndarray, taken: set[int], ids: list[str]) -> tuple:
+    rest = [i for i in range(dist.shape[0]) if i != fit.child and i not in taken]
+    return (implausibility(fit), spanning_cost(dist, rest), len(fit.parents), ids[fit.child])
+
+
+def _mutual(fit: MergeFit, kept: list[MergeFit]) -> bool:
+    """A kept merge that uses this fit's child while this fit uses the kept child: the
+    two explanations contradict each other (a cycle)."""
+    for k in kept:
+        if fit.child in k.members - {k.child} and k.child in fit.members - {fit.child}:
+            return True
+    return False

@@ -1,0 +1,193 @@
+"""Orient a placed tree: choose its root from the direction signals, per tree.
+
+Once the undirected tree is placed, an orientation is a choice of root: every edge
+then points away from it. Each direction signal (kurtosis drift, norm growth,
+centrality; per relation class: full or low-rank differences) votes on every edge, but
+neither the sign it follows nor how reliable it is is known: two trees of one
+architecture trained from different inits drift in opposite directions. So both are
+integrated out, per tree:
+
+  signal s with sign sigma and reliability p in [1/2, 1] (uniform): for root r, k_s(r)
+  of the m_s votes agree with sigma; P(votes | r) = sum_sigma pi_s(sigma) * J(k, m),
+  J(k, m) = 2 * integral_{1/2}^{1} p^k (1 - p)^(m - k) dp,
+  P(r | votes) proportional to prod_s P(votes_s | r)   (uniform prior over roots).
+
+In a branching tree only the true root with the true sign lets every vote agree, so the
+posterior concentrates there; in a chain it cannot (root at either end with the sign
+flipped reads the same), and the prior pi_s decides: the other trees of the
+architecture group, pooled by Laplace's rule of succession (a prior at most, never the
+decision of a tree whose own votes are clear). Documented edges (cards) are one more
+signal whose sign is fixed (a card names a parent, never a child); a card naming a
+non-adjacent model says the root lies on its side of the first edge towards the child.
+Votes are soft counts: a vote v in [-1, 1] (the share of changed matrices agreeing,
+signed) counts (1 + v) / 2 agreements.
+The confidence of an edge's direction is the posterior mass of roots on its parent's
+side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+GRID = 2048  # midpoint rule for J over p in [1/2, 1]
+_P = 0.5 + (np.arange(GRID) + 0.5) / (2 * GRID)
+_LOG_P, _LOG_Q = np.log(_P), np.log1p(-_P)
+
+
+def log_j(k: np.ndarray, m: float) -> np.ndarray:
+    """log J(k, m) for soft counts k (array) of m votes."""
+    k = np.asarray(k, dtype=np.float64)[..., None]
+    return logsumexp(k * _LOG_P + (m - k) * _LOG_Q, axis=-1) + np.log(2.0 / (2 * GRID))
+
+
+@dataclass
+class Tree:
+    """An undirected tree over nodes 0..n-1 with adjacency lists."""
+
+    n: int
+    edges: list[tuple[int, int]]
+    adj: list[list[int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.adj = [[] for _ in range(self.n)]
+        for u, v in self.edges:
+            self.adj[u].append(v)
+            self.adj[v].append(u)
+
+    def parents(self, root: int) -> np.ndarray:
+        """Parent of every node when rooted at `root` (-1 for the root); BFS order."""
+        parent = np.full(self.n, -1, dtype=np.int64)
+        seen = np.zeros(self.n, dtype=bool)
+        seen[root] = True
+        order = [root]
+        for u in order:
+            for v in sorted(self.adj[u]):
+                if not seen[v]:
+                    seen[v], parent[v] = True, u
+                    order.append(v)
+        return parent
+
+    def order(self, root: int) -> list[int]:
+        parent = self.parents(root)
+        out, seen = [root], {root}
+        for u in out:
+            for v in sorted(self.adj[u]):
+                if v not in seen and parent[v] == u:
+                    seen.add(v)
+                    out.append(v)
+        return out
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One signal's votes on the tree's edges: agree[e] is the soft count of agreement
+    when edge e = (u, v) points u -> v under sign +1. `fixed`: the sign is known."""
+
+    name: str
+    edge_ids: list[int]  # indices into Tree.edges this slot votes on
+    agree_uv: np.ndarray  # [len(edge_ids)] soft agreement if oriented u -> v
+    prior_plus: float = 0.5  # pi(sigma = +1)
+    fixed: bool = False
+
+    @property
+    def m(self) -> float:
+        return float(len(self.edge_ids))
+
+
+def agreements(tree: Tree, slot: Slot) -> np.ndarray:
+    """[n] soft count k(r) of agreeing votes (sign +1) for every root r, by rerooting:
+    moving the root across edge (u, v) flips only that edge."""
+    per_edge = dict(zip(slot.edge_ids, slot.agree_uv, strict=True))
+    root = 0
+    parent = tree.parents(root)
+    k = np.zeros(tree.n)
+    k[root] = sum(a if parent[tree.edges[e][1]] == tree.edges[e][0] else 1.0 - a
+                  for e, a in per_edge.items())
+    edge_index = {frozenset(e): i for i, e in enumerate(tree.edges)}
+    for u in tree.order(root):
+        for v in tree.adj[u]:
+            if parent[v] != u:
+                continue
+            e = edge_index[frozenset((u, v))]
+            a_uv = per_edge.get(e)
+            if a_uv is None:
+                k[v] = k[u]
+                continue
+            a = a_uv if tree.edges[e] == (u, v) else 1.0 - a_uv  # agreement of u -> v
+            k[v] = k[u] - a + (1.0 - a)  # the edge now points v -> u
+    return k
+
+
+def slot_loglik(tree: Tree, slot: Slot) -> tuple[np.ndarray, np.ndarray]:
+    """([n] log P(votes | root r), [n] P(sigma = +1 | votes, r))."""
+    if slot.m == 0:
+        return np.zeros(tree.n), np.full(tree.n, slot.prior_plus)
+    k = agreements(tree, slot)
+    plus = log_j(k, slot.m)
+    if slot.fixed:
+        return plus, np.ones(tree.n)
+    minus = log_j(slot.m - k, slot.m)
+    a = np.log(max(slot.prior_plus, 1e-12)) + plus
+    b = np.log(max(1.0 - slot.prior_plus, 1e-12)) + minus
+    total = np.logaddexp(a, b)
+    return total, np.exp(a - total)
+
+
+@dataclass(frozen=True)
+class Rooting:
+    root: int
+    parents: np.ndarray  # [n] parent per node, -1 at the root
+    posterior: np.ndarray  # [n] P(root = r)
+    direction_confidence: np.ndarray  # [n] P(edge parent -> node points right); root: nan
+    sign_plus: dict[str, float]  # per slot: P(sign = +1), root posterior averaged
+
+
+def root_tree(tree: Tree, slots: Sequence[Slot]) -> Rooting:
+    """The posterior over roots and the MAP orientation (ties: the lowest index)."""
+    logpost = np.zeros(tree.n)
+    sign_given_root = {}
+    for slot in slots:
+        ll, plus = slot_loglik(tree, slot)
+        logpost += ll
+        sign_given_root[slot.name] = plus
+    post = np.exp(logpost - logsumexp(logpost))
+    root = int(np.argmax(post))
+    parents = tree.parents(root)
+    below = post.copy()  # posterior mass of each node's subtree under the MAP root
+    for v in reversed(tree.order(root)):
+        if parents[v] >= 0:
+            below[parents[v]] += below[v]
+    conf = np.where(parents >= 0, 1.0 - below, np.nan)
+    signs = {name: float(post @ plus) for name, plus in sign_given_root.items()}
+    return Rooting(root, parents, post, np.clip(conf, 0.0, 1.0), signs)
+
+
+def placement_margins(dist: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """[n] per node: 1 - d(parent) / d(nearest other possible parent), the possible
+    parents being the nodes outside its own subtree (its descendants would make a
+    cycle). 1 where there is no alternative; 0 for the root."""
+    n = len(parents)
+    children: list[list[int]] = [[] for _ in range(n)]
+    for c, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(c)
+    margin = np.zeros(n)
+    for c, p in enumerate(parents):
+        if p < 0:
+            continue
+        below, stack = {c}, [c]
+        while stack:
+            for k in children[stack.pop()]:
+                below.add(k)
+                stack.append(k)
+        others = [x for x in range(n) if x not in below and x != p]
+        if not others:
+            margin[c] = 1.0
+            continue
+        runner_up = float(dist[others, c].min())
+        margin[c] = max(0.0, 1.0 - float(dist[p, c]) / max(runner_up, 1e-300))
+    return margin
