@@ -20,9 +20,12 @@ from lineage.recovery.inputs import CardEdge, ModelInput, TensorStat
 
 RECOVER_JOB = "recover"
 
+# Creation time only where the Hub recorded it: a local folder's time says when it was
+# copied or touched, not which model came first, and must not decide anything.
 MODELS_SQL = """
 SELECT model_id, revision, source, arch_signature, kind, model_type, dtype,
-       card_base_models, card_relation, adapter_base, epoch(created_at) AS created_at
+       card_base_models, card_relation, adapter_base,
+       CASE WHEN source LIKE 'hub:%' THEN epoch(created_at) END AS created_at
 FROM current_models ORDER BY model_id
 """
 
