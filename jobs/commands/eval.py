@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="ground_truth.json, or the zoo folder holding it")
     parser.add_argument("--run", help="recover run id (default: the latest successful one)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--calibration", action="store_true",
+                        help="also print the reliability table: confidence deciles against "
+                        "the fraction of edges that are right, and the calibration error")
     add_catalog_option(parser)
     parser.set_defaults(func=run)
 
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from catalog import Catalog
     from catalog.recovery_io import latest_recover_run, recovered_edges
     from lineage.errors import CatalogError
-    from lineage.recovery.evaluate import evaluate_graph
+    from lineage.recovery.evaluate import evaluate_graph, reliability, render_reliability
     from lineage.zoo import load_ground_truth
 
     truth_path = Path(args.truth)
@@ -42,12 +45,16 @@ def run(args: argparse.Namespace) -> int:
     if run_id is None:
         raise CatalogError(f"catalog {catalog.root}", "has no successful recover run",
                            "Run `lineage recover --catalog DIR` first")
-    edges = [(e.parent, e.child, e.relation) for e in recovered_edges(catalog, run_id)]
-    scores = evaluate_graph(truth, edges)
+    found = recovered_edges(catalog, run_id)
+    scores = evaluate_graph(truth, [(e.parent, e.child, e.relation) for e in found])
+    calibration = reliability(truth, [(e.parent, e.child, e.confidence) for e in found])
     if args.format == "json":
-        print(json.dumps({"run_id": run_id, **scores}, indent=1))
+        extra = {"calibration": calibration} if args.calibration else {}
+        print(json.dumps({"run_id": run_id, **scores, **extra}, indent=1))
     else:
         print(render_table(scores, run_id))
+        if args.calibration:
+            print(render_reliability(calibration))
     return 0
 
 
@@ -69,5 +76,5 @@ def render_table(scores: dict, run_id: str) -> str:
     lines = [f"run {run_id}", "  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.append(f"clustering: adjusted Rand {o['ari']:.3f}, trees recovered exactly "
-                 f"{o['trees_exact']:.3f}")
+                 f"{o['trees_exact']:.3f}; relations right {_fmt(o['relation_accuracy'])}")
     return "\n".join(lines)

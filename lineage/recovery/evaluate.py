@@ -55,6 +55,7 @@ def evaluate_graph(truth: dict, edges: Iterable[tuple[str, str, str]],
     overall = {
         **_edge_scores(true, found),
         **_merge_scores(true_merge, found_merge),
+        "relation_accuracy": relation_accuracy(truth, edges),
         "ari": adjusted_rand_score([nodes[m] for m in ids], recovered),
         "trees_exact": _exact_trees(nodes, label),
     }
@@ -106,3 +107,44 @@ def _components(nodes: dict[str, int], edges: list) -> list[list[str]]:
     for m in list(parent):
         groups[find(m)].append(m)
     return list(groups.values())
+
+
+def relation_accuracy(truth: dict, edges: Iterable[tuple[str, str, str]]) -> float | None:
+    """Fraction of true edges recovered with their placement, direction AND relation."""
+    found = {(p, c): r for p, c, r in edges}
+    true = [(e["parent"], e["child"], e["relation"]) for e in truth["edges"]]
+    return _ratio(sum(found.get((p, c)) == r for p, c, r in true), len(true))
+
+
+def reliability(truth: dict, edges: Iterable[tuple[str, str, float]], bins: int = 10
+                ) -> dict:
+    """How well confidences are calibrated: recovered (parent, child, confidence) edges
+    binned by confidence, each bin's mean confidence against the fraction of its edges
+    that are true (placement and direction). ECE: the bin-size-weighted mean gap."""
+    true = {(e["parent"], e["child"]) for e in truth["edges"]}
+    rows = [(float(conf), (p, c) in true) for p, c, conf in edges]
+    table = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in rows if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        if inside:
+            table.append({"low": lo, "high": hi, "edges": len(inside),
+                          "confidence": sum(c for c, _ in inside) / len(inside),
+                          "right": sum(ok for _, ok in inside) / len(inside)})
+    n = max(len(rows), 1)
+    ece = sum(r["edges"] / n * abs(r["confidence"] - r["right"]) for r in table)
+    sure = [ok for c, ok in rows if c >= 0.9]
+    return {"bins": table, "edges": len(rows), "ece": ece,
+            "right_at_0.9": _ratio(sum(sure), len(sure)), "edges_at_0.9": len(sure)}
+
+
+def render_reliability(rel: dict) -> str:
+    lines = ["confidence      edges  mean conf  fraction right"]
+    for r in rel["bins"]:
+        lines.append(f"[{r['low']:.1f}, {r['high']:.1f})  {r['edges']:9d}  "
+                     f"{r['confidence']:9.3f}  {r['right']:14.3f}")
+    at = rel["right_at_0.9"]
+    lines.append(f"expected calibration error {rel['ece']:.3f} over {rel['edges']} edges; "
+                 f"confidence >= 0.9: {rel['edges_at_0.9']} edges, "
+                 f"{'-' if at is None else f'{at:.3f}'} right")
+    return "\n".join(lines)
