@@ -25,6 +25,11 @@ LORA_TARGETS = {
     "llama": (["q_proj", "k_proj", "v_proj", "o_proj"], []),
     "gpt2": (["c_attn", "attn.c_proj"], []),
 }
+LORA_MLP_TARGETS = {
+    "vit": ["fc1", "fc2"],
+    "llama": ["gate_proj", "up_proj", "down_proj"],
+    "gpt2": ["c_fc", "mlp.c_proj"],
+}
 MODEL_TYPE_TO_ARCH = {"vit": "vit", "llama": "llama", "gpt2": "gpt2"}
 
 

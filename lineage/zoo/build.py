@@ -22,6 +22,7 @@ from lineage.zoo.truth import FILENAME, assemble, load_ground_truth
 from lineage.zoo.write import atomic_dir, clean_stale_temps, locked, write_text_atomic
 
 STATE_DIR = ".zoo"  # build state inside the zoo folder: spec + one result per model
+BUILD_RECORD = "build.json"  # in STATE_DIR: how long the build that made the zoo took
 
 
 @dataclass
@@ -39,6 +40,13 @@ class ZooResult:
     @property
     def model_ids(self) -> list[str]:
         return [n["id"] for n in self.ground_truth["nodes"]]
+
+    @property
+    def build_seconds(self) -> float | None:
+        """Seconds the original build took (this call's time if it built; None for
+        zoos built before the record existed or resumed across runs)."""
+        path = self.root / STATE_DIR / BUILD_RECORD
+        return json.loads(path.read_text()).get("seconds") if path.is_file() else None
 
 
 def default_cache_dir() -> Path:
@@ -71,7 +79,7 @@ def build_zoo(
             _copy_zoo(cached, target)
             hit = True
         if not hit:
-            _build_into(spec, target, digest, progress)
+            _build_into(spec, target, digest, progress, started)
     if not hit and use_cache and target != cached and not from_cache:
         with locked(cached):
             if not _is_built(cached, digest):
@@ -103,7 +111,9 @@ def _copy_zoo(source: Path, dest: Path) -> None:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
 
 
-def _build_into(spec: ZooSpec, root: Path, digest: str, progress: bool) -> None:
+def _build_into(
+    spec: ZooSpec, root: Path, digest: str, progress: bool, started: float
+) -> None:
     from tqdm import tqdm
 
     from lineage.zoo.arch import quiet_transformers
@@ -116,6 +126,7 @@ def _build_into(spec: ZooSpec, root: Path, digest: str, progress: bool) -> None:
     by_id = {n.id: n for n in nodes}
     trees = _tree_specs(spec)
     results: dict[str, dict] = {}
+    built: list[str] = []
     bar = tqdm(nodes, desc=f"zoo {spec.name}", unit="model", disable=not progress)
     with single_threaded():
         for node in bar:
@@ -123,7 +134,11 @@ def _build_into(spec: ZooSpec, root: Path, digest: str, progress: bool) -> None:
             if results[node.id] is None:
                 results[node.id] = make_node(node, trees[node.tree], root, by_id)
                 _save_result(state, node.id, results[node.id])
+                built.append(node.id)
     truth = assemble(spec, nodes, root, results)
+    resumed = len(list((state / "results").glob("*.json"))) > len(built)
+    record = {"seconds": None if resumed else round(time.perf_counter() - started, 2)}
+    write_text_atomic(state / BUILD_RECORD, json.dumps(record))
     write_text_atomic(root / FILENAME, json.dumps(truth, indent=1, sort_keys=False) + "\n")
 
 

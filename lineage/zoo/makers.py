@@ -70,20 +70,29 @@ def _make_root(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict:
 def _make_finetune(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict:
     parent = load_model(repo_dir(root, node.parents[0]))
     model = load_model(repo_dir(root, node.parents[0]))
-    losses = train(
-        model, get_task(node.task), node.steps, node.lr, tree.train.batch_size, node.seed
-    )
+    losses = _train_child(model, node, tree)
     _save(model, node, root)
     return {**_scores(model, node, parent), **_losses(losses)}
+
+
+def _train_child(model: torch.nn.Module, node: Node, tree: TreeSpec) -> list[float]:
+    task = get_task(node.task)
+    batch = tree.train.batch_size
+    return train(
+        model, task, node.steps, node.lr, batch, node.seed, node.optimizer, node.weight_decay
+    )
 
 
 def _make_lora(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict:
     parent = load_model(repo_dir(root, node.parents[0]))
     peft_model = wrap_lora(
-        load_model(repo_dir(root, node.parents[0])), node.arch, node.rank, node.seed
+        load_model(repo_dir(root, node.parents[0])),
+        node.arch,
+        node.rank,
+        node.seed,
+        tree.lora_targets,
     )
-    task = get_task(node.task)
-    losses = train(peft_model, task, node.steps, node.lr, tree.train.batch_size, node.seed)
+    losses = _train_child(peft_model, node, tree)
     if node.twin:
         _save_adapter(peft_model, by_id[node.twin], root)
     merged = peft_model.merge_and_unload()

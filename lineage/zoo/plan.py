@@ -8,10 +8,11 @@ Models come in build order: a parent always precedes its children.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 
-from lineage.zoo.spec import MergeSpec, TreeSpec, ZooSpec
+from lineage.zoo.spec import MergeSpec, TreeSpec, Vary, ZooSpec
 from lineage.zoo.tasks import FAMILY_OF_ARCH, ROOT_TASK, task_pool
 
 MIRROR_ORG = "zoo-mirror"  # re-uploads appear under someone else's account
@@ -31,6 +32,8 @@ class Node:
     seed: int
     steps: int = 0
     lr: float = 0.0
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
     rank: int | None = None
     dtype: str = "float32"
     merge_method: str | None = None
@@ -114,10 +117,16 @@ def _plan_tree(spec: ZooSpec, tree: TreeSpec, index: int, rng: random.Random) ->
                 task=pool[counter["task"] % len(pool)],
                 steps=tree.train.child_steps,
                 lr=tree.train.lora_lr if relation == "lora" else tree.train.child_lr,
+                optimizer=tree.train.optimizer,
+                weight_decay=tree.train.weight_decay,
             )
+            _draw_hyperparameters(child, tree.vary, rng)
             counter["task"] += 1
             if relation == "lora":
-                child.rank = tree.lora_ranks[counter["rank"] % len(tree.lora_ranks)]
+                rank = tree.lora_ranks[counter["rank"] % len(tree.lora_ranks)]
+                # A rank above the smallest targeted matrix dimension (the hidden size:
+                # every target maps hidden to >= hidden) is not a low-rank update.
+                child.rank = min(rank, tree.size.hidden)
                 counter["rank"] += 1
             nodes.append(child)
             next_level.append(child)
@@ -126,6 +135,23 @@ def _plan_tree(spec: ZooSpec, tree: TreeSpec, index: int, rng: random.Random) ->
         level = next_level
     nodes += _plan_extras(tree, nodes, make, rng)
     return nodes
+
+
+def _draw_hyperparameters(node: Node, vary: Vary, rng: random.Random) -> None:
+    """Per-node training choices from the tree's ranges (nothing drawn for empty ones, so
+    specs without `vary` plan exactly as before)."""
+    if vary.lr:
+        node.lr = _log_uniform(rng, *vary.lr)
+    if vary.steps:
+        node.steps = max(1, round(_log_uniform(rng, *vary.steps)))
+    if vary.optimizers:
+        node.optimizer = rng.choice(vary.optimizers)
+    if vary.weight_decay:
+        node.weight_decay = rng.uniform(*vary.weight_decay)
+
+
+def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
 def _adapter_twin(merged: Node, make) -> Node:
@@ -137,6 +163,8 @@ def _adapter_twin(merged: Node, make) -> Node:
         task=merged.task,
         steps=merged.steps,
         lr=merged.lr,
+        optimizer=merged.optimizer,
+        weight_decay=merged.weight_decay,
         rank=merged.rank,
         twin=merged.id,
     )

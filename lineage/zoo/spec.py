@@ -20,13 +20,15 @@ import yaml
 from lineage.errors import SpecError, UnknownNameError
 
 # Bump when training or writing changes, so cached zoos built by older code are not reused.
-ZOO_FORMAT_VERSION = 3
+ZOO_FORMAT_VERSION = 4
 
 ARCHS = ("vit", "llama", "gpt2")
 INITS = ("hf", "torch")
 EDGE_RELATIONS = ("finetune", "lora")
 MERGE_METHODS = ("task_arithmetic", "ties")
 CAST_DTYPES = ("fp16", "bf16")
+OPTIMIZERS = ("adamw", "sgd")  # sgd: momentum 0.9
+LORA_TARGET_SETS = ("attention", "attention+mlp")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,23 @@ class Training:
     child_lr: float = 1e-3
     lora_lr: float = 3e-3
     batch_size: int = 256
+    optimizer: str = "adamw"  # children's optimizer (roots always pretrain with AdamW)
+    weight_decay: float = 0.0  # children's weight decay
+
+
+@dataclass(frozen=True)
+class Vary:
+    """Per-node draws for a tree's trained children (the sweep's wide ranges).
+
+    Each empty field means "the tree's `train` value"; set, every child draws its own:
+    `lr` and `steps` log-uniform in (lo, hi), `optimizers` a uniform choice,
+    `weight_decay` uniform in (lo, hi). LoRA children draw from the same ranges.
+    """
+
+    lr: tuple[float, ...] = ()
+    steps: tuple[int, ...] = ()
+    optimizers: tuple[str, ...] = ()
+    weight_decay: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,7 @@ class TreeSpec:
     # One entry per depth; an entry is a relation or a list cycled over that depth's edges.
     relation: tuple[tuple[str, ...], ...] = (("finetune",),)
     lora_ranks: tuple[int, ...] = (4,)
+    lora_targets: str = "attention"  # attention | attention+mlp
     adapters: bool = True  # each LoRA edge also publishes a PEFT adapter-only repo
     merges: tuple[MergeSpec, ...] = ()
     casts: tuple[str, ...] = ()
@@ -74,6 +94,7 @@ class TreeSpec:
     split: str | None = None  # a label such as "ft" or "lora" (VTHR-style splits)
     size: Size = field(default_factory=Size)
     train: Training = field(default_factory=Training)
+    vary: Vary = field(default_factory=Vary)
 
 
 @dataclass(frozen=True)
@@ -134,11 +155,11 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def parse_spec(data: dict[str, Any]) -> ZooSpec:
     """Validate a spec mapping and fill every default."""
-    _check_keys("zoo spec", data, {"name", "seed", "trees", "cards", "train", "size"})
+    _check_keys("zoo spec", data, {"name", "seed", "trees", "cards", "train", "size", "vary"})
     if not data.get("trees"):
         raise SpecError("zoo spec", "has no trees", "Add a `trees:` list with at least one tree")
-    # Top-level `train`/`size` are defaults for every tree.
-    shared = {k: data[k] for k in ("train", "size") if k in data}
+    # Top-level `train`/`size`/`vary` are defaults for every tree.
+    shared = {k: data[k] for k in ("train", "size", "vary") if k in data}
     trees = tuple(
         _parse_tree(i, {**shared, **t} if isinstance(t, dict) else t)
         for i, t in enumerate(data["trees"])
@@ -171,6 +192,9 @@ def _parse_tree(index: int, raw: Any) -> TreeSpec:
             raw[key] = tuple(raw[key])
     raw["size"] = _build(Size, raw.get("size", {}), where + ".size")
     raw["train"] = _build(Training, raw.get("train", {}), where + ".train")
+    _one_of(where + ".train.optimizer", raw["train"].optimizer, OPTIMIZERS)
+    _one_of(where + ".lora_targets", raw.get("lora_targets", "attention"), LORA_TARGET_SETS)
+    raw["vary"] = _parse_vary(where + ".vary", raw.get("vary", {}))
     tree = TreeSpec(**raw)
     _check_tasks(where, tree)
     if tree.count < 1 or any(b < 0 for b in tree.branching):
@@ -202,6 +226,28 @@ def _parse_relations(where: str, raw: Any, branching: tuple[int, ...]) -> tuple:
         names = (level,) if isinstance(level, str) else tuple(level)
         out.append(tuple(_one_of(where + ".relation", n, EDGE_RELATIONS) for n in names))
     return tuple(out)
+
+
+def _parse_vary(where: str, raw: Any) -> Vary:
+    if not isinstance(raw, dict):
+        raise SpecError(where, "is not a mapping")
+    _check_keys(where, raw, set(Vary.__dataclass_fields__))
+    out: dict[str, tuple] = {}
+    for key, kind in (("lr", float), ("steps", int), ("weight_decay", float)):
+        if raw.get(key) is None:
+            continue
+        lo_hi = _as_list(raw[key])
+        try:
+            lo, hi = (kind(v) for v in lo_hi)
+        except (TypeError, ValueError):
+            raise SpecError(f"{where}.{key}", f"is {raw[key]!r}", "Give [low, high]") from None
+        if not 0 <= lo <= hi or (key != "weight_decay" and lo <= 0):
+            raise SpecError(f"{where}.{key}", f"range [{lo}, {hi}] is empty or not positive")
+        out[key] = (lo, hi)
+    if raw.get("optimizers"):
+        out["optimizers"] = tuple(_one_of(where + ".optimizers", o, OPTIMIZERS)
+                                  for o in _as_list(raw["optimizers"]))
+    return Vary(**out)
 
 
 def _parse_merge(where: str, raw: Any) -> MergeSpec:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-from lineage.zoo.arch import LORA_TARGETS
+from lineage.zoo.arch import LORA_MLP_TARGETS, LORA_TARGETS
 from lineage.zoo.tasks import Task
 
 
@@ -30,11 +30,22 @@ def single_threaded() -> Iterator[None]:
 
 
 def train(
-    model: torch.nn.Module, task: Task, steps: int, lr: float, batch_size: int, seed: int
+    model: torch.nn.Module,
+    task: Task,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    optimizer: str = "adamw",
+    weight_decay: float = 0.0,
 ) -> list[float]:
-    """AdamW with cosine decay; returns the loss every step (to check training happened)."""
+    """AdamW or SGD (momentum 0.9) with cosine decay; returns the loss every step (to
+    check training happened)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / max(steps, 1)))
     )
@@ -52,16 +63,21 @@ def train(
     return losses
 
 
-def wrap_lora(model: torch.nn.Module, arch: str, rank: int, seed: int) -> torch.nn.Module:
-    """A PEFT LoRA model over `model` (alpha = 2 * rank; only adapters and head train)."""
+def wrap_lora(
+    model: torch.nn.Module, arch: str, rank: int, seed: int, targets: str = "attention"
+) -> torch.nn.Module:
+    """A PEFT LoRA model over `model` (alpha = 2 * rank; only adapters and head train);
+    `targets`: the attention projections, or "attention+mlp" for the MLP's too."""
     from peft import LoraConfig, get_peft_model
 
-    targets, to_save = LORA_TARGETS[arch]
+    modules, to_save = LORA_TARGETS[arch]
+    if targets == "attention+mlp":
+        modules = modules + LORA_MLP_TARGETS[arch]
     config = LoraConfig(
         r=rank,
         lora_alpha=2 * rank,
         lora_dropout=0.0,
-        target_modules=targets,
+        target_modules=modules,
         modules_to_save=to_save or None,
         fan_in_fan_out=arch == "gpt2",  # GPT-2's Conv1D stores (in, out)
     )

@@ -1,13 +1,14 @@
 """ground_truth.json: the true Model Graph of a built zoo, machine-readable.
 
-Schema (version 1):
+Schema (version 2; lineage/zoo/README.md documents every field):
 {
-  "schema_version": 1,
+  "schema_version": 2,
   "zoo": {"name", "seed", "spec_hash", "format_version", "n_models", "n_trees"},
   "spec": {...the normalized spec...},
-  "trees": [{"tree", "org", "arch", "init", "root", "split", "size": {...}}],
+  "trees": [{"tree", "org", "arch", "init", "root", "split", "size": {...}, "lora_targets"}],
   "nodes": [{"id", "tree", "arch", "init", "relation", "parents", "depth", "task", "seed",
-             "steps", "lr", "rank", "dtype", "split", "twin", "has_weights", "files",
+             "steps", "lr", "optimizer", "weight_decay", "rank", "dtype", "split", "twin",
+             "has_weights", "files",
              "merge": null | {"method", "base", "scale", "density"},
              "card": {"base_model": [...], "relation": str | null,
                       "lie": null | "omitted" | "wrong", "license"},
@@ -27,7 +28,9 @@ from lineage.zoo.cards import card_relation
 from lineage.zoo.plan import Node
 from lineage.zoo.spec import ZOO_FORMAT_VERSION, ZooSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 files (zoo format <= 3) lack only fields version 2 added; they still read.
+READABLE_SCHEMAS = (1, 2)
 FILENAME = "ground_truth.json"
 
 
@@ -53,6 +56,8 @@ def node_entry(node: Node, root: Path, result: dict[str, Any]) -> dict[str, Any]
         "seed": node.seed,
         "steps": node.steps,
         "lr": node.lr,
+        "optimizer": node.optimizer,
+        "weight_decay": node.weight_decay,
         "rank": node.rank,
         "dtype": node.dtype,
         "split": node.split,
@@ -81,7 +86,8 @@ def assemble(spec: ZooSpec, nodes: list[Node], root: Path, results: dict[str, di
             "init": r.init,
             "root": r.id,
             "split": r.split,
-            "size": _tree_size(spec, r.tree),
+            "size": _tree_field(spec, r.tree, "size"),
+            "lora_targets": _tree_field(spec, r.tree, "lora_targets"),
         }
         for r in roots
     ]
@@ -107,13 +113,14 @@ def assemble(spec: ZooSpec, nodes: list[Node], root: Path, results: dict[str, di
     }
 
 
-def _tree_size(spec: ZooSpec, index: int) -> dict:
+def _tree_field(spec: ZooSpec, index: int, key: str) -> object:
+    """A field of the TreeSpec that built tree `index` (a spec tree may build `count`)."""
     seen = 0
     for tree in spec.to_dict()["trees"]:
         seen += tree["count"]
         if index < seen:
-            return tree["size"]
-    return {}
+            return tree[key]
+    return None
 
 
 def load_ground_truth(zoo_dir: str | Path) -> dict[str, Any]:
@@ -124,7 +131,7 @@ def load_ground_truth(zoo_dir: str | Path) -> dict[str, Any]:
             str(zoo_dir), f"has no {FILENAME}", "Build it first: lineage zoo build PRESET OUT"
         )
     data = json.loads(path.read_text())
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if data.get("schema_version") not in READABLE_SCHEMAS:
         raise SpecError(
             str(path),
             f"has schema_version {data.get('schema_version')}, expected {SCHEMA_VERSION}",

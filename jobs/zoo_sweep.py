@@ -1,0 +1,82 @@
+"""The zoo sweep, run the way a user runs lineage: build each drawn zoo (or take it from
+the zoo cache), index its folder into a fresh catalog, recover with no flags and no tree
+count, score against ground_truth.json. The library call behind `lineage zoo sweep` and
+bench/recovery_sweep.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from catalog import Catalog
+from jobs.local_index import index_local
+from jobs.recover import run_recover
+from lineage.zoo import build_zoo
+from lineage.zoo.sweep import Draw, SweepShape, draw
+from lineage.zoo.sweep_score import score_draw, summarize
+
+
+def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, Any]:
+    """Build, index, recover and score one draw; a JSON-ready row."""
+    zoo = build_zoo(d.spec, cache_dir=cache_dir, progress=False)
+    truth = zoo.ground_truth
+    catalog_dir = work_dir / f"{d.spec['name']}-{zoo.spec_hash[:12]}"
+    if catalog_dir.exists():  # a fresh catalog: nothing from an earlier run takes part
+        shutil.rmtree(catalog_dir)
+    started = time.perf_counter()
+    index_local(Catalog(catalog_dir), [zoo.root], progress=False)
+    index_seconds = time.perf_counter() - started
+    report = run_recover(Catalog(catalog_dir))
+    edges = sorted((e.parent, e.child, e.relation) for e in report.result.edges)
+    return {
+        "draw": f"{d.sweep_seed}/{d.index}",
+        "sweep_seed": d.sweep_seed,
+        "index": d.index,
+        "seed": d.seed,
+        "held_out": d.held_out,
+        "zoo": str(zoo.root),
+        "models": truth["zoo"]["n_models"],
+        "trees": truth["zoo"]["n_trees"],
+        "archs": sorted({t["arch"] for t in truth["trees"]}),
+        "cached": zoo.cached,
+        "build_seconds": zoo.build_seconds,
+        "estimate_seconds": d.estimate_seconds,
+        "adjustments": d.adjustments,
+        "index_seconds": round(index_seconds, 2),
+        "recover_seconds": round(report.seconds, 2),
+        "scores": score_draw(truth, edges, report.result.trees),
+        "recovered_edges": [list(e) for e in edges],
+    }
+
+
+def run_sweep(
+    sweep_seed: int,
+    n_draws: int,
+    *,
+    shape: SweepShape | None = None,
+    cache_dir: Path | None = None,
+    work_dir: Path | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Draws 0..n_draws-1 of sweep `sweep_seed`: {"rows": [...], "overall": {...}}.
+
+    Catalogs go under `work_dir` (kept) or a temporary folder (removed at the end).
+    """
+    temp = None if work_dir else Path(tempfile.mkdtemp(prefix="lineage-sweep-"))
+    work = Path(work_dir or temp)
+    rows = []
+    try:
+        for index in range(n_draws):
+            row = run_draw(draw(sweep_seed, index, shape), cache_dir=cache_dir, work_dir=work)
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    finally:
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+    return {"sweep_seed": sweep_seed, "rows": rows, "overall": summarize(rows)}
