@@ -4,9 +4,9 @@ Pipeline, per architecture signature:
   exact duplicates (content hashes) -> re-upload leaves
   near-zero distance in another dtype -> cast leaves
   single linkage with a data-chosen cut -> tree components (tree count not given)
-  per component: NNLS merge fits on sketches, and exact TIES/DARE checks on weights
-  (with a MatrixSource) -> merge edges; the rest -> distance (rank-scaled for
-  LoRA-style low-rank differences) + kurtosis, norm and centrality votes -> sign per
+  per component: NNLS merge fits on sketches, and exact TIES/DARE checks on the
+  coordinate samples -> merge edges; the rest -> distance (rank-scaled, from the rank
+  sketches, for LoRA-style low-rank differences) + kurtosis, norm and centrality votes -> sign per
   relation class (cards, else structure) -> minimum spanning arborescence
 PEFT adapters attach to the base their adapter config names.
 """
@@ -28,7 +28,7 @@ from lineage.recovery.copies import cast_copies, exact_duplicates
 from lineage.recovery.distance import matrix_sq_dists, relative_distance
 from lineage.recovery.features import group_features, matrix_names
 from lineage.recovery.graph import RecoveredEdge, RecoveryResult
-from lineage.recovery.inputs import CardEdge, MatrixSource, ModelInput
+from lineage.recovery.inputs import CardEdge, ModelInput
 from lineage.recovery.orient import orient_all
 
 
@@ -36,21 +36,20 @@ from lineage.recovery.orient import orient_all
 class RecoveryOptions:
     lam: float = LAMBDA  # MoTHer's direction penalty weight
     find_merges: bool = True
-    rank_neighbours: int = 4  # exact ranks for each node's k nearest (needs a source)
+    rank_neighbours: int = 4  # sketch ranks for each node's k nearest
 
 
 def recover_graph(
     models: Sequence[ModelInput],
     card_edges: Sequence[CardEdge] = (),
     *,
-    matrices: MatrixSource | None = None,
     options: RecoveryOptions | None = None,
 ) -> RecoveryResult:
     """Recover the Model Graph of `models` from their fingerprints.
 
     `card_edges` (what cards and adapter configs declare) calibrate the direction of
-    kurtosis and are checked against the weights; they never place an edge.
-    `matrices` reads real weights for exact ranks of candidate pairs (LoRA edges)."""
+    kurtosis and are checked against the weights; they never place an edge. Only the
+    fingerprints are read, never weights."""
     options = options or RecoveryOptions()
     named = Counter(b for m in models for b in m.card_base_models)
     orgs = Counter(m.org for m in models)
@@ -61,8 +60,8 @@ def recover_graph(
         groups[m.arch_signature].append(m)
     comps, info, notes = [], {}, []
     for sig, members in sorted(groups.items()):
-        group_comps, group_edges, info[sig] = _split_group(sig, members, matrices, options,
-                                                           named, orgs)
+        group_comps, group_edges, info[sig] = _split_group(sig, members, options, named,
+                                                           orgs)
         comps += group_comps
         edges += group_edges
     parents, votes, direction = orient_all(comps, card_edges, options.lam)
@@ -81,7 +80,7 @@ def recover_graph(
     )
 
 
-def _split_group(sig, members, matrices, options, named, orgs) -> tuple[list, list, dict]:
+def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict]:
     """Casts set aside, then tree components of one architecture group."""
     features = group_features(members)
     sq = matrix_sq_dists(features)
@@ -91,7 +90,7 @@ def _split_group(sig, members, matrices, options, named, orgs) -> tuple[list, li
     comps: list[Component] = []
     for label in np.unique(clustering.labels):
         rows = [keep[i] for i in np.flatnonzero(clustering.labels == label)]
-        comps.append(prepare_component(features.take(rows), matrices,
+        comps.append(prepare_component(features.take(rows),
                                        find_merges=options.find_merges,
                                        rank_neighbours=options.rank_neighbours,
                                        group=sig))
