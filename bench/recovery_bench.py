@@ -24,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from catalog import Catalog  # noqa: E402
 from catalog.recovery_io import load_inputs  # noqa: E402
-from catalog.resolve import CatalogResolver  # noqa: E402
 from jobs.local_index import index_local  # noqa: E402
-from jobs.recover import LocalMatrices, run_recover  # noqa: E402
+from jobs.recover import run_recover  # noqa: E402
 from lineage.recovery.evaluate import evaluate_graph  # noqa: E402
 from lineage.recovery.mother import mother_recipe  # noqa: E402
 from lineage.zoo import build_zoo, load_ground_truth  # noqa: E402
@@ -58,10 +57,9 @@ def mother_scores(catalog: Catalog, truth: dict, lora: bool) -> dict:
     for m in models:
         if not m.is_adapter:
             per_group[m.arch_signature].add(tree_of.get(m.model_id))
-    source = LocalMatrices(CatalogResolver(catalog)) if lora else None
     started = time.perf_counter()
     edges, trees = mother_recipe(models, {s: len(t) for s, t in per_group.items()},
-                                 lora=lora, matrices=source)
+                                 lora=lora)
     scores = evaluate_graph(truth, [(e.parent, e.child, e.relation) for e in edges], trees)
     scores["overall"]["seconds"] = time.perf_counter() - started
     return scores

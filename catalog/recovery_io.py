@@ -1,7 +1,11 @@
 """SQL behind Model Graph recovery: load fingerprints and card edges, write edges.
 
-Every value is bound as a parameter. Sketches travel as Arrow list columns and are
-turned into numpy without a Python loop per element.
+Every value is bound as a parameter. Sketches, rank sketches and coordinate samples
+travel as Arrow list columns and are turned into numpy without a Python loop per
+element. Recovery reads the catalog only, never weights: a catalog written before
+schema 2 has no rank sketches or samples (NULL, or no column at all where the catalog
+directory could not be upgraded); those models recover without that evidence and
+`missing_evidence` says which they are.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pyarrow.compute as pc
 from catalog.schema import EDGES
 from catalog.store import Catalog
 from lineage.recovery.graph import RecoveredEdge
-from lineage.recovery.inputs import CardEdge, ModelInput, TensorStat
+from lineage.recovery.inputs import FLOAT_DTYPES, CardEdge, ModelInput, TensorStat
 
 RECOVER_JOB = "recover"
 
@@ -30,12 +34,17 @@ FROM current_models ORDER BY model_id
 """
 
 # Sketches of 2-D tensors only: the rest take part through their content hash.
+# {evidence} selects the schema-2 columns, or NULLs where the view lacks them.
 TENSORS_SQL = """
 SELECT t.model_id, t.name, t.shape, t.dtype, t.content_hash, t.mean, t.std, t.kurtosis,
-       CASE WHEN len(t.shape) = 2 THEN t.sketch END AS sketch
+       CASE WHEN len(t.shape) = 2 THEN t.sketch END AS sketch, {evidence}
 FROM tensors t JOIN current_models m USING (model_id, revision)
 ORDER BY t.model_id, t.name
 """
+EVIDENCE_COLUMNS = {  # column -> its SQL type, for the NULL stand-in
+    "rank_sketch": "FLOAT[]", "rank_width": "INTEGER", "sample": "FLOAT[]",
+    "sample_size": "INTEGER",
+}
 
 CARD_EDGES_SQL = """
 SELECT DISTINCT e.parent, e.child, e.relation
@@ -58,7 +67,7 @@ def load_inputs(catalog: Catalog) -> tuple[list[ModelInput], list[CardEdge]]:
     """Every current model with its tensor fingerprints, and the card-declared edges."""
     with catalog.reader() as con:
         models = _arrow(con, MODELS_SQL).to_pylist()
-        tensors = _arrow(con, TENSORS_SQL)
+        tensors = _arrow(con, _tensors_sql(con))
         cards = con.execute(CARD_EDGES_SQL).fetchall()
     stats = _tensor_stats(tensors)
     inputs = [
@@ -79,6 +88,13 @@ def load_inputs(catalog: Catalog) -> tuple[list[ModelInput], list[CardEdge]]:
     return inputs, [CardEdge(p, c, r) for p, c, r in cards]
 
 
+def _tensors_sql(con) -> str:  # noqa: ANN001 - a DuckDB connection
+    have = {row[0] for row in con.execute("DESCRIBE tensors").fetchall()}
+    parts = [f"t.{c}" if c in have else f"NULL::{kind} AS {c}"
+             for c, kind in EVIDENCE_COLUMNS.items()]
+    return TENSORS_SQL.format(evidence=", ".join(parts))
+
+
 def _arrow(con, sql: str) -> pa.Table:  # noqa: ANN001 - a DuckDB connection
     """A parameterless query's rows as an Arrow table (DuckDB 2 renamed .arrow())."""
     relation = con.sql(sql)
@@ -87,26 +103,61 @@ def _arrow(con, sql: str) -> pa.Table:  # noqa: ANN001 - a DuckDB connection
 
 
 def _tensor_stats(table: pa.Table) -> dict[str, dict[str, TensorStat]]:
-    sketch_col = table.column("sketch").combine_chunks()
-    flat = pc.list_flatten(sketch_col).to_numpy(zero_copy_only=False).astype(np.float32)
-    offsets = sketch_col.offsets.to_numpy() if len(sketch_col) else np.zeros(1, np.int64)
-    valid = sketch_col.is_valid().to_numpy(zero_copy_only=False)
+    sketches = _float_lists(table.column("sketch"))
+    ranks = _float_lists(table.column("rank_sketch"))
+    samples = _float_lists(table.column("sample"))
     cols = {name: table.column(name).to_pylist() for name in
-            ("model_id", "name", "shape", "dtype", "content_hash", "mean", "std", "kurtosis")}
+            ("model_id", "name", "shape", "dtype", "content_hash", "mean", "std", "kurtosis",
+             "rank_width", "sample_size")}
     out: dict[str, dict[str, TensorStat]] = {}
     empty = np.zeros(0, np.float32)
     for k in range(table.num_rows):
-        sketch = flat[offsets[k] : offsets[k + 1]] if valid[k] else empty
+        shape = tuple(cols["shape"][k])
         out.setdefault(cols["model_id"][k], {})[cols["name"][k]] = TensorStat(
-            shape=tuple(cols["shape"][k]),
+            shape=shape,
             dtype=cols["dtype"][k],
             content_hash=cols["content_hash"][k],
             mean=_num(cols["mean"][k]),
             std=_num(cols["std"][k]),
             kurtosis=_num(cols["kurtosis"][k]),
-            sketch=sketch,
+            sketch=empty if sketches[k] is None else sketches[k],
+            rank_sketch=_rank_matrix(ranks[k], shape, cols["rank_width"][k]),
+            sample=samples[k],
+            sample_size=cols["sample_size"][k],
         )
     return out
+
+
+def _float_lists(column: pa.ChunkedArray) -> list[np.ndarray | None]:
+    """A list<float> column as numpy views of one flat float32 buffer (None for NULL)."""
+    col = column.combine_chunks()
+    if len(col) == 0:
+        return []
+    if col.null_count == len(col):
+        return [None] * len(col)
+    flat = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32)
+    offsets = col.offsets.to_numpy()
+    valid = col.is_valid().to_numpy(zero_copy_only=False)
+    return [flat[offsets[k] : offsets[k + 1]] if valid[k] else None for k in range(len(col))]
+
+
+def _rank_matrix(values: np.ndarray | None, shape: tuple, width: int | None
+                 ) -> np.ndarray | None:
+    """The stored row-major rank sketch as [min(rows, k), min(cols, k)]; None when it is
+    missing or does not fit its shape (a damaged row is evidence lost, not an error)."""
+    if values is None or width is None or len(shape) != 2:
+        return None
+    rows, cols = min(shape[0], width), min(shape[1], width)
+    return values.reshape(rows, cols) if values.size == rows * cols else None
+
+
+def missing_evidence(models: Iterable[ModelInput]) -> list[str]:
+    """Models with 2-D float matrices but no rank sketch or sample (indexed before
+    schema 2): recovery cannot see their LoRA ranks or sparse merges."""
+    return [m.model_id for m in models
+            if any(len(t.shape) == 2 and min(t.shape) > 1 and t.dtype in FLOAT_DTYPES
+                   and (t.rank_sketch is None or t.sample is None)
+                   for t in m.tensors.values())]
 
 
 def _num(value: float | None) -> float:

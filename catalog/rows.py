@@ -77,6 +77,10 @@ def tensor_rows(ref: ModelRef, fp: ModelFingerprint) -> dict[str, list]:
             "min": t.min,
             "max": t.max,
             "sketch": t.sketch,
+            "rank_sketch": t.rank_sketch,
+            "rank_width": t.rank_width,
+            "sample": t.sample,
+            "sample_size": t.sample_size,
         }
         for key, value in values.items():
             columns[key].append(value)

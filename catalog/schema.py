@@ -1,11 +1,18 @@
 """Arrow schemas of the Parquet tables. Views read them with union_by_name, so a column
-added in a later schema version reads as NULL in older batches."""
+added in a later schema version reads as NULL in older batches.
+
+SCHEMA_VERSION numbers the Parquet schema: a catalog holds one zero-row batch per
+version (parts/0000000N-schema, see store.py), which gives the views every column of
+that version even before a batch with data arrives. Version 2 added the recovery
+evidence of 2-D matrices to `tensors` (rank_sketch, rank_width, sample, sample_size;
+migration 0002)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
 SKETCH = pa.list_(pa.float32())
+SCHEMA_VERSION = 2
 
 MODELS = pa.schema(
     [
@@ -50,6 +57,11 @@ TENSORS = pa.schema(
         ("min", pa.float64()),
         ("max", pa.float64()),
         ("sketch", SKETCH),
+        # Recovery evidence (schema 2), NULL for non-matrices and for older batches:
+        ("rank_sketch", SKETCH),  # float32 [k1 * k2] row-major: L W R (fingerprint/rank_sketch)
+        ("rank_width", pa.int32()),  # k; k1 = min(rows, k), k2 = min(cols, k)
+        ("sample", SKETCH),  # float32 values at fixed coordinates (fingerprint/sample)
+        ("sample_size", pa.int32()),  # the sample size that seeded the coordinates
     ]
 )
 

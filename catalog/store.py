@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog.migrations_runner import apply_migrations
-from catalog.schema import TABLES
+from catalog.schema import SCHEMA_VERSION, TABLES
 from lineage.errors import CatalogError
 
 DB_NAME = "catalog.duckdb"
-SCHEMA_BATCH = "00000000-schema"
+SCHEMA_BATCH = f"{SCHEMA_VERSION:08d}-schema"  # zero-row tables of the current schema
 LOCK_RETRY_SECONDS = 30.0
 
 
@@ -61,6 +61,8 @@ class Catalog:
                     "Run `lineage index --catalog DIR ...` first, or pass the right --catalog",
                 )
             self._initialise()
+        else:
+            self._upgrade()
 
     @property
     def parts(self) -> Path:
@@ -84,6 +86,26 @@ class Catalog:
             with self._raw_connect(read_only=False) as con:
                 apply_migrations(con)
                 self._define_views(con, temp=False)
+
+    def _upgrade(self) -> None:
+        """Bring a catalog written by an older version to the current schema: publish
+        the zero-row batch of the current Parquet schema (new columns then read as NULL
+        in older batches, via union_by_name) and apply pending SQL migrations. A stat
+        when nothing is pending; skipped where the directory is read-only (readers
+        tolerate the missing columns)."""
+        if (self.parts / SCHEMA_BATCH).exists():
+            return
+        try:
+            with self._lock():
+                if not (self.parts / SCHEMA_BATCH).exists():
+                    self._publish(
+                        {name: schema.empty_table() for name, schema in TABLES.items()},
+                        SCHEMA_BATCH,
+                    )
+                with self._raw_connect(read_only=False) as con:
+                    apply_migrations(con)
+        except OSError:
+            return
 
     def _define_views(self, con: duckdb.DuckDBPyConnection, *, temp: bool) -> None:
         parts = str(self.parts).replace("'", "''")

@@ -43,7 +43,7 @@ def crawl_zoo(zoo_root: Path, catalog: Catalog, workers: int) -> None:
         print(f"loopback Hub at {hub.endpoint} serving {zoo_root}")
         report = crawl(catalog, CrawlOptions(
             seeds=["everything"], endpoint=hub.endpoint, workers=workers,
-            keep_weights=True,  # recovery reads a few weight matrices for exact ranks
+            # no keep_weights: recovery reads the fingerprints only, as at Hub scale
         ))
     print(report.summary())
     result = run_query(catalog, SUMMARY)

@@ -1,54 +1,39 @@
 """Recover the Model Graph of a catalog and write it as `recovered` edges.
 
-    python -m jobs.recover --catalog DIR [--no-ranks]
+    python -m jobs.recover --catalog DIR
 
 Loads fingerprints (models, tensors, card edges) from the catalog, recovers the graph
-with lineage.recovery, reads real weights only for the exact ranks of candidate pairs
-(LoRA detection), and commits the edges with this run's id. Everything runs in-process:
-recovery from stored fingerprints is seconds even for 10,000 models; only the rank
-checks read weights, a few candidate pairs per model.
+with lineage.recovery and commits the edges with this run's id. Weights are never read:
+LoRA ranks come from the rank sketches and TIES/DARE merges from the coordinate samples
+stored in the fingerprints, so a Hub-wide crawl that deleted every shard recovers the
+same graph. A catalog indexed before that evidence existed still recovers (without
+LoRA ranks and sparse merges for those models) and says so once, with how to re-index.
+Everything runs in-process: recovery from stored fingerprints is seconds even for
+10,000 models.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 
 from catalog import Catalog
-from catalog.recovery_io import RECOVER_JOB, load_inputs, write_edges
-from catalog.resolve import CatalogResolver
+from catalog.recovery_io import RECOVER_JOB, load_inputs, missing_evidence, write_edges
 from catalog.runs import finish_run, start_run
 from lineage.recovery import RecoveryOptions, RecoveryResult, recover_graph
 
-
-class LocalMatrices:
-    """MatrixSource over model folders found by the catalog's resolver (local folders,
-    or Hub-crawled weights kept with --keep-weights); keeps recent matrices cached."""
-
-    def __init__(self, resolve: Callable[[str], Path], keep: int = 64) -> None:
-        self.resolve = resolve
-        self.keep = keep
-        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-
-    def matrix(self, model_id: str, name: str) -> np.ndarray:
-        key = (model_id, name)
-        if key not in self._cache:
-            self._cache[key] = self._read(model_id, name)
-            if len(self._cache) > self.keep * 16:
-                self._cache.popitem(last=False)
-        return self._cache[key]
-
-    def _read(self, model_id: str, name: str) -> np.ndarray:
-        from lineage.weights import open_model
-
-        with open_model(self.resolve(model_id)) as model:
-            return model.tensor(name).double().numpy().copy()
+# A catalog never fingerprints a revision it already holds (commits drop known
+# revisions), so re-indexing means a fresh catalog.
+REINDEX_HINT = (
+    "to add it, index them again into a new catalog: `lineage index --catalog NEW PATH...` "
+    "for local folders, `python -m jobs.index --catalog NEW ...` for the Hub"
+)
+NO_RANKS_DEPRECATION = (
+    "--no-ranks is deprecated and ignored: recovery never reads weights (ranks come "
+    "from the fingerprints' rank sketches); it will be removed in the next release"
+)
 
 
 @dataclass
@@ -60,22 +45,31 @@ class RecoverReport:
     seconds: float
 
 
-def run_recover(
-    catalog: Catalog, *, ranks: bool = True, options: RecoveryOptions | None = None
-) -> RecoverReport:
-    """Recover and commit the graph of `catalog`; the run is recorded in `runs`."""
+def run_recover(catalog: Catalog, *, options: RecoveryOptions | None = None) -> RecoverReport:
+    """Recover and commit the graph of `catalog` from its fingerprints alone; the run is
+    recorded in `runs`."""
     started = time.perf_counter()
-    run_id = start_run(catalog, RECOVER_JOB, {"ranks": ranks})
+    run_id = start_run(catalog, RECOVER_JOB, {})
     status = "failed"
     try:
         models, cards = load_inputs(catalog)
-        source = LocalMatrices(CatalogResolver(catalog)) if ranks else None
-        result = recover_graph(models, cards, matrices=source, options=options)
+        result = recover_graph(models, cards, options=options)
+        lacking = missing_evidence(models)
+        if lacking:
+            result.notes.insert(0, evidence_note(lacking))
         n_edges = write_edges(catalog, result.edges, run_id)
         status = "succeeded"
     finally:
         finish_run(catalog, run_id, status)
     return RecoverReport(run_id, result, len(models), n_edges, time.perf_counter() - started)
+
+
+def evidence_note(lacking: list[str]) -> str:
+    """One line for every model indexed before the rank sketches and coordinate samples."""
+    shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+    return (f"{len(lacking)} model(s) were indexed before rank sketches and coordinate "
+            f"samples existed ({shown}): their LoRA edges read as fine-tunes and TIES/DARE "
+            f"merges are not searched; {REINDEX_HINT}")
 
 
 def summary(report: RecoverReport) -> str:
@@ -96,10 +90,11 @@ def summary(report: RecoverReport) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.recover", description=__doc__)
     parser.add_argument("--catalog", required=True, help="catalog directory")
-    parser.add_argument("--no-ranks", action="store_true",
-                        help="sketches only: no exact ranks from weights (no LoRA relation)")
+    parser.add_argument("--no-ranks", action="store_true", help="deprecated, ignored")
     args = parser.parse_args(argv)
-    report = run_recover(Catalog(args.catalog, create=False), ranks=not args.no_ranks)
+    if args.no_ranks:
+        print(f"warning: {NO_RANKS_DEPRECATION}", file=sys.stderr)
+    report = run_recover(Catalog(args.catalog, create=False))
     print(summary(report))
     return 0
 

@@ -1,6 +1,7 @@
 """Fingerprint a whole model, tensor by tensor, reading each byte once.
 
-Per tensor: exact moments, content hash, linear sketch (see tensor.py). Per model: the
+Per tensor: exact moments, content hash, linear sketch, and for 2-D float matrices a
+rank sketch and a coordinate sample (see tensor.py). Per model: the
 metadata and a fixed-width model-level sketch for nearest-neighbour search. Hashing
 runs in a worker thread while the main thread does the arithmetic on the previous
 tensor, so the two overlap on a 2-core machine.
@@ -17,7 +18,7 @@ import torch
 
 from lineage.fingerprint.content_hash import content_hash
 from lineage.fingerprint.sketch import DEFAULT_WIDTH, fold_into_model_sketch
-from lineage.fingerprint.tensor import TensorFingerprint, fingerprint_values
+from lineage.fingerprint.tensor import EvidenceOptions, TensorFingerprint, fingerprint_values
 from lineage.weights.dtypes import is_float
 from lineage.weights.metadata import ModelMetadata
 from lineage.weights.model import ModelWeights
@@ -39,8 +40,11 @@ def fingerprint_model(
     width: int = DEFAULT_WIDTH,
     device: str | torch.device = "cpu",
     progress: ProgressFn | None = None,
+    evidence: EvidenceOptions | None = None,
 ) -> ModelFingerprint:
-    """Fingerprint every tensor of `model`; arithmetic runs on `device` (CPU or GPU)."""
+    """Fingerprint every tensor of `model`; arithmetic runs on `device` (CPU or GPU).
+    `evidence`: the recovery evidence of 2-D matrices (rank sketch, coordinate sample);
+    on by default."""
     infos = model.infos()
     model_sketch = torch.zeros(width, dtype=torch.float64)
     results: list[TensorFingerprint] = []
@@ -52,7 +56,7 @@ def fingerprint_model(
             raw = model.raw(name)
             pending: Future[str] = pool.submit(content_hash, info.dtype, info.shape, raw)
             tensor = model.tensor(name).to(device, non_blocking=True)
-            fp = fingerprint_values(name, info.dtype, tensor, "", width)
+            fp = fingerprint_values(name, info.dtype, tensor, "", width, evidence)
             fp = _with_hash(fp, pending.result())
             if is_float(info.dtype):
                 fold_into_model_sketch(model_sketch, name, torch.from_numpy(fp.sketch))

@@ -1,7 +1,8 @@
 """One tree component, prepared for placement and orientation: merges set aside (exact
-linear ones from sketches; sparse TIES/DARE ones from weights where a MatrixSource is
-given; one explanation per dependency), distances (rank-scaled where it gives ranks)
-and direction votes."""
+linear ones from sketches; sparse TIES/DARE ones from the coordinate samples; one
+explanation per dependency), distances (rank-scaled by the rank sketches) and direction
+votes. Fingerprints without that evidence (indexed before it existed) skip those
+checks."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from lineage.recovery.dependencies import choose_explanations
 from lineage.recovery.direction import direction_votes
 from lineage.recovery.distance import matrix_sq_dists, mother_distance
 from lineage.recovery.features import GroupFeatures
-from lineage.recovery.inputs import MatrixSource
 from lineage.recovery.merges import MergeFit, candidate_merges
-from lineage.recovery.rank import candidate_pairs, rank_factors
-from lineage.recovery.sparse_merges import detect_sparse_merges
+from lineage.recovery.rank import candidate_pairs, has_rank_evidence, rank_factors
+from lineage.recovery.sparse_merges import detect_sparse_merges, has_sample_evidence
 
 LOW_RANK = 0.5  # rank / dimension below this: a low-rank (LoRA) difference
 RANK_FLOOR = 0.02  # keeps a rank-scaled distance positive
@@ -33,7 +33,7 @@ class Component:
     votes: dict[str, np.ndarray]  # signal -> [n, n] votes (direction.SIGNALS)
     lowrank: np.ndarray  # bool [n, n]: pair differs at low rank
     factors: np.ndarray  # [n, n] rank fractions (1 where not computed)
-    ranks: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    ranks: dict[tuple[int, int], list[int | None]] = field(default_factory=dict)
     group: str = ""  # the architecture signature
 
     @property
@@ -41,30 +41,30 @@ class Component:
         return self.features.ids
 
 
-def find_merges(features: GroupFeatures, dtypes: list[str | None],
-                matrices: MatrixSource | None) -> list[tuple[MergeFit, float, int]]:
+def find_merges(features: GroupFeatures, dtypes: list[str | None]
+                ) -> list[tuple[MergeFit, float, int]]:
     """Every merge of the component, one explanation per dependency."""
     near = mother_distance(features, matrix_sq_dists(features))
     fits = candidate_merges(features, dtypes)
-    if matrices is not None:  # TIES/DARE: exact on weights only
-        fits += detect_sparse_merges(features, matrices, near, {f.child for f in fits})
+    if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
+        fits += detect_sparse_merges(features, near, {f.child for f in fits})
     return choose_explanations(fits, near, features.ids)
 
 
 def prepare_component(
-    features: GroupFeatures, matrices: MatrixSource | None, *, find: bool = True,
+    features: GroupFeatures, *, find: bool = True,
     rank_neighbours: int = 4, group: str = "", dtypes: list[str | None] | None = None,
 ) -> Component:
     dtypes = dtypes if dtypes is not None else [None] * features.n
-    chosen = find_merges(features, dtypes, matrices) if find else []
+    chosen = find_merges(features, dtypes) if find else []
     merged = {f.child for f, _, _ in chosen}
     tree = features.take([i for i in range(features.n) if i not in merged])
     raw = mother_distance(tree, matrix_sq_dists(tree))
     factors = np.ones_like(raw)
-    ranks: dict[tuple[int, int], list[int]] = {}
-    if matrices is not None and tree.n > 1:
+    ranks: dict[tuple[int, int], list[int | None]] = {}
+    if has_rank_evidence(tree) and tree.n > 1:
         pairs = candidate_pairs(raw, rank_neighbours)
-        factors, ranks = rank_factors(matrices, tree, pairs)
+        factors, ranks = rank_factors(tree, pairs)
     return Component(
         features=tree,
         merges=[f for f, _, _ in chosen],

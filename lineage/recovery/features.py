@@ -2,16 +2,23 @@
 
 Only 2-D float tensors ("matrices") take part: they carry what training changed, and
 MoTHer reads the square ones. A model's row in every array is its index in `ids`.
+
+Recovery evidence (rank sketches, coordinate samples) is stacked per matrix with a mask
+of the models that have it: a fingerprint from before the evidence existed, or one
+drawn with another sample size (other coordinates), is left out of the checks that
+need it rather than compared with numbers that do not correspond.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from lineage.recovery.inputs import FLOAT_DTYPES, ModelInput
+from lineage.recovery.inputs import FLOAT_DTYPES, ModelInput, TensorStat
+from lineage.recovery.rounding import unit_roundoff
 
 
 @dataclass(frozen=True)
@@ -22,8 +29,13 @@ class GroupFeatures:
     sketches: list[np.ndarray]  # M arrays of float64 [n, w_m]: S(W_m) per model
     kurtosis: np.ndarray  # float64 [n, M]: exact excess kurtosis of each matrix
     sq_norms: np.ndarray  # float64 [n, M]: exact ||W_m||^2 from the moments
-    means: np.ndarray  # float64 [n, M]: exact mean of each matrix
     hashes: np.ndarray  # object [n, M]: content hash of each matrix
+    means: np.ndarray | None = None  # float64 [n, M]: exact mean of each matrix
+    roundoff: np.ndarray | None = None  # float64 [n, M]: unit roundoff of the dtype
+    rank_sketches: list[np.ndarray] = field(default_factory=list)  # M x f32 [n, k1, k2]
+    rank_ok: np.ndarray | None = None  # bool [n, M]: the model has that rank sketch
+    samples: list[np.ndarray] = field(default_factory=list)  # M x float32 [n, s_m]
+    sample_ok: np.ndarray | None = None  # bool [n, M]: the model has that sample
 
     @property
     def n(self) -> int:
@@ -49,8 +61,13 @@ class GroupFeatures:
             sketches=[s[idx] for s in self.sketches],
             kurtosis=self.kurtosis[idx],
             sq_norms=self.sq_norms[idx],
-            means=self.means[idx],
             hashes=self.hashes[idx],
+            means=None if self.means is None else self.means[idx],
+            roundoff=None if self.roundoff is None else self.roundoff[idx],
+            rank_sketches=[r[idx] for r in self.rank_sketches],
+            rank_ok=None if self.rank_ok is None else self.rank_ok[idx],
+            samples=[x[idx] for x in self.samples],
+            sample_ok=None if self.sample_ok is None else self.sample_ok[idx],
         )
 
 
@@ -69,15 +86,47 @@ def group_features(models: Sequence[ModelInput]) -> GroupFeatures:
     kurt = np.zeros((n, m))
     norms = np.zeros((n, m))
     means = np.zeros((n, m))
+    roundoff = np.zeros((n, m))
     hashes = np.empty((n, m), dtype=object)
-    sketches = []
+    sketches, ranks, samples = [], [], []
+    rank_ok = np.zeros((n, m), dtype=bool)
+    sample_ok = np.zeros((n, m), dtype=bool)
     for j, name in enumerate(names):
         rows = [model.tensors[name] for model in models]
         sketches.append(np.stack([np.asarray(t.sketch, dtype=np.float64) for t in rows]))
         kurt[:, j] = [t.kurtosis for t in rows]
         norms[:, j] = [t.sq_norm for t in rows]
         means[:, j] = [t.mean for t in rows]
+        roundoff[:, j] = [unit_roundoff(t.dtype) for t in rows]
         hashes[:, j] = [t.content_hash for t in rows]
+        ranks.append(_stack(rows, lambda t: t.rank_sketch, _rank_key, rank_ok[:, j]))
+        samples.append(_stack(rows, lambda t: t.sample, _sample_key, sample_ok[:, j]))
     shapes = [tuple(models[0].tensors[name].shape) for name in names]
     return GroupFeatures(list(m.model_id for m in models), names, shapes, sketches,
-                         np.nan_to_num(kurt), norms, np.nan_to_num(means), hashes)
+                         np.nan_to_num(kurt), norms, hashes, means=np.nan_to_num(means),
+                         roundoff=roundoff, rank_sketches=ranks, rank_ok=rank_ok,
+                         samples=samples, sample_ok=sample_ok)
+
+
+def _rank_key(t: TensorStat) -> tuple | None:
+    return None if t.rank_sketch is None else t.rank_sketch.shape
+
+
+def _sample_key(t: TensorStat) -> tuple | None:
+    """Same size <=> same coordinates: positions are drawn from (name, shape, size)."""
+    return None if t.sample is None or t.sample_size is None else (t.sample.size, t.sample_size)
+
+
+def _stack(rows: Sequence[TensorStat], get, key, ok: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """float32 [n, ...]: the evidence `get` of every row whose `key` is the modal one
+    (zeros for the others); sets `ok` [n] where a row has it."""
+    keys = [key(t) for t in rows]
+    common = Counter(k for k in keys if k is not None).most_common(1)
+    if not common:
+        return np.zeros((len(rows), 0), np.float32)
+    first = next(i for i, k in enumerate(keys) if k == common[0][0])
+    out = np.zeros((len(rows), *np.shape(get(rows[first]))), np.float32)
+    for i, t in enumerate(rows):
+        if keys[i] == common[0][0]:
+            out[i], ok[i] = get(t), True
+    return out

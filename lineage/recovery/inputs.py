@@ -2,15 +2,16 @@
 
 Recovery never touches weights or the catalog itself. The caller (jobs/recover.py, a
 notebook, a benchmark) hands it `ModelInput`s built from the catalog's `models` and
-`tensors` rows, and optionally a `MatrixSource` that reads real 2-D weights for the few
-candidate pairs whose exact rank is wanted (LoRA detection).
+`tensors` rows. Everything recovery needs is in them: moments and sketches for distances
+and direction, and for 2-D matrices a rank sketch (LoRA ranks) and a coordinate sample
+(TIES/DARE merges). Fingerprints from before those existed carry None there, and
+recovery goes on without that evidence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
@@ -28,6 +29,9 @@ class TensorStat:
     std: float
     kurtosis: float
     sketch: np.ndarray  # float32 [min(width, numel)]
+    rank_sketch: np.ndarray | None = None  # float32 [min(m, k), min(n, k)]: L W R
+    sample: np.ndarray | None = None  # float32 values at the arch's fixed coordinates
+    sample_size: int | None = None  # the sample size that placed the coordinates
 
     @property
     def numel(self) -> int:
@@ -65,12 +69,6 @@ class ModelInput:
     def content_digest(self) -> tuple[tuple[str, str], ...]:
         """(name, hash) of every tensor: equal for byte-identical models."""
         return tuple(sorted((n, t.content_hash) for n, t in self.tensors.items()))
-
-
-class MatrixSource(Protocol):
-    """Reads one 2-D weight matrix of a model as float64 (for exact ranks)."""
-
-    def matrix(self, model_id: str, name: str) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from lineage.recovery.arborescence import LAMBDA, edge_costs, min_arborescence
 from lineage.recovery.distance import mother_distance
 from lineage.recovery.features import GroupFeatures, group_features, matrix_names
 from lineage.recovery.graph import RecoveredEdge
-from lineage.recovery.inputs import MatrixSource, ModelInput
-from lineage.recovery.rank import numerical_rank
+from lineage.recovery.inputs import ModelInput
+from lineage.recovery.rank import sketch_rank
 
 
 def ward_clusters(dist: np.ndarray, k: int) -> np.ndarray:
@@ -32,18 +32,15 @@ def ward_clusters(dist: np.ndarray, k: int) -> np.ndarray:
     return fcluster(linkage(condensed, method="ward"), t=k, criterion="maxclust") - 1
 
 
-def rank_distance(features: GroupFeatures, source: MatrixSource) -> np.ndarray:
-    """[n, n] sum over square matrices of rank(W_i - W_j), every pair (MoTHer's LoRA)."""
+def rank_distance(features: GroupFeatures) -> np.ndarray:
+    """[n, n] sum over square matrices of rank(W_i - W_j), every pair (MoTHer's LoRA),
+    from the rank sketches (capped at the sketch width; missing evidence counts 0)."""
     n = features.n
     dist = np.zeros((n, n))
-    squares = [features.names[q] for q in np.flatnonzero(features.square)]
+    squares = np.flatnonzero(features.square)
     for i in range(n):
         for j in range(i + 1, n):
-            dist[i, j] = dist[j, i] = sum(
-                numerical_rank(source.matrix(features.ids[i], name)
-                               - source.matrix(features.ids[j], name))
-                for name in squares
-            )
+            dist[i, j] = dist[j, i] = sum(sketch_rank(features, i, j, q) or 0 for q in squares)
     return dist
 
 
@@ -58,7 +55,6 @@ def mother_recipe(
     trees_per_group: Mapping[str, int],
     *,
     lora: bool = False,
-    matrices: MatrixSource | None = None,
     regime: int = -1,
     lam: float = LAMBDA,
 ) -> tuple[list[RecoveredEdge], list[list[str]]]:
@@ -74,7 +70,7 @@ def mother_recipe(
         labels = ward_clusters(mother_distance(features), trees_per_group.get(sig, 1))
         for label in np.unique(labels):
             sub = features.take(np.flatnonzero(labels == label))
-            dist = rank_distance(sub, matrices) if lora and matrices else mother_distance(sub)
+            dist = rank_distance(sub) if lora else mother_distance(sub)
             costs = edge_costs(dist, kurtosis_sign_votes(sub), regime, lam=lam, soft=False)
             parents = min_arborescence(costs)
             edges += [RecoveredEdge(sub.ids[p], sub.ids[c], "finetune", 1.0, {})

@@ -4,14 +4,16 @@ Pipeline, per architecture signature:
   exact duplicates (content hashes) -> re-upload leaves
   rounding signature of a cast to a less precise dtype -> cast leaves
   significantly related pairs (cosine far above independent inits') -> tree components
-  per component: exact linear merges from sketches and sparse TIES/DARE merges on
-  weights (with a MatrixSource), one explanation per dependency -> merge edges; the
-  rest -> distance (rank-scaled for LoRA-style low-rank differences) -> minimum
+  per component: exact linear merges from sketches and sparse TIES/DARE merges on the
+  coordinate samples, one explanation per dependency -> merge edges; the rest ->
+  distance (rank-scaled, from the rank sketches, for LoRA-style low-rank differences)
+  -> minimum
   spanning tree (placement) -> root chosen per tree by the direction signals with
   their signs integrated out (orientation)
 PEFT adapters attach to the base their adapter config names. Every threshold comes
 from physics (dtype rounding, near-orthogonality of independent weights) or from the
-data of the tree at hand; none is fitted to a zoo.
+data of the tree at hand; none is fitted to a zoo. Only fingerprints are read, never
+weights.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from lineage.recovery.distance import (
 )
 from lineage.recovery.features import group_features, matrix_names
 from lineage.recovery.graph import RecoveredEdge, RecoveryResult
-from lineage.recovery.inputs import CardEdge, MatrixSource, ModelInput
+from lineage.recovery.inputs import CardEdge, ModelInput
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.orient import orient_all
 from lineage.recovery.rooting import Rooting, placement_margins
@@ -45,21 +47,19 @@ from lineage.recovery.rooting import Rooting, placement_margins
 @dataclass(frozen=True)
 class RecoveryOptions:
     find_merges: bool = True
-    rank_neighbours: int = 4  # exact ranks for each node's k nearest (needs a source)
+    rank_neighbours: int = 4  # sketch ranks for each node's k nearest
 
 
 def recover_graph(
     models: Sequence[ModelInput],
     card_edges: Sequence[CardEdge] = (),
     *,
-    matrices: MatrixSource | None = None,
     options: RecoveryOptions | None = None,
 ) -> RecoveryResult:
     """Recover the Model Graph of `models` from their fingerprints.
 
     `card_edges` (what cards and adapter configs declare) are one more direction signal
-    and are checked against the weights; they never place an edge.
-    `matrices` reads real weights for exact ranks of candidate pairs (LoRA edges)."""
+    and are checked against the weights; they never place an edge."""
     options = options or RecoveryOptions()
     models = sorted(models, key=lambda m: m.model_id)  # input order never matters
     named = Counter(b for m in models for b in m.card_base_models)
@@ -71,8 +71,8 @@ def recover_graph(
         groups[m.arch_signature].append(m)
     comps, info, notes = [], {}, []
     for sig, members in sorted(groups.items()):
-        group_comps, group_edges, info[sig] = _split_group(sig, members, matrices, options,
-                                                           named, orgs)
+        group_comps, group_edges, info[sig] = _split_group(sig, members, options, named,
+                                                           orgs)
         comps += group_comps
         edges += group_edges
     rootings, direction = orient_all(comps, card_edges)
@@ -91,7 +91,7 @@ def recover_graph(
     )
 
 
-def _split_group(sig, members, matrices, options, named, orgs) -> tuple[list, list, dict]:
+def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict]:
     """Casts set aside, then tree components of one architecture group."""
     features = group_features(members)
     sq = matrix_sq_dists(features)
@@ -103,8 +103,7 @@ def _split_group(sig, members, matrices, options, named, orgs) -> tuple[list, li
     comps: list[Component] = []
     for label in np.unique(clustering.labels):
         rows = [keep[i] for i in np.flatnonzero(clustering.labels == label)]
-        comps.append(prepare_component(features.take(rows), matrices,
-                                       find=options.find_merges,
+        comps.append(prepare_component(features.take(rows), find=options.find_merges,
                                        rank_neighbours=options.rank_neighbours,
                                        group=sig, dtypes=[members[i].dtype for i in rows]))
     info = {

@@ -1,11 +1,16 @@
-"""Sparse merges (TIES, DARE): found on real weights, where they are exact.
+"""Sparse merges (TIES, DARE): found on the fingerprints' coordinate samples, where
+they are exact.
 
 TIES trims each parent's task vector t_k = p_k - b to its largest entries, elects a sign
 per weight and averages the agreeing kept entries; DARE drops entries at random and
 rescales. Either way the child's delta d = c - b is exactly zero wherever every parent's
 entry was dropped (most weights at the usual densities), and elsewhere a fixed multiple
 of one parent's task vector (where only that one survived) or of a sum of a few. A
-linear fit on sketches explains such a child only partly (~0.65); on the weights:
+linear fit on sketches explains such a child only partly (~0.65); on weights it is
+exact, and the fingerprint keeps raw weights at a fixed pseudo-random sample of
+coordinates per matrix, the same for every model of an architecture
+(lineage.fingerprint.sample; why its size is enough is argued there). The checks read
+those samples, never the weights:
 
   base    the near model c shares the most bit-identical weights with (a fine-tune
           changes nearly every weight; a sparse merge leaves most at its base);
@@ -14,7 +19,9 @@ linear fit on sketches explains such a child only partly (~0.65); on the weights
           >= 2 parents' task vectors.
 
 Unrelated weights hit one ratio to ~1e-4 only by chance, so a root never reads as a
-merge of its children. Only the first few changed square matrices are read.
+merge of its children. The samples of the first PROBES changed square matrices are
+read (a few thousand coordinates on d's support; more adds time, not decisions).
+Tolerances follow the child's storage dtype: 8 unit roundoffs of |c| (2^-21 for F32).
 """
 
 from __future__ import annotations
@@ -24,40 +31,43 @@ from itertools import combinations
 import numpy as np
 
 from lineage.recovery.features import GroupFeatures
-from lineage.recovery.inputs import MatrixSource
 from lineage.recovery.merges import MergeFit
 
-PROBES = 3  # changed square matrices read per pair
+PROBES = 8  # changed square matrices whose samples are read per pair
 BASES = 8  # nearest models tried as the base
 MIN_UNCHANGED = 0.1  # share of bit-identical weights that makes a pair a candidate
 MIN_PARENT_SHARE = 0.05  # share of d's support one parent must explain alone
 MAX_PARENTS = 4
 MIN_COVERAGE = 0.95  # share of d's support the parents must explain
-REL_TOL = 2.0**-21  # float32 storage rounding of c, relative to |c| (with margin)
+ROUNDING_MARGIN = 8.0  # tolerance in unit roundoffs of c's dtype (2^-21 for float32)
 INFORMATIVE = 2.0**10  # |d| must exceed this many tolerances to count
 BIN = 2.0**-12  # log2 bin width for the modal ratio
 
 
 class _Probe:
-    """The weights of one component that sparse-merge checks read, cached per model."""
+    """The coordinate samples of one component's square matrices, as sparse-merge
+    checks read them: per model, the concatenation over the chosen matrices."""
 
-    def __init__(self, source: MatrixSource, features: GroupFeatures) -> None:
-        self.source, self.f = source, features
-        self._cache: dict[int, list[np.ndarray]] = {}
+    def __init__(self, features: GroupFeatures) -> None:
+        self.f = features
         self.names = [q for q in np.flatnonzero(features.square)]
 
+    def has(self, i: int, qs: list[int]) -> bool:
+        return bool(self.f.sample_ok[i, qs].all())
+
     def changed(self, i: int, j: int) -> list[int]:
-        h = self.f.hashes
-        return [q for q in self.names if h[i, q] != h[j, q]][:PROBES]
+        h, ok = self.f.hashes, self.f.sample_ok
+        return [q for q in self.names
+                if h[i, q] != h[j, q] and ok[i, q] and ok[j, q]][:PROBES]
 
     def flat(self, i: int, qs: list[int]) -> np.ndarray:
-        return np.concatenate([self._matrix(i, q).ravel() for q in qs])
+        return np.concatenate([self.f.samples[q][i].astype(np.float64) for q in qs])
 
-    def _matrix(self, i: int, q: int) -> np.ndarray:
-        key = (i, q)
-        if key not in self._cache:
-            self._cache[key] = self.source.matrix(self.f.ids[i], self.f.names[q])
-        return self._cache[key]
+    def tolerance(self, i: int, qs: list[int], c: np.ndarray) -> np.ndarray:
+        """|c| times ROUNDING_MARGIN unit roundoffs of each matrix's storage dtype."""
+        u = np.concatenate([np.full(self.f.samples[q].shape[1], self.f.roundoff[i, q])
+                            for q in qs])
+        return ROUNDING_MARGIN * u * np.abs(c)
 
 
 def _mode_ratio(d: np.ndarray, u: np.ndarray) -> float | None:
@@ -102,13 +112,13 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
         return None
     c, b = probe.flat(child, qs), probe.flat(base, qs)
     d = c - b
-    tol = REL_TOL * np.abs(c)
+    tol = probe.tolerance(child, qs, c)
     support = np.abs(d) > INFORMATIVE * tol
     if support.sum() < 64:
         return None
     shares = {}
     for k in range(probe.f.n):
-        if k not in (child, base):
+        if k not in (child, base) and probe.has(k, qs):
             t = probe.flat(k, qs) - b
             shares[k] = _matches(d[support], t[support], tol[support]).mean()
     parents = sorted((k for k, s in shares.items() if s >= MIN_PARENT_SHARE),
@@ -122,7 +132,8 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
     return MergeFit(child, base, parents, [round(float(shares[k]), 4) for k in parents],
                     residual=float(1.0 - cover),
                     single_residual=float(1.0 - max(shares.values())),
-                    rule="sparse (TIES/DARE) on weights; coefficients: share explained alone")
+                    rule="sparse (TIES/DARE) on coordinate samples; coefficients: share "
+                         "explained alone")
 
 
 def _fewest(d: np.ndarray, taus: dict[int, np.ndarray], tol: np.ndarray
@@ -145,14 +156,18 @@ def unchanged_fraction(probe: _Probe, i: int, j: int) -> float:
     return float((probe.flat(i, qs) == probe.flat(j, qs)).mean()) if qs else 0.0
 
 
+def has_sample_evidence(features: GroupFeatures) -> bool:
+    return features.sample_ok is not None and bool(features.sample_ok[:, features.square].any())
+
+
 def detect_sparse_merges(
-    features: GroupFeatures, source: MatrixSource, dist: np.ndarray, skip: set[int]
+    features: GroupFeatures, dist: np.ndarray, skip: set[int]
 ) -> list[MergeFit]:
     """Accepted sparse merges of one component; `dist` [n, n] picks the bases tried,
     `skip` holds children already explained (linear merges)."""
-    if features.n < 4:
+    if features.n < 4 or not has_sample_evidence(features):
         return []
-    probe = _Probe(source, features)
+    probe = _Probe(features)
     found = []
     for m in range(features.n):
         if m in skip:

@@ -13,7 +13,7 @@ from lineage.recovery import CardEdge, ModelInput, recover_graph
 from lineage.recovery.arborescence import edge_costs, min_arborescence, tree_cost
 from lineage.recovery.copies import exact_duplicates
 from lineage.recovery.evaluate import evaluate_graph
-from lineage.recovery.rank import numerical_rank
+from lineage.recovery.rank import weight_rank
 from lineage.recovery.synthetic import synthetic_zoo
 
 
@@ -50,8 +50,10 @@ def test_numerical_rank_sees_low_rank_differences():
     rng = np.random.default_rng(2)
     w = rng.normal(size=(32, 32))
     lora = rng.normal(size=(32, 4)) @ rng.normal(size=(4, 32)) * 0.01
-    assert numerical_rank((w + lora).astype(np.float32) - w.astype(np.float32)) == 4
-    assert numerical_rank(rng.normal(size=(32, 32)) * 0.01) == 32
+    f32 = 2.0**-24
+    child = (w + lora).astype(np.float32).astype(np.float64)
+    assert weight_rank(child, w.astype(np.float32).astype(np.float64), f32, f32) == 4
+    assert weight_rank(w + rng.normal(size=(32, 32)) * 0.01, w, f32, f32) == 32
 
 
 def _copy(model: ModelInput, model_id: str) -> ModelInput:

@@ -1,10 +1,15 @@
-"""Sparse (TIES) merges found exactly on weights, and the centrality direction vote, on
-constructed float32 families (a fine-tune adds a dense increment to every weight)."""
+"""Sparse (TIES) merges found exactly on the fingerprints' coordinate samples, and the
+centrality direction vote, on constructed float32 families (a fine-tune adds a dense
+increment to every weight). The samples here are the fingerprint's own
+(lineage.fingerprint.sample) of matrices larger than the sample, so the checks see a
+subset of the weights, as they do at scale."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from lineage.fingerprint import rank_sketch, sample_values
 from lineage.recovery import recover_graph
 from lineage.recovery.direction import centrality_votes
 from lineage.recovery.features import group_features
@@ -12,27 +17,23 @@ from lineage.recovery.inputs import ModelInput, TensorStat
 from lineage.recovery.sparse_merges import detect_sparse_merges
 from lineage.recovery.synthetic import synthetic_zoo
 
-SIDE, MATS = 48, 3
+SIDE, MATS = 96, 3  # 9216 weights per matrix, sampled at 4096 coordinates
+SAMPLE = 4096
 
 
-class Weights:
-    """MatrixSource over an in-memory {model_id: [matrices]}."""
-
-    def __init__(self, mats: dict[str, list[np.ndarray]]) -> None:
-        self.mats = mats
-
-    def matrix(self, model_id: str, name: str) -> np.ndarray:
-        return self.mats[model_id][int(name.split(".")[1])].astype(np.float64)
-
-
-def _model(model_id: str, mats: list[np.ndarray]) -> ModelInput:
+def _model(model_id: str, mats: list[np.ndarray], evidence: bool = True,
+           sample: int = SAMPLE) -> ModelInput:
     tensors = {}
     for k, m in enumerate(mats):
         flat = m.reshape(-1).astype(np.float64)
         mean, std = float(flat.mean()), float(flat.std())
         kurt = float(((flat - mean) ** 4).mean() / std**4 - 3.0)
-        tensors[f"layer.{k}.weight"] = TensorStat(m.shape, "F32", f"{model_id}/{k}", mean,
-                                                  std, kurt, m.reshape(-1))
+        name = f"layer.{k}.weight"
+        w = torch.from_numpy(m)
+        extra = dict(rank_sketch=rank_sketch(w).reshape(64, 64),
+                     sample=sample_values(name, w, sample), sample_size=sample)
+        tensors[name] = TensorStat(m.shape, "F32", f"{model_id}/{k}", mean, std, kurt,
+                                   m.reshape(-1), **(extra if evidence else {}))
     return ModelInput(model_id, arch_signature="a", dtype="F32", tensors=tensors)
 
 
@@ -62,12 +63,24 @@ def _family(seed: int = 0) -> dict[str, list[np.ndarray]]:
     return fam
 
 
-def _detect(fam: dict[str, list[np.ndarray]]) -> list[tuple[str, str, set[str]]]:
-    features = group_features([_model(k, v) for k, v in fam.items()])
+def _detect(fam: dict[str, list[np.ndarray]], sample: int = SAMPLE
+            ) -> list[tuple[str, str, set[str]]]:
+    features = group_features([_model(k, v, sample=sample) for k, v in fam.items()])
     near = np.zeros((features.n, features.n))  # every model is tried as a base
-    fits = detect_sparse_merges(features, Weights(fam), near, set())
+    fits = detect_sparse_merges(features, near, set())
     ids = features.ids
     return [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in fits]
+
+
+def _dare(base: np.ndarray, parents: list[np.ndarray], drop: float, seed: int) -> np.ndarray:
+    """DARE: drop each task-vector entry with probability `drop`, rescale the rest by
+    1 / (1 - drop), sum (task arithmetic), stored as float32."""
+    rng = np.random.default_rng(seed)
+    out = base.copy()
+    for p in parents:
+        tau = p.astype(np.float64) - base
+        out += np.where(rng.random(tau.shape) >= drop, tau / (1.0 - drop), 0.0) * 0.5
+    return out.astype(np.float32)
 
 
 def test_a_ties_merge_is_found_with_its_parents_and_base():
@@ -75,6 +88,18 @@ def test_a_ties_merge_is_found_with_its_parents_and_base():
     fam["m"] = [_ties(r.astype(np.float64), [a, b], 0.2)
                 for r, a, b in zip(fam["root"], fam["a"], fam["b"], strict=True)]
     assert _detect(fam) == [("m", "root", {"a", "b"})]
+
+
+def test_samples_find_what_the_whole_weights_find():
+    # A sample as large as the matrix is the weights themselves: same fits, TIES and DARE.
+    fam = _family(5)
+    fam["t"] = [_ties(r.astype(np.float64), [a, b], 0.2)
+                for r, a, b in zip(fam["root"], fam["a"], fam["b"], strict=True)]
+    fam["d"] = [_dare(r.astype(np.float64), [b, c], 0.9, k)
+                for k, (r, b, c) in enumerate(zip(fam["root"], fam["b"], fam["c"], strict=True))]
+    whole = _detect(fam, sample=SIDE * SIDE)
+    assert ("t", "root", {"a", "b"}) in whole and ("d", "root", {"b", "c"}) in whole
+    assert sorted(_detect(fam), key=str) == sorted(whole, key=str)
 
 
 def test_a_linear_merge_of_the_same_parents_is_not_a_third_parent():
@@ -91,14 +116,15 @@ def test_fine_tunes_and_roots_are_never_sparse_merges():
     assert _detect(_family(2)) == []
 
 
-def test_recover_graph_reads_weights_for_ties_merges():
+def test_recover_graph_finds_ties_merges_from_fingerprints_alone():
     fam = _family(3)
     fam["m"] = [_ties(r.astype(np.float64), [a, c], 0.2)
                 for r, a, c in zip(fam["root"], fam["a"], fam["c"], strict=True)]
-    result = recover_graph([_model(k, v) for k, v in fam.items()], matrices=Weights(fam))
+    result = recover_graph([_model(k, v) for k, v in fam.items()])
     merges = {(e.parent, e.child) for e in result.edges if e.relation == "merge"}
     assert merges == {("a", "m"), ("c", "m")}
-    without = recover_graph([_model(k, v) for k, v in fam.items()])  # sketches only
+    # Fingerprints from before the samples existed: no sparse merge is claimed.
+    without = recover_graph([_model(k, v, evidence=False) for k, v in fam.items()])
     assert not [e for e in without.edges if e.relation == "merge"]
 
 
