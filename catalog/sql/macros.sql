@@ -26,9 +26,12 @@ CREATE OR REPLACE {temp} MACRO latest_recover_run() AS (
     SELECT run_id FROM runs WHERE job = 'recover' AND status = 'succeeded'
     ORDER BY started_at DESC LIMIT 1
 );
-CREATE OR REPLACE {temp} MACRO recovered_edges() AS TABLE
+-- `min_confidence` keeps only edges at least that probable (confidences are calibrated
+-- probabilities: `lineage eval --calibration` shows how well on a zoo).
+CREATE OR REPLACE {temp} MACRO recovered_edges(min_confidence := 0.0) AS TABLE
     SELECT parent, child, relation, confidence, evidence FROM edges
-    WHERE source = 'recovered' AND run_id = latest_recover_run();
+    WHERE source = 'recovered' AND run_id = latest_recover_run()
+      AND confidence >= min_confidence;
 -- The root of a model's recovered tree: its farthest ancestor, or itself if it has none.
 CREATE OR REPLACE {temp} MACRO root(model) AS TABLE
     WITH RECURSIVE up(model_id, depth) AS (

@@ -121,8 +121,18 @@ def reliability(truth: dict, edges: Iterable[tuple[str, str, float]], bins: int 
     """How well confidences are calibrated: recovered (parent, child, confidence) edges
     binned by confidence, each bin's mean confidence against the fraction of its edges
     that are true (placement and direction). ECE: the bin-size-weighted mean gap."""
+    return reliability_of(confidence_rows(truth, edges), bins)
+
+
+def confidence_rows(truth: dict, edges: Iterable[tuple[str, str, float]]
+                    ) -> list[tuple[float, bool]]:
+    """(confidence, is the edge true) per recovered (parent, child, confidence) edge."""
     true = {(e["parent"], e["child"]) for e in truth["edges"]}
-    rows = [(float(conf), (p, c) in true) for p, c, conf in edges]
+    return [(float(conf), (p, c) in true) for p, c, conf in edges]
+
+
+def reliability_of(rows: list[tuple[float, bool]], bins: int = 10) -> dict:
+    """The reliability table of (confidence, right) rows, from one zoo or many."""
     table = []
     for b in range(bins):
         lo, hi = b / bins, (b + 1) / bins

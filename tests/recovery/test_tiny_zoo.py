@@ -95,6 +95,11 @@ def test_sql_macros_answer_root_and_disagreements(recovered, tiny_catalog, tiny_
     und = run_query(tiny_catalog, "SELECT parent, child, relation FROM undocumented_edges()")
     assert sorted(und.rows) == sorted((e.parent, e.child, e.relation)
                                       for e in recovered.result.undocumented)
+    sure = run_query(tiny_catalog, "SELECT parent, child FROM recovered_edges("
+                     "min_confidence := ?)", [0.9]).rows
+    assert sorted(sure) == sorted((e.parent, e.child) for e in recovered.result.edges
+                                  if e.confidence >= 0.9)
+    assert 0 < len(sure) < len(recovered.result.edges)
 
 
 def test_edges_are_in_the_catalog_with_evidence(recovered, tiny_catalog):
@@ -122,6 +127,13 @@ def test_eval_cli_prints_the_same_numbers(recovered, tiny_catalog, tiny_root, ti
     assert cli(["eval", "--truth", str(tiny_root / "ground_truth.json"),
                 "--catalog", str(tiny_catalog.root), "--run", recovered.run_id]) == 0
     assert "clustering: adjusted Rand 1.000" in capsys.readouterr().out
+    assert cli(["eval", "--truth", str(tiny_root), "--catalog", str(tiny_catalog.root),
+                "--run", recovered.run_id, "--calibration", "--format", "json"]) == 0
+    table = json.loads(capsys.readouterr().out)["calibration"]
+    assert table["edges"] == len(recovered.result.edges)
+    assert sum(b["edges"] for b in table["bins"]) == table["edges"]
+    right = sum(round(b["right"] * b["edges"]) for b in table["bins"])
+    assert right == round(expected["overall"]["directed"] * expected["overall"]["edges"])
 
 
 def test_graph_cli_draws_a_family(recovered, tiny_catalog, tiny_truth, capsys):
