@@ -12,7 +12,7 @@ import numpy as np
 
 from lineage.recovery.dependencies import choose_explanations
 from lineage.recovery.direction import direction_votes
-from lineage.recovery.distance import matrix_sq_dists, mother_distance
+from lineage.recovery.distance import matrix_sq_dists, placement_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.merges import MergeFit, candidate_merges
 from lineage.recovery.rank import candidate_pairs, has_rank_evidence, rank_factors
@@ -28,8 +28,8 @@ class Component:
     merges: list[MergeFit]  # indices into `all_ids`
     merge_margins: list[tuple[float, int]]  # per merge: (margin, readings that tie)
     all_ids: list[str]  # every model of the component, merges included
-    dist: np.ndarray  # [n, n] MoTHer distance, rank-scaled
-    raw_dist: np.ndarray  # [n, n] MoTHer distance
+    dist: np.ndarray  # [n, n] placement distance, rank-scaled
+    raw_dist: np.ndarray  # [n, n] placement distance (distance.placement_distance)
     votes: dict[str, np.ndarray]  # signal -> [n, n] votes (direction.SIGNALS)
     lowrank: np.ndarray  # bool [n, n]: pair differs at low rank
     factors: np.ndarray  # [n, n] rank fractions (1 where not computed)
@@ -44,7 +44,7 @@ class Component:
 def find_merges(features: GroupFeatures, dtypes: list[str | None]
                 ) -> list[tuple[MergeFit, float, int]]:
     """Every merge of the component, one explanation per dependency."""
-    near = mother_distance(features, matrix_sq_dists(features))
+    near = placement_distance(features, matrix_sq_dists(features))
     fits = candidate_merges(features, dtypes)
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, near, {f.child for f in fits})
@@ -59,7 +59,7 @@ def prepare_component(
     chosen = find_merges(features, dtypes) if find else []
     merged = {f.child for f, _, _ in chosen}
     tree = features.take([i for i in range(features.n) if i not in merged])
-    raw = mother_distance(tree, matrix_sq_dists(tree))
+    raw = placement_distance(tree, matrix_sq_dists(tree))
     factors = np.ones_like(raw)
     ranks: dict[tuple[int, int], list[int | None]] = {}
     if has_rank_evidence(tree) and tree.n > 1:

@@ -78,3 +78,22 @@ def null_cosine_std(features: GroupFeatures) -> float:
     widths = np.array([s.shape[1] for s in features.sketches], dtype=np.float64)
     var = 1.0 / numel + np.where(widths < numel, 2.0 / widths, 0.0)
     return float(np.sqrt(var.sum()) / max(numel.size, 1))
+
+
+def placement_distance(features: GroupFeatures, sq: np.ndarray | None = None) -> np.ndarray:
+    """[n, n]: root mean square over matrices of the chord ||W_i/|W_i| - W_j/|W_j|||.
+
+    Scale-free on purpose: weight decay (AdamW's decoupled decay, SGD's L2) multiplies
+    every weight by the same factor each step, a component all siblings share, which in
+    plain distances makes siblings look closer to each other than to their parent.
+    Directions are untouched by it, and independent increments still add in squares
+    along a path (the spanning tree stays the fine-tuning tree). Each matrix weighs the
+    same, whatever its size."""
+    sq = matrix_sq_dists(features) if sq is None else sq  # [M, n, n]
+    norms = features.sq_norms.T  # [M, n]
+    inner = (norms[:, :, None] + norms[:, None, :] - sq) / 2.0
+    scale = np.sqrt(np.maximum(norms[:, :, None] * norms[:, None, :], 1e-300))
+    chord_sq = np.maximum(2.0 - 2.0 * inner / scale, 0.0)
+    out = np.sqrt(chord_sq.mean(axis=0))
+    np.fill_diagonal(out, 0.0)
+    return out

@@ -122,7 +122,7 @@ def test_a_symmetric_dependency_keeps_the_base_and_says_it_is_unsure(rng):
     # s = 1: B = M + (F1 - M) + (F2 - M) has the very same coefficients, but B is where
     # the family branches (its parent and a third child would be cut off without it).
     # M, F1 = F2 + (M - F2) + (B - F2) and F2 = F1 + ... stay equally good readings
-    # (same coefficients, same tree cost): the confidence says 1 in 3.
+    # (same coefficients, tree costs within a hair): the confidence says it is a guess.
     grand, base, uncles, kids = _family(rng)
     merge = [f1 + f2 - b for b, f1, f2 in zip(base, kids[0], kids[1], strict=True)]
     models = [model("org/grand", grand), model("org/base", base), model("org/merge", merge),
@@ -132,7 +132,7 @@ def test_a_symmetric_dependency_keeps_the_base_and_says_it_is_unsure(rng):
     assert "org/base" not in {e.child for e in merges}
     [child] = {e.child for e in merges}
     assert child in {"org/merge", "org/ft-0", "org/ft-1"} and len(merges) == 2
-    assert all(e.confidence == pytest.approx(1 / 3) for e in merges)
+    assert all(e.confidence < 0.6 for e in merges)
 
 
 def test_an_exact_merge_stored_in_bf16_is_still_a_merge(rng):
