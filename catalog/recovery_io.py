@@ -33,11 +33,12 @@ SELECT model_id, revision, source, arch_signature, kind, model_type, dtype,
 FROM current_models ORDER BY model_id
 """
 
-# Sketches of 2-D tensors only: the rest take part through their content hash.
+# Sketches of weight tensors of 2+ dims only (matrices, conv kernels): the rest take part
+# through their content hash.
 # {evidence} selects the schema-2 columns, or NULLs where the view lacks them.
 TENSORS_SQL = """
 SELECT t.model_id, t.name, t.shape, t.dtype, t.content_hash, t.mean, t.std, t.kurtosis,
-       CASE WHEN len(t.shape) = 2 THEN t.sketch END AS sketch, {evidence}
+       CASE WHEN len(t.shape) >= 2 THEN t.sketch END AS sketch, {evidence}
 FROM tensors t JOIN current_models m USING (model_id, revision)
 ORDER BY t.model_id, t.name
 """

@@ -71,11 +71,20 @@ class GroupFeatures:
         )
 
 
+def as_matrix(shape: Sequence[int]) -> tuple[int, int]:
+    """A weight tensor as the matrix a layer applies: (outputs, inputs); a convolution
+    kernel (out, in, kh, kw) is (out, in * kh * kw). Diffusers UNets are mostly convs."""
+    rows = int(shape[0]) if shape else 1
+    cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    return rows, cols
+
+
 def matrix_names(model: ModelInput) -> list[str]:
+    """Float weight tensors of two or more dimensions that are not vectors in disguise."""
     return sorted(
         name
         for name, t in model.tensors.items()
-        if len(t.shape) == 2 and t.dtype in FLOAT_DTYPES and min(t.shape) > 1
+        if len(t.shape) >= 2 and t.dtype in FLOAT_DTYPES and min(as_matrix(t.shape)) > 1
     )
 
 
@@ -101,7 +110,7 @@ def group_features(models: Sequence[ModelInput]) -> GroupFeatures:
         hashes[:, j] = [t.content_hash for t in rows]
         ranks.append(_stack(rows, lambda t: t.rank_sketch, _rank_key, rank_ok[:, j]))
         samples.append(_stack(rows, lambda t: t.sample, _sample_key, sample_ok[:, j]))
-    shapes = [tuple(models[0].tensors[name].shape) for name in names]
+    shapes = [as_matrix(models[0].tensors[name].shape) for name in names]
     return GroupFeatures(list(m.model_id for m in models), names, shapes, sketches,
                          np.nan_to_num(kurt), norms, hashes, means=np.nan_to_num(means),
                          roundoff=roundoff, rank_sketches=ranks, rank_ok=rank_ok,
