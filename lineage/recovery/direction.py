@@ -10,15 +10,12 @@ tree by rooting.py (integrated out, with the architecture group as a prior).
 A second per-matrix signal is voted the same way: the squared norm ||W||^2 (exact,
 from the moments). Training without strong weight decay adds increments nearly
 orthogonal to the weights, so norms tend to grow along a path; with weight decay they
-shrink; its sign is never assumed either. A third is structural: per matrix, a model's
-nearness to the other members of its component (from sketches). Siblings fan out from
-their parent, so a parent sits nearer the middle of its family than its children do;
-a chain without branching has no such middle. Per matrix and pair (i, j) each other
-model x says which of the two it is nearer, and the majority of them decides: cutting
-the tree edge i - j splits the family in two, and with increments roughly orthogonal
-every x lies nearer the end on its own side, so the parent wins whenever its side is
-the larger one. One model one vote: a summed distance instead lets a far-out model (a
-large LoRA change) outweigh the count.
+shrink; its sign is never assumed either.
+
+Both are functions of a model, so a root that makes every vote agree is a real finding.
+A "centrality" vote (the parent sits nearer its family's middle) is not used: it is a
+function of the tree's shape alone, so the tree's centroid always makes it agree
+perfectly, right or wrong, and it would pass for a reliable signal where it is none.
 """
 
 from __future__ import annotations
@@ -27,10 +24,7 @@ import numpy as np
 
 from lineage.recovery.features import GroupFeatures
 
-MAX_WITNESSES = 64  # models that vote on centrality (evenly spaced beyond this many)
-
-
-SIGNALS = ("kurtosis", "norm", "centrality")
+SIGNALS = ("kurtosis", "norm")
 
 
 def kurtosis_votes(features: GroupFeatures) -> np.ndarray:
@@ -43,40 +37,8 @@ def norm_votes(features: GroupFeatures) -> np.ndarray:
     return matrix_votes(features, features.sq_norms)
 
 
-def centrality_votes(features: GroupFeatures) -> np.ndarray:
-    """[n, n] antisymmetric votes; V[i, j] > 0: j lies farther out in the component.
-    Per changed square matrix, the sign of (#witnesses nearer i) - (#nearer j)."""
-    n = features.n
-    mask = features.square
-    h = features.hashes[:, mask]
-    witnesses = np.unique(np.linspace(0, n - 1, min(n, MAX_WITNESSES)).round().astype(int))
-    total = np.zeros((n, n))
-    count = np.zeros((n, n))
-    own = witnesses[None, :] == np.arange(n)[:, None]  # [n, W]: x is j itself
-    for k, q in enumerate(np.flatnonzero(mask)):
-        d = pair_distances(features.sketches[q])[:, witnesses]  # [n, W]
-        nearer = np.zeros((n, n))
-        for i in range(n):  # sum over witnesses x (neither i nor j) of sign(d_jx - d_ix)
-            s = np.sign(d - d[i][None, :])
-            s[own] = 0.0
-            s[:, own[i]] = 0.0
-            nearer[i] = s.sum(axis=1)
-        changed = h[:, None, k] != h[None, :, k]
-        total += np.sign(nearer) * changed
-        count += changed
-    return total / np.maximum(count, 1)
-
-
-def pair_distances(s: np.ndarray) -> np.ndarray:
-    """float64 [n, n]: ||S(W_i) - S(W_j)|| for one matrix's sketches."""
-    x = s - s.mean(axis=0, keepdims=True)  # centred: no cancellation (distance.py)
-    sq = np.einsum("ij,ij->i", x, x)
-    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0))
-
-
 def direction_votes(features: GroupFeatures) -> dict[str, np.ndarray]:
-    return {"kurtosis": kurtosis_votes(features), "norm": norm_votes(features),
-            "centrality": centrality_votes(features)}
+    return {"kurtosis": kurtosis_votes(features), "norm": norm_votes(features)}
 
 
 def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:

@@ -130,7 +130,6 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
             "ranks": comp.ranks.get((min(p, c), max(p, c))),
             "kurtosis_vote": round(float(comp.votes["kurtosis"][p, c]), 4),
             "norm_vote": round(float(comp.votes["norm"][p, c]), 4),
-            "centrality_vote": round(float(comp.votes["centrality"][p, c]), 4),
             "direction_probability": round(direction, 4),
             "placement_margin": round(float(margin[c]), 4),
             "placement_probability": round(placement, 4),

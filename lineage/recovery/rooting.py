@@ -1,8 +1,8 @@
 """Orient a placed tree: choose its root from the direction signals, per tree.
 
 Once the undirected tree is placed, an orientation is a choice of root: every edge
-then points away from it. Each direction signal (kurtosis drift, norm growth,
-centrality; per relation class: full or low-rank differences) votes on every edge, but
+then points away from it. Each direction signal (kurtosis drift, norm growth; per
+relation class: full or low-rank differences) votes on every edge, but
 neither the sign it follows nor how reliable it is is known: two trees of one
 architecture trained from different inits drift in opposite directions. So both are
 integrated out, per tree:

@@ -182,7 +182,7 @@ def _with_kurtosis(m: ModelInput, value: float) -> ModelInput:
 
 def _component(ids: list[str], edges: list[tuple[int, int]], kurt_sign: int) -> Component:
     """A hand-built component: tree distances, kurtosis votes that follow `kurt_sign`
-    along every true edge, silent norm and centrality votes."""
+    along every true edge, a silent norm vote."""
     n = len(ids)
     dist = np.full((n, n), 10.0)
     votes = np.zeros((n, n))
@@ -194,9 +194,8 @@ def _component(ids: list[str], edges: list[tuple[int, int]], kurt_sign: int) -> 
     features = group_features([ModelInput(i, "g", tensors=m.tensors)
                                for i, m in zip(ids, zoo.models, strict=True)])
     silent = np.zeros((n, n))
-    return Component(features, [], [], ids, dist, dist, {"kurtosis": votes, "norm": silent,
-                     "centrality": silent}, np.zeros((n, n), bool), np.ones((n, n)),
-                     group="g")
+    return Component(features, [], [], ids, dist, dist, {"kurtosis": votes, "norm": silent},
+                     np.zeros((n, n), bool), np.ones((n, n)), group="g")
 
 
 BROOM = [(0, 1), (0, 2), (0, 3), (1, 4), (1, 5), (2, 6), (3, 7)]

@@ -1,5 +1,5 @@
-"""Sparse (TIES) merges found exactly on the fingerprints' coordinate samples, and the
-centrality direction vote, on constructed float32 families (a fine-tune adds a dense
+"""Sparse (TIES) merges found exactly on the fingerprints' coordinate samples,
+on constructed float32 families (a fine-tune adds a dense
 increment to every weight). The samples here are the fingerprint's own
 (lineage.fingerprint.sample) of matrices larger than the sample, so the checks see a
 subset of the weights, as they do at scale."""
@@ -11,11 +11,9 @@ import torch
 
 from lineage.fingerprint import rank_sketch, sample_values
 from lineage.recovery import recover_graph
-from lineage.recovery.direction import centrality_votes
 from lineage.recovery.features import group_features
 from lineage.recovery.inputs import ModelInput, TensorStat
 from lineage.recovery.sparse_merges import detect_sparse_merges
-from lineage.recovery.synthetic import synthetic_zoo
 
 SIDE, MATS = 96, 3  # 9216 weights per matrix, sampled at 4096 coordinates
 SAMPLE = 4096
@@ -126,30 +124,3 @@ def test_recover_graph_finds_ties_merges_from_fingerprints_alone():
     # Fingerprints from before the samples existed: no sparse merge is claimed.
     without = recover_graph([_model(k, v, evidence=False) for k, v in fam.items()])
     assert not [e for e in without.edges if e.relation == "merge"]
-
-
-def test_parents_sit_nearer_the_middle_of_their_family():
-    zoo = synthetic_zoo(1, 13, seed=4)
-    features = group_features(zoo.models)
-    votes = centrality_votes(features)
-    index = {m: i for i, m in enumerate(features.ids)}
-    assert all(votes[index[p], index[c]] > 0 for p, c in zoo.edges)
-
-
-def test_far_out_models_count_once_in_the_centrality_vote():
-    # root r: children a, b, e, g (unit orthogonal steps); a: two far-out children
-    # whose large steps lean along a's. Summed distances make a the more central;
-    # three witnesses (b, e, g) against two say r, as cutting r - a splits the family.
-    from lineage.recovery.features import GroupFeatures
-
-    u = np.eye(8)
-    x = {"r": 0 * u[0], "a": u[0], "b": u[1], "e": u[2], "g": u[3],
-         "f1": u[0] + 20 * u[4] + 20 * u[0], "f2": u[0] + 20 * u[5] + 20 * u[0]}
-    ids = list(x)
-    features = GroupFeatures(
-        ids=ids, names=["w"], shapes=[(4, 4)], sketches=[np.stack([x[k] for k in ids])],
-        kurtosis=np.zeros((len(ids), 1)), sq_norms=np.zeros((len(ids), 1)),
-        means=np.zeros((len(ids), 1)), hashes=np.array([[k] for k in ids], dtype=object))
-    sums = np.linalg.norm(features.sketches[0][:, None] - features.sketches[0][None], axis=2)
-    assert sums[1].sum() < sums[0].sum()  # the summed distance would point a -> r
-    assert centrality_votes(features)[0, 1] > 0
