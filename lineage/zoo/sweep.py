@@ -7,12 +7,13 @@ pretraining) or per node (learning rate, steps, optimizer, weight decay: the spe
 `vary` ranges, drawn in lineage.zoo.plan). Seeds >= HOLDOUT_SEED are held out: nobody
 develops recovery on them; they are only for checking.
 
-The cost model (`estimate_seconds`) predicts a build's single-thread time from the plan:
-per trained model, steps x seconds-per-step (by architecture, scaled by width, depth and
-batch) plus a fixed per-model cost (load, save, score). A draw over budget first lowers
-the top of its children's step range (log-uniform draws keep their quantile, so every
-step count shrinks, never below the range's low end), then shortens root pretraining,
-then drops its last tree.
+The cost model (`estimate_seconds`) predicts a build's single-thread CPU time from the
+plan: per trained model, steps x seconds-per-step (by architecture, scaled by width,
+depth and batch) plus a fixed per-model cost (load, save, score). A draw over budget
+cheapens its dearest tree, one step at a time: the top of its children's step range
+drops by 20 % down to `min_steps_top` (log-uniform draws keep their quantile, so every
+step count shrinks and none falls below the range's low end), then its deepest level
+loses a child per node, then its root pretraining shortens, then the tree goes.
 """
 
 from __future__ import annotations
