@@ -6,10 +6,14 @@ bench/recovery_sweep.py.
 
 from __future__ import annotations
 
+import argparse
+import json
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +21,8 @@ from catalog import Catalog
 from jobs.local_index import index_local
 from jobs.recover import run_recover
 from lineage.zoo import build_zoo
-from lineage.zoo.sweep import Draw, SweepShape, draw
-from lineage.zoo.sweep_score import score_draw, summarize
+from lineage.zoo.sweep import HOLDOUT_SEED, Draw, SweepShape, draw
+from lineage.zoo.sweep_score import format_table, score_draw, summarize
 
 
 def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, Any]:
@@ -44,7 +48,8 @@ def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, An
         "trees": truth["zoo"]["n_trees"],
         "archs": sorted({t["arch"] for t in truth["trees"]}),
         "cached": zoo.cached,
-        "build_seconds": zoo.build_seconds,
+        "build_seconds": zoo.build_record.get("seconds"),
+        "build_cpu_seconds": zoo.build_record.get("cpu_seconds"),
         "estimate_seconds": d.estimate_seconds,
         "adjustments": d.adjustments,
         "index_seconds": round(index_seconds, 2),
@@ -80,3 +85,44 @@ def run_sweep(
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
     return {"sweep_seed": sweep_seed, "rows": rows, "overall": summarize(rows)}
+
+
+def sweep_shape(args: argparse.Namespace) -> SweepShape:
+    shape = SweepShape.small() if args.small else SweepShape()
+    if args.budget is not None:
+        shape = replace(shape, budget_seconds=args.budget)
+    if args.max_models is not None:
+        shape = replace(shape, max_models=args.max_models)
+    return shape
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    """Run the sweep the flags describe; print progress, then the table (or JSON)."""
+    seed = args.seed + (HOLDOUT_SEED if args.holdout else 0)
+    log = sys.stderr if args.json else sys.stdout
+
+    def progress(row: dict) -> None:
+        s = row["scores"]
+        took = f"{row['build_seconds']}s ({row['build_cpu_seconds']}s CPU)"
+        build = f"cached (built in {took})" if row["cached"] else f"built in {took}"
+        print(f"draw {row['draw']}: {row['models']} models, {row['trees']} trees "
+              f"({', '.join(row['archs'])}), {build} (estimate {row['estimate_seconds']}s); "
+              f"directed {_fmt(s['directed'])}, undirected {_fmt(s['undirected'])}, "
+              f"relation {_fmt(s['relation'])}, merge P/R {_fmt(s['merge_precision'])}/"
+              f"{_fmt(s['merge_recall'])}", file=log, flush=True)
+
+    if seed >= HOLDOUT_SEED:
+        print(f"sweep seed {seed}: HELD-OUT draws (check only, never develop on them)",
+              file=log, flush=True)
+    result = run_sweep(seed, args.draws, shape=sweep_shape(args), cache_dir=args.cache,
+                       work_dir=args.work, on_row=progress)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print()
+        print(format_table(result["rows"], result["overall"]))
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,8 +1,13 @@
-"""`lineage zoo build SPEC_OR_PRESET OUT` and `lineage zoo eval MODEL [--task T]`."""
+"""`lineage zoo build SPEC_OR_PRESET OUT`, `lineage zoo eval MODEL [--task T]` and
+`lineage zoo sweep --draws N --seed S` (recovery on randomly drawn zoos)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+# lineage.zoo.sweep.HOLDOUT_SEED, repeated so that the CLI starts without importing torch.
+HOLDOUT = 1000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("model", metavar="MODEL", help="model folder (config.json + weights)")
     ev.add_argument("--task", help="task name (default: the model's own task in its zoo)")
     ev.set_defaults(func=_eval)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="recovery accuracy on randomly drawn zoos (seeds >= 1000 are held out)",
+        description="Build (or fetch from the cache) N randomly drawn zoos, index each into "
+        "a fresh catalog, recover with no flags, score against the ground truth.",
+    )
+    add_sweep_arguments(sweep)
+    sweep.set_defaults(func=_sweep)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -56,3 +70,29 @@ def _eval(args: argparse.Namespace) -> int:
     task = args.task or own_task(args.model)
     print(f"{task}\t{evaluate(args.model, task):.4f}")
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from jobs.zoo_sweep import sweep_command
+
+    return sweep_command(args)
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sweep's flags (shared with `lineage zoo sweep`)."""
+    parser.add_argument("--draws", type=int, default=6, help="number of draws (default 6)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help=f"sweep seed; seeds >= {HOLDOUT} are held-out draws")
+    parser.add_argument("--holdout", action="store_true",
+                        help=f"run the held-out draws: sweep seed {HOLDOUT} + --seed")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--small", action="store_true",
+                        help="tiny draws that build in seconds (the CI test's shape)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="estimated build seconds per draw (default 150; --small 12)")
+    parser.add_argument("--max-models", type=int, default=None,
+                        help="models per draw at most (default 40; --small 10)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="zoo cache (default: $LINEAGE_ZOO_CACHE or ~/.cache/lineage/zoo)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the per-draw catalogs here (default: a temp folder)")

@@ -19,7 +19,13 @@ CARD_RELATION = {
     "quantized": "quantized",
     "reupload": "finetune",
 }
-PIPELINE = {"vit": "image-classification", "llama": "text-generation", "gpt2": "text-generation"}
+PIPELINE = {
+    "vit": "image-classification",
+    "llama": "text-generation",
+    "gpt2": "text-generation",
+    "bert": "fill-mask",
+    "unet": "unconditional-image-generation",
+}
 
 
 def card_relation(node: Node) -> str | None:
@@ -33,7 +39,10 @@ def render_card(node: Node) -> str:
         meta["base_model"] = node.card_base[0] if len(node.card_base) == 1 else node.card_base
         meta["base_model_relation"] = card_relation(node)
     meta["license"] = node.license
-    meta["library_name"] = "peft" if node.relation == "adapter" else "transformers"
+    meta["library_name"] = (
+        "peft" if node.relation == "adapter" else "diffusers" if node.arch == "unet"
+        else "transformers"
+    )
     meta["pipeline_tag"] = PIPELINE[node.arch]
     meta["tags"] = ["lineage-zoo", node.arch, *_relation_tags(node)]
     front = yaml.safe_dump(meta, sort_keys=False)

@@ -1,6 +1,7 @@
 """Score any model folder on a zoo task: zoo models, and merges someone makes later.
 
-A full-weights folder (config.json + model.safetensors, any float dtype) loads directly;
+A full-weights folder (config.json + model.safetensors, or a diffusers pipeline with a
+UNet; any float dtype) loads directly;
 an adapter-only folder loads its base (resolved inside the zoo) and merges the adapter.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 
 from lineage.errors import ModelNotFoundError, SpecError
-from lineage.zoo.arch import arch_of, load_model, quiet_transformers
+from lineage.zoo.arch import arch_of_model, is_model_dir, load_model, quiet_transformers
 from lineage.zoo.tasks import FAMILY_OF_ARCH, get_task
 from lineage.zoo.train import single_threaded
 from lineage.zoo.truth import find_zoo_root, load_ground_truth
@@ -31,7 +32,7 @@ def evaluate(model_dir: str | Path, task: str | None = None) -> float:
         raise ModelNotFoundError(str(path), "is not a folder", "Give a model folder")
     task = task or own_task(path)
     model = _load_any(path)
-    family = FAMILY_OF_ARCH[arch_of(model.config.to_dict())]
+    family = FAMILY_OF_ARCH[arch_of_model(model)]
     scorer = get_task(task)
     if scorer.family != family:
         raise SpecError(
@@ -61,7 +62,7 @@ def own_task(model_dir: str | Path) -> str:
 
 
 def _load_any(path: Path) -> torch.nn.Module:
-    if (path / "model.safetensors").is_file():
+    if is_model_dir(path):
         return load_model(path)
     if (path / "adapter_config.json").is_file():
         return _load_adapter(path)

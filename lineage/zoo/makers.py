@@ -13,16 +13,14 @@ from typing import Any
 
 import torch
 
-from lineage.zoo.arch import load_model, new_model
+from lineage.zoo.arch import load_model, new_model, save_model, weights_file
 from lineage.zoo.cards import render_card
-from lineage.zoo.merge import merge_states
+from lineage.zoo.merge import merge_node_states
 from lineage.zoo.plan import Node
 from lineage.zoo.spec import TreeSpec
 from lineage.zoo.tasks import get_task
 from lineage.zoo.train import train, wrap_lora
 from lineage.zoo.write import atomic_dir
-
-WEIGHT_FILES = ("config.json", "model.safetensors", "generation_config.json")
 
 
 def repo_dir(root: Path, model_id: str) -> Path:
@@ -43,7 +41,7 @@ def make_node(node: Node, tree: TreeSpec, root: Path, by_id: dict[str, Node]) ->
 
 def _save(model: torch.nn.Module, node: Node, root: Path) -> None:
     with atomic_dir(repo_dir(root, node.id)) as tmp:
-        model.save_pretrained(tmp)
+        save_model(model, tmp)
         (tmp / "README.md").write_text(render_card(node))
 
 
@@ -122,15 +120,15 @@ def _sort_target_modules(path: Path) -> None:
 def _make_merge(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict:
     from safetensors.torch import load_file, save_file
 
-    base_dir = repo_dir(root, node.merge_base)
-    base = load_file(base_dir / "model.safetensors")
-    models = [load_file(repo_dir(root, p) / "model.safetensors") for p in node.parents]
-    merged = merge_states(
-        base, models, node.merge_method, node.merge_scale, node.merge_density or 0.0
-    )
+    weights = weights_file(node.arch)
+    models = [load_file(repo_dir(root, p) / weights) for p in node.parents]
+    base = load_file(repo_dir(root, node.merge_base) / weights) if node.merge_base else None
+    merged = merge_node_states(node, base, models)
+    # Config, scheduler and index files come from the first parent (all share them).
     with atomic_dir(repo_dir(root, node.id)) as tmp:
-        shutil.copyfile(base_dir / "config.json", tmp / "config.json")
-        save_file(merged, tmp / "model.safetensors", metadata={"format": "pt"})
+        _copy_repo(repo_dir(root, node.parents[0]), tmp, skip=weights)
+        (tmp / weights).parent.mkdir(parents=True, exist_ok=True)
+        save_file(merged, tmp / weights, metadata={"format": "pt"})
         (tmp / "README.md").write_text(render_card(node))
     model = load_model(repo_dir(root, node.id))
     tasks = {get_task(by_id[p].task).name for p in node.parents}
@@ -138,6 +136,15 @@ def _make_merge(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict:
         "accuracy": round(get_task(node.task).score(model), 6),
         "task_accuracies": {t: round(get_task(t).score(model), 6) for t in sorted(tasks)},
     }
+
+
+def _copy_repo(source: Path, dest: Path, skip: str | None = None) -> None:
+    """Every file of a repo but its card (and `skip`), byte for byte, subfolders kept."""
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source).as_posix()
+        if path.is_file() and rel not in ("README.md", skip):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest / rel)
 
 
 def _make_quantized(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict:
@@ -148,10 +155,7 @@ def _make_quantized(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict
 
 
 def _make_reupload(node: Node, tree: TreeSpec, root: Path, by_id: dict) -> dict:
-    source = repo_dir(root, node.parents[0])
     with atomic_dir(repo_dir(root, node.id)) as tmp:
-        for name in WEIGHT_FILES:
-            if (source / name).exists():
-                shutil.copyfile(source / name, tmp / name)  # byte-identical, as re-uploads are
+        _copy_repo(repo_dir(root, node.parents[0]), tmp)  # byte-identical, as re-uploads are
         (tmp / "README.md").write_text(render_card(node))
     return _scores(load_model(repo_dir(root, node.id)), node, None)

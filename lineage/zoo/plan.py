@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from lineage.zoo.spec import MergeSpec, TreeSpec, Vary, ZooSpec
+from lineage.zoo.spec import NO_ADAPTER_ARCHS, MergeSpec, TreeSpec, Vary, ZooSpec
 from lineage.zoo.tasks import FAMILY_OF_ARCH, ROOT_TASK, task_pool
 
 MIRROR_ORG = "zoo-mirror"  # re-uploads appear under someone else's account
@@ -40,6 +40,7 @@ class Node:
     merge_base: str | None = None
     merge_scale: float | None = None
     merge_density: float | None = None
+    merge_t: float | None = None
     twin: str | None = None  # a LoRA's merged repo <-> its adapter-only repo
     split: str | None = None
     license: str = "apache-2.0"
@@ -130,7 +131,7 @@ def _plan_tree(spec: ZooSpec, tree: TreeSpec, index: int, rng: random.Random) ->
                 counter["rank"] += 1
             nodes.append(child)
             next_level.append(child)
-            if relation == "lora" and tree.adapters:
+            if relation == "lora" and tree.adapters and tree.arch not in NO_ADAPTER_ARCHS:
                 nodes.append(_adapter_twin(child, make))
         level = next_level
     nodes += _plan_extras(tree, nodes, make, rng)
@@ -177,7 +178,7 @@ def _plan_extras(tree: TreeSpec, nodes: list[Node], make, rng: random.Random) ->
     extras: list[Node] = []
     full = [n for n in nodes if n.has_weights]
     for k, merge in enumerate(tree.merges, start=1):
-        extras.append(_plan_merge(merge, k, full, make, rng))
+        extras.append(_plan_merge(merge, k, full, extras, make, rng))
     for dtype in tree.casts:
         parent = rng.choice(full)
         torch_dtype = {"fp16": "float16", "bf16": "bfloat16"}[dtype]
@@ -200,23 +201,18 @@ def _plan_extras(tree: TreeSpec, nodes: list[Node], make, rng: random.Random) ->
     return extras
 
 
-def _plan_merge(merge: MergeSpec, k: int, full: list[Node], make, rng: random.Random) -> Node:
-    # Merge siblings (fine-tunes of one base), the usual task-vector setting.
-    groups: dict[str, list[Node]] = {}
-    for n in full:
-        if n.relation in ("finetune", "lora"):
-            groups.setdefault(n.parents[0], []).append(n)
-    bases = sorted(b for b, kids in groups.items() if len(kids) >= merge.of)
-    if not bases:
-        from lineage.errors import SpecError
+# Methods that combine the parents alone; the others add task vectors to a base.
+BASELESS_MERGES = ("linear", "slerp")
 
-        raise SpecError(
-            f"merges[{k - 1}] of {merge.of}",
-            "no model in the tree has that many children",
-            "Raise the tree's branching or lower `of`",
-        )
-    base = rng.choice(bases)
-    parents = sorted(rng.sample(groups[base], merge.of), key=lambda n: n.id)
+
+def _plan_merge(
+    merge: MergeSpec, k: int, full: list[Node], merges: list[Node], make, rng: random.Random
+) -> Node:
+    if merge.sources == "merges":
+        parents, base = _merge_inputs(merge, k, merges, full[0], rng)
+    else:
+        parents, base = _sibling_inputs(merge, k, full, rng)
+    uses_base = merge.method not in BASELESS_MERGES
     return make(
         "merge",
         [p.id for p in parents],
@@ -224,10 +220,45 @@ def _plan_merge(merge: MergeSpec, k: int, full: list[Node], make, rng: random.Ra
         f"merge-{k}",
         task=parents[0].task,
         merge_method=merge.method,
-        merge_base=base,
-        merge_scale=merge.scale,
-        merge_density=merge.density if merge.method == "ties" else None,
+        merge_base=base if uses_base else None,
+        merge_scale=merge.scale if merge.method not in ("linear", "model_stock", "slerp")
+        else None,
+        merge_density=merge.density if merge.method in ("ties", "dare_ties", "dare_linear")
+        else None,
+        merge_t=merge.t if merge.method == "slerp" else None,
     )
+
+
+def _sibling_inputs(merge: MergeSpec, k: int, full: list[Node], rng: random.Random):
+    # Merge siblings (fine-tunes of one base), the usual task-vector setting.
+    groups: dict[str, list[Node]] = {}
+    for n in full:
+        if n.relation in ("finetune", "lora"):
+            groups.setdefault(n.parents[0], []).append(n)
+    bases = sorted(b for b, kids in groups.items() if len(kids) >= merge.of)
+    if not bases:
+        _no_inputs(merge, k, "no model in the tree has that many children",
+                   "Raise the tree's branching or lower `of`")
+    base = rng.choice(bases)
+    return sorted(rng.sample(groups[base], merge.of), key=lambda n: n.id), base
+
+
+def _merge_inputs(merge: MergeSpec, k: int, merges: list[Node], root: Node,
+                  rng: random.Random):
+    # A merge of merges: their shared base when they have one, else the tree's root.
+    if len(merges) < merge.of:
+        _no_inputs(merge, k, f"the tree has only {len(merges)} earlier merge(s)",
+                   "List merges of siblings before a merge with sources: merges")
+    parents = sorted(rng.sample(merges, merge.of), key=lambda n: n.id)
+    bases = {p.merge_base for p in parents}
+    base = bases.pop() if len(bases) == 1 and None not in bases else root.id
+    return parents, base
+
+
+def _no_inputs(merge: MergeSpec, k: int, why: str, fix: str):
+    from lineage.errors import SpecError
+
+    raise SpecError(f"merges[{k - 1}] of {merge.of} ({merge.sources})", why, fix)
 
 
 def _assign_cards(spec: ZooSpec, nodes: list[Node], rng: random.Random) -> None:

@@ -22,10 +22,16 @@ from lineage.errors import SpecError, UnknownNameError
 # Bump when training or writing changes, so cached zoos built by older code are not reused.
 ZOO_FORMAT_VERSION = 4
 
-ARCHS = ("vit", "llama", "gpt2")
+ARCHS = ("vit", "llama", "gpt2", "bert", "unet")
 INITS = ("hf", "torch")
 EDGE_RELATIONS = ("finetune", "lora")
-MERGE_METHODS = ("task_arithmetic", "ties")
+MERGE_METHODS = (
+    "task_arithmetic", "ties", "linear", "dare_ties", "dare_linear", "slerp", "model_stock"
+)
+MERGE_SOURCES = ("siblings", "merges")
+# No PEFT adapter-only repo for these: a diffusers UNet's LoRA has no Hub layout the
+# indexer reads, so its LoRA edges publish the merged weights only.
+NO_ADAPTER_ARCHS = ("unet",)
 CAST_DTYPES = ("fp16", "bf16")
 OPTIMIZERS = ("adamw", "sgd")  # sgd: momentum 0.9
 LORA_TARGET_SETS = ("attention", "attention+mlp")
@@ -69,10 +75,14 @@ class Vary:
 
 @dataclass(frozen=True)
 class MergeSpec:
-    of: int = 2  # how many sibling models one merge combines
+    of: int = 2  # how many models one merge combines
     method: str = "task_arithmetic"
     scale: float = 0.5  # task-vector scaling (lambda); TIES uses it on the elected vector
-    density: float = 0.2  # TIES: fraction of each task vector kept before sign election
+    density: float = 0.2  # TIES / DARE: fraction of each task vector kept
+    t: float = 0.5  # SLERP: 0 = the first parent, 1 = the second
+    # siblings: fine-tunes of one base; merges: earlier merges of the tree (a merge of
+    # merges), against their common base (else the tree's root).
+    sources: str = "siblings"
 
 
 @dataclass(frozen=True)
@@ -212,7 +222,8 @@ def _check_tasks(where: str, tree: TreeSpec) -> None:
             raise SpecError(
                 f"{where} task {name!r}",
                 f"does not fit architecture {tree.arch!r}",
-                "Image tasks (digits-*) go with vit, text tasks (text-*) with llama/gpt2",
+                "Image tasks (digits-*) go with vit, text tasks (text-*) with "
+                "llama/gpt2/bert, denoising tasks (denoise-*) with unet",
             )
 
 
@@ -253,8 +264,12 @@ def _parse_vary(where: str, raw: Any) -> Vary:
 def _parse_merge(where: str, raw: Any) -> MergeSpec:
     merge = _build(MergeSpec, raw, where + ".merges")
     _one_of(where + ".merges.method", merge.method, MERGE_METHODS)
+    _one_of(where + ".merges.sources", merge.sources, MERGE_SOURCES)
     if merge.of < 2:
         raise SpecError(where + ".merges.of", f"is {merge.of}", "A merge needs >= 2 parents")
+    if merge.method == "slerp" and merge.of != 2:
+        raise SpecError(where + ".merges.of", f"is {merge.of} for slerp",
+                        "SLERP interpolates exactly two models: set of: 2")
     return merge
 
 

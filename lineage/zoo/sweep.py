@@ -7,12 +7,13 @@ pretraining) or per node (learning rate, steps, optimizer, weight decay: the spe
 `vary` ranges, drawn in lineage.zoo.plan). Seeds >= HOLDOUT_SEED are held out: nobody
 develops recovery on them; they are only for checking.
 
-The cost model (`estimate_seconds`) predicts a build's single-thread time from the plan:
-per trained model, steps x seconds-per-step (by architecture, scaled by width, depth and
-batch) plus a fixed per-model cost (load, save, score). A draw over budget first lowers
-the top of its children's step range (log-uniform draws keep their quantile, so every
-step count shrinks, never below the range's low end), then shortens root pretraining,
-then drops its last tree.
+The cost model (`estimate_seconds`) predicts a build's single-thread CPU time from the
+plan: per trained model, steps x seconds-per-step (by architecture, scaled by width,
+depth and batch) plus a fixed per-model cost (load, save, score). A draw over budget
+cheapens its dearest tree, one step at a time: the top of its children's step range
+drops by 20 % down to `min_steps_top` (log-uniform draws keep their quantile, so every
+step count shrinks and none falls below the range's low end), then its deepest level
+loses a child per node, then its root pretraining shortens, then the tree goes.
 """
 
 from __future__ import annotations
@@ -24,23 +25,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lineage.zoo.plan import Node, plan_zoo
-from lineage.zoo.spec import CAST_DTYPES, INITS, LORA_TARGET_SETS, OPTIMIZERS, parse_spec
+from lineage.zoo.spec import (
+    ARCHS,
+    CAST_DTYPES,
+    INITS,
+    LORA_TARGET_SETS,
+    MERGE_METHODS,
+    OPTIMIZERS,
+    parse_spec,
+)
 
 HOLDOUT_SEED = 1000  # sweep seeds from here on are held-out draws
 LORA_RANKS = (1, 2, 4, 8, 16, 32, 64)
 
-# Seconds per training step, one thread, batch 32, hidden 32, 2 layers (measured on the
-# shared 2-core development machine; noisy, and only used to size draws).
-STEP_SECONDS = {"vit": 0.011, "llama": 0.014, "gpt2": 0.013}
-MODEL_SECONDS = {"trained": 0.6, "copy": 0.35}  # load parent, save, score; casts/merges
+# CPU seconds per training step, one thread, batch 32, hidden 32, 2 layers, and per
+# model (load the parent, save, score child and parent; a cast, merge or re-upload
+# loads, writes and scores once), measured on the shared 2-core development machine.
+# Noisy; only used to size draws.
+STEP_SECONDS = {"vit": 0.013, "llama": 0.017, "gpt2": 0.016, "bert": 0.015, "unet": 0.06}
+MODEL_SECONDS = {"trained": 0.5, "copy": 0.35}
+UNET_MODEL_FACTOR = 1.7  # a pipeline folder, conv weights: loads and saves are slower
 
 
 @dataclass(frozen=True)
 class SweepShape:
     """The ranges draws come from. Defaults are issue 10's; `small()` is for CI."""
 
-    archs: tuple[str, ...] = ("vit", "llama", "gpt2")
-    merge_methods: tuple[str, ...] = ("task_arithmetic", "ties")
+    archs: tuple[str, ...] = ARCHS
+    merge_methods: tuple[str, ...] = MERGE_METHODS
     trees: tuple[int, int] = (1, 4)
     depth: tuple[int, int] = (1, 4)
     fan_out: tuple[int, int] = (1, 8)
@@ -48,6 +60,9 @@ class SweepShape:
     layers: tuple[int, ...] = (2, 3)
     lr: tuple[float, float] = (1e-5, 1e-3)
     steps: tuple[int, int] = (20, 2000)
+    # The budget fit lowers the top of a tree's step range down to this, no further: long
+    # fine-tunes stay in every draw; past it, the fit cuts root steps, then whole trees.
+    min_steps_top: int = 500
     weight_decay: tuple[float, float] = (0.0, 0.1)
     root_steps: tuple[int, int] = (200, 600)
     min_root_steps: int = 60
@@ -60,7 +75,8 @@ class SweepShape:
         """Draws that build in seconds: for the CI test of the sweep's plumbing."""
         return cls(
             trees=(1, 2), depth=(1, 2), fan_out=(1, 3), hidden=(16,), layers=(1,),
-            steps=(5, 40), root_steps=(40, 80), min_root_steps=20, batch_sizes=(16,),
+            steps=(5, 40), min_steps_top=5, root_steps=(40, 80), min_root_steps=20,
+            batch_sizes=(16,),
             max_models=10, budget_seconds=12.0,
         )
 
@@ -113,7 +129,8 @@ def _r(value: float) -> float:
 
 def _draw_tree(rng: random.Random, shape: SweepShape, max_nodes: int) -> dict[str, Any]:
     arch = rng.choice(shape.archs)
-    hidden = rng.choice(shape.hidden)
+    # A UNet's step costs several transformer steps (convolutions): its narrower widths.
+    hidden = rng.choice(shape.hidden) // (2 if arch == "unet" else 1)
     branching = _draw_branching(rng, shape, max_nodes)
     lora_share = rng.choice((0.0, 0.3, 0.6, 1.0))
     relation = [
@@ -168,32 +185,49 @@ def _draw_branching(rng: random.Random, shape: SweepShape, max_nodes: int) -> li
 
 
 def _draw_merges(rng: random.Random, shape: SweepShape, branching: list[int]) -> list[dict]:
+    """0-2 merges of siblings; with two, sometimes a merge of the two merges as well."""
     widest = max(branching)
     if widest < 2:
         return []  # a merge combines siblings; no node here has two children
-    merges = []
-    for _ in range(rng.randint(0, 2)):
-        method = rng.choice(shape.merge_methods)
-        merge = {"of": rng.randint(2, min(3, widest)), "method": method}
-        if method == "ties":
-            merge.update(scale=1.0, density=_r(rng.uniform(0.2, 0.8)))
-        else:
-            merge.update(scale=_r(rng.uniform(0.3, 1.0)))
-        merges.append(merge)
+    merges = [_draw_merge(rng, shape, rng.randint(2, min(3, widest)))
+              for _ in range(rng.randint(0, 2))]
+    if len(merges) == 2 and rng.random() < 0.5:
+        merges.append({**_draw_merge(rng, shape, 2), "sources": "merges"})
     return merges
+
+
+def _draw_merge(rng: random.Random, shape: SweepShape, of: int) -> dict[str, Any]:
+    method = rng.choice(shape.merge_methods)
+    merge: dict[str, Any] = {"of": 2 if method == "slerp" else of, "method": method}
+    if method == "task_arithmetic":
+        merge["scale"] = _r(rng.uniform(0.3, 1.0))
+    elif method == "ties":
+        merge.update(scale=1.0, density=_r(rng.uniform(0.2, 0.8)))
+    elif method.startswith("dare"):
+        merge.update(scale=_r(rng.uniform(0.5, 1.0)), density=_r(rng.uniform(0.3, 0.9)))
+    elif method == "slerp":
+        merge["t"] = _r(rng.uniform(0.2, 0.8))
+    return merge
 
 
 def estimate_seconds(nodes: list[Node], spec: dict[str, Any]) -> float:
     """Predicted single-thread build time of a planned zoo (see the module doc)."""
+    return sum(tree_seconds(nodes, spec))
+
+
+def tree_seconds(nodes: list[Node], spec: dict[str, Any]) -> list[float]:
+    """The estimate per built tree (a spec tree with `count` k builds k trees)."""
     trees = [t for t in spec["trees"] for _ in range(t.get("count", 1))]
-    total = 0.0
+    costs = [0.0] * len(trees)
     for n in nodes:
         tree = trees[n.tree]
+        factor = UNET_MODEL_FACTOR if n.arch == "unet" else 1.0
         if n.relation in ("root", "finetune", "lora"):
-            total += n.steps * _step_seconds(n.arch, tree) + MODEL_SECONDS["trained"]
+            costs[n.tree] += n.steps * _step_seconds(n.arch, tree)
+            costs[n.tree] += factor * MODEL_SECONDS["trained"]
         elif n.relation != "adapter":  # adapters are written with their LoRA twin
-            total += MODEL_SECONDS["copy"]
-    return total
+            costs[n.tree] += factor * MODEL_SECONDS["copy"]
+    return costs
 
 
 def _step_seconds(arch: str, tree: dict[str, Any]) -> float:
@@ -209,48 +243,76 @@ def _fit_budget(result: Draw, shape: SweepShape) -> None:
     spec = result.spec
     while True:
         nodes = plan_zoo(parse_spec(spec))
-        result.estimate_seconds = round(estimate_seconds(nodes, spec), 1)
+        costs = tree_seconds(nodes, spec)
+        result.estimate_seconds = round(sum(costs), 1)
         if len(nodes) > shape.max_models:
             if not _fewer_models(spec, result):
                 return
         elif result.estimate_seconds > shape.budget_seconds:
-            if not _cheaper(spec, shape, result):
+            if not _cheaper(spec, costs.index(max(costs)), shape, result):
                 return
         else:
             return
+
+
+def _count(result: Draw, key: str) -> None:
+    result.adjustments[key] = result.adjustments.get(key, 0) + 1
 
 
 def _fewer_models(spec: dict[str, Any], result: Draw) -> bool:
     adapters = [t for t in spec["trees"] if t["adapters"]]
     if adapters:
         adapters[-1]["adapters"] = False
-        result.adjustments["adapters_off"] = result.adjustments.get("adapters_off", 0) + 1
+        _count(result, "adapters_off")
         return True
-    return _drop_tree(spec, result)
+    return _drop_tree(spec, len(spec["trees"]) - 1, result)
 
 
-def _drop_tree(spec: dict[str, Any], result: Draw) -> bool:
-    if len(spec["trees"]) < 2:
+def _trim(tree: dict[str, Any]) -> bool:
+    """One child fewer per node at the deepest level (the level goes at fan-out 1, the
+    root's own children stay); merges that no longer find inputs shrink or go."""
+    branching = tree["branching"]
+    if branching[-1] > 1:
+        branching[-1] -= 1
+    elif len(branching) > 1:
+        branching.pop()
+        tree["relation"] = tree["relation"][: len(branching)]
+    else:
         return False
-    spec["trees"].pop()
-    result.adjustments["trees_dropped"] = result.adjustments.get("trees_dropped", 0) + 1
+    widest = max(branching)
+    kept = [{**m, "of": min(m["of"], widest)} for m in tree["merges"]
+            if widest >= 2 and m.get("sources", "siblings") == "siblings"]
+    if len(kept) >= 2:
+        kept += [m for m in tree["merges"] if m.get("sources") == "merges"]
+    tree["merges"] = kept
     return True
 
 
-def _cheaper(spec: dict[str, Any], shape: SweepShape, result: Draw) -> bool:
-    """One step down in cost; False when nothing is left to give."""
-    low = shape.steps[0]
-    if max(t["vary"]["steps"][1] for t in spec["trees"]) > low:
-        for tree in spec["trees"]:
-            lo, hi = tree["vary"]["steps"]
-            tree["vary"]["steps"] = [lo, max(lo, int(hi * 0.8))]
-        result.adjustments["child_steps_max"] = spec["trees"][0]["vary"]["steps"][1]
+def _drop_tree(spec: dict[str, Any], index: int, result: Draw) -> bool:
+    if len(spec["trees"]) < 2:
+        return False
+    spec["trees"].pop(index)
+    _count(result, "trees_dropped")
+    return True
+
+
+def _cheaper(spec: dict[str, Any], index: int, shape: SweepShape, result: Draw) -> bool:
+    """One step down in the cost of tree `index` (the dearest); False when nothing is
+    left to give."""
+    tree = spec["trees"][index]
+    lo, hi = tree["vary"]["steps"]
+    floor = max(lo, shape.min_steps_top)
+    if hi > floor:
+        tree["vary"]["steps"] = [lo, max(floor, int(hi * 0.8))]
+        highs = result.adjustments.setdefault("child_steps_max", {})
+        highs[tree["arch"]] = min(highs.get(tree["arch"], hi), tree["vary"]["steps"][1])
         return True
-    if max(t["train"]["root_steps"] for t in spec["trees"]) > shape.min_root_steps:
-        for tree in spec["trees"]:
-            steps = tree["train"]["root_steps"]
-            tree["train"]["root_steps"] = max(shape.min_root_steps, int(steps * 0.8))
-        scale = result.adjustments.get("root_steps_scale", 1.0) * 0.8
-        result.adjustments["root_steps_scale"] = round(scale, 3)
+    if _trim(tree):
+        _count(result, "models_trimmed")
         return True
-    return _drop_tree(spec, result)
+    if tree["train"]["root_steps"] > shape.min_root_steps:
+        steps = tree["train"]["root_steps"]
+        tree["train"]["root_steps"] = max(shape.min_root_steps, int(steps * 0.8))
+        _count(result, "root_steps_cut")
+        return True
+    return _drop_tree(spec, index, result)

@@ -73,20 +73,24 @@ def _fmt(value: Any) -> str:
 
 def format_table(rows: Sequence[dict[str, Any]], overall: dict[str, Any]) -> str:
     """The sweep as a plain-text table: one line per draw, then the mean and the worst."""
-    head = ["draw", "models", "trees", "edges", "build_s", "est_s", *HEADERS]
+    head = ["draw", "models", "trees", "edges", "build_s", "cpu_s", "est_s", *HEADERS]
     lines = [_line(head)]
     for r in rows:
-        build = _fmt(r.get("build_seconds"))
-        cells = [r["draw"], r["models"], r["trees"], r["scores"]["edges"], build,
-                 _fmt(r.get("estimate_seconds")), *(r["scores"][m] for m in METRICS)]
+        cells = [r["draw"], r["models"], r["trees"], r["scores"]["edges"],
+                 _seconds(r.get("build_seconds")), _seconds(r.get("build_cpu_seconds")),
+                 _seconds(r.get("estimate_seconds")), *(r["scores"][m] for m in METRICS)]
         lines.append(_line(cells))
     n = overall["draws"]
-    lines.append(_line([f"mean of {n}", "", "", "", "", "",
+    lines.append(_line([f"mean of {n}", "", "", "", "", "", "",
                         *(overall["mean"][m] for m in METRICS)]))
     worst = overall["worst"]
     if worst:
         lines.append(f"worst draw: {worst['draw']} (directed {_fmt(worst['directed'])})")
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _line(cells: Sequence[Any]) -> str:

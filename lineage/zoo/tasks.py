@@ -8,12 +8,16 @@ from typing import Protocol
 import torch
 
 from lineage.errors import UnknownNameError
+from lineage.zoo.denoise import DENOISE_TASKS, DenoiseTask
 from lineage.zoo.digits import DIGIT_TASKS, DigitsTask
 from lineage.zoo.text import GENERAL, TEXT_TASKS, TextTask
 
-TASKS = DIGIT_TASKS + TEXT_TASKS
-FAMILY_OF_ARCH = {"vit": "image", "llama": "text", "gpt2": "text"}
-ROOT_TASK = {"image": "digits", "text": "text-general"}
+TASKS = DIGIT_TASKS + TEXT_TASKS + DENOISE_TASKS
+FAMILY_OF_ARCH = {
+    "vit": "image", "llama": "text", "gpt2": "text", "bert": "text", "unet": "denoise"
+}
+ROOT_TASK = {"image": "digits", "text": "text-general", "denoise": "denoise-digits"}
+FAMILY_TASKS = {"image": DIGIT_TASKS, "text": TEXT_TASKS, "denoise": DENOISE_TASKS}
 
 
 class Task(Protocol):
@@ -34,12 +38,14 @@ def get_task(name: str) -> Task:
         return DigitsTask(name)
     if name in TEXT_TASKS:
         return TextTask(name)
+    if name in DENOISE_TASKS:
+        return DenoiseTask(name)
     raise UnknownNameError.of("zoo task", name, TASKS)
 
 
 def task_pool(arch: str) -> tuple[str, ...]:
     """Fine-tuning tasks for an architecture: its family's tasks minus what roots learn."""
     family = FAMILY_OF_ARCH[arch]
-    names = DIGIT_TASKS if family == "image" else TEXT_TASKS
+    names = FAMILY_TASKS[family]
     pretrained = {ROOT_TASK[family], *(f"text-{d}" for d in GENERAL)}
     return tuple(n for n in names if n not in pretrained)

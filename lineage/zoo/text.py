@@ -19,6 +19,10 @@ import torch
 PAD, BOS = 0, 1
 CHARS = string.digits + string.ascii_lowercase + " +-*>;"
 VOCAB_SIZE = 2 + len(CHARS)  # 44
+# BERT's [MASK]: one more id than the causal LMs know, so their vocabulary (and every
+# zoo built before BERT joined) stays as it was.
+MASK = VOCAB_SIZE
+MLM_VOCAB_SIZE = VOCAB_SIZE + 1
 MAX_LEN = 24  # BOS + prompt + '>' + answer + ';', padded
 EVAL_SIZE = 256
 TRAIN_SIZE = 2048
@@ -119,17 +123,30 @@ class TextTask:
         return {"input_ids": ids[idx], "labels": ids[idx].masked_fill(~answer[idx], -100)}
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ids = batch["input_ids"]
-        return model(input_ids=ids, attention_mask=(ids != PAD).long(), labels=batch["labels"]).loss
+        ids, labels = batch["input_ids"], batch["labels"]
+        if is_masked_lm(model):  # fill in the masked answer, seeing the whole prompt
+            ids = ids.masked_fill(labels != -100, MASK)
+        return model(input_ids=ids, attention_mask=(ids != PAD).long(), labels=labels).loss
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module) -> float:
-        """Teacher-forced accuracy on the answer characters (and the closing ';')."""
+        """Teacher-forced accuracy on the answer characters (and the closing ';'); for a
+        masked LM, accuracy on the answer characters filled in at once."""
         ids, answer = self._data["eval_ids"], self._data["eval_answer"]
+        if is_masked_lm(model):
+            masked = ids.masked_fill(answer, MASK)
+            logits = model(input_ids=masked, attention_mask=(ids != PAD).long()).logits
+            return float(((logits.argmax(-1) == ids) & answer).sum() / answer.sum())
         logits = model(input_ids=ids, attention_mask=(ids != PAD).long()).logits
         pred = logits[:, :-1].argmax(-1)  # position t predicts token t+1
         target, mask = ids[:, 1:], answer[:, 1:]
         return float(((pred == target) & mask).sum() / mask.sum())
+
+
+def is_masked_lm(model: torch.nn.Module) -> bool:
+    """BERT-style models (bidirectional, trained to fill masks); PEFT wrappers included."""
+    config = getattr(model, "config", None)
+    return getattr(config, "model_type", None) == "bert"
 
 
 def _pad(encoded: list[tuple[list[int], int]]) -> tuple[torch.Tensor, torch.Tensor]:

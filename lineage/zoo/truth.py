@@ -9,7 +9,7 @@ Schema (version 2; lineage/zoo/README.md documents every field):
   "nodes": [{"id", "tree", "arch", "init", "relation", "parents", "depth", "task", "seed",
              "steps", "lr", "optimizer", "weight_decay", "rank", "dtype", "split", "twin",
              "has_weights", "files",
-             "merge": null | {"method", "base", "scale", "density"},
+             "merge": null | {"method", "base", "scale", "density", "t"},
              "card": {"base_model": [...], "relation": str | null,
                       "lie": null | "omitted" | "wrong", "license"},
              "result": {"accuracy", "parent_accuracy", "loss_first", "loss_last", ...}}],
@@ -32,10 +32,12 @@ SCHEMA_VERSION = 2
 # Version 1 files (zoo format <= 3) lack only fields version 2 added; they still read.
 READABLE_SCHEMAS = (1, 2)
 FILENAME = "ground_truth.json"
+TRAINED = ("root", "finetune", "lora", "adapter")  # relations whose weights were trained
 
 
 def node_entry(node: Node, root: Path, result: dict[str, Any]) -> dict[str, Any]:
     folder = root / node.id
+    trained = node.relation in TRAINED
     merge = None
     if node.relation == "merge":
         merge = {
@@ -43,6 +45,7 @@ def node_entry(node: Node, root: Path, result: dict[str, Any]) -> dict[str, Any]
             "base": node.merge_base,
             "scale": node.merge_scale,
             "density": node.merge_density,
+            "t": node.merge_t,
         }
     return {
         "id": node.id,
@@ -56,8 +59,8 @@ def node_entry(node: Node, root: Path, result: dict[str, Any]) -> dict[str, Any]
         "seed": node.seed,
         "steps": node.steps,
         "lr": node.lr,
-        "optimizer": node.optimizer,
-        "weight_decay": node.weight_decay,
+        "optimizer": node.optimizer if trained else None,
+        "weight_decay": node.weight_decay if trained else None,
         "rank": node.rank,
         "dtype": node.dtype,
         "split": node.split,

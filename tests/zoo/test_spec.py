@@ -104,7 +104,7 @@ def test_spec_errors_say_what_and_how():
         parse_spec({"name": "x", "trees": [{"arch": "resnet"}]})
     assert str(err.value) == (
         "trees[0].arch 'resnet': is not a known trees[0].arch. "
-        "Valid trees[0].archs: gpt2, llama, vit"
+        "Valid trees[0].archs: bert, gpt2, llama, unet, vit"
     )
     with pytest.raises(UnknownNameError, match="'branchin'.*Valid.*branching"):
         parse_spec({"name": "x", "trees": [{"branchin": [2]}]})
