@@ -83,7 +83,7 @@ def rank_sketch_shape(shape: tuple[int, int], k: int = RANK_WIDTH) -> tuple[int,
 def rank_sketch(matrix: torch.Tensor, k: int = RANK_WIDTH) -> np.ndarray:
     """float32 [k1 * k2] (row-major; k1 = min(m, k), k2 = min(n, k)): Y = L W R."""
     m, n = matrix.shape
-    y = _fold_rows(matrix, k) if m > n else _fold_columns(matrix, k)
+    y = _fold_rows(matrix, k) if m > max(n, k) else _fold_columns(matrix, k)
     return y.to(torch.float32).cpu().numpy().reshape(-1)
 
 

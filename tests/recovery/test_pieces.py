@@ -16,7 +16,7 @@ from lineage.recovery.copies import exact_duplicates
 from lineage.recovery.direction import sign_from_cards
 from lineage.recovery.evaluate import evaluate_graph
 from lineage.recovery.merges import fit_merge
-from lineage.recovery.rank import numerical_rank
+from lineage.recovery.rank import weight_rank
 from lineage.recovery.synthetic import synthetic_zoo
 
 
@@ -80,12 +80,17 @@ def test_tree_cut_comes_from_the_gap_and_falls_back_to_the_prior():
     assert cluster_trees(rel).labels.tolist() == [0, 0, 1]
 
 
-def test_numerical_rank_sees_low_rank_differences():
+def test_numerical_rank_sees_low_rank_differences_above_the_dtype_rounding():
     rng = np.random.default_rng(2)
-    w = rng.normal(size=(32, 32))
+    w = rng.normal(size=(32, 32)).astype(np.float32)
     lora = rng.normal(size=(32, 4)) @ rng.normal(size=(4, 32)) * 0.01
-    assert numerical_rank((w + lora).astype(np.float32) - w.astype(np.float32)) == 4
-    assert numerical_rank(rng.normal(size=(32, 32)) * 0.01) == 32
+    child = (w + lora).astype(np.float32).astype(np.float64)
+    u32, u16 = 2.0**-24, 2.0**-11
+    assert weight_rank(child, w.astype(np.float64), u32, u32) == 4
+    assert weight_rank(rng.normal(size=(32, 32)) * 0.01, np.zeros((32, 32)), u32, u32) == 32
+    # A float16 cast differs from its source at full rank, all of it rounding: rank 0.
+    cast = w.astype(np.float16).astype(np.float64)
+    assert weight_rank(cast, w.astype(np.float64), u16, u32) == 0
 
 
 def _copy(model: ModelInput, model_id: str) -> ModelInput:

@@ -7,7 +7,6 @@ subset of the weights, as they do at scale."""
 from __future__ import annotations
 
 import numpy as np
-
 import torch
 
 from lineage.fingerprint import rank_sketch, sample_values
