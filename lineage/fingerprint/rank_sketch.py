@@ -83,13 +83,13 @@ def rank_sketch_shape(shape: tuple[int, int], k: int = RANK_WIDTH) -> tuple[int,
 def rank_sketch(matrix: torch.Tensor, k: int = RANK_WIDTH) -> np.ndarray:
     """float32 [k1 * k2] (row-major; k1 = min(m, k), k2 = min(n, k)): Y = L W R."""
     m, n = matrix.shape
-    y = _fold_rows(matrix, k) if m > n else _fold_columns(matrix, k)
+    y = _fold_rows(matrix, k) if m > max(n, k) else _fold_columns(matrix, k)
     return y.to(torch.float32).cpu().numpy().reshape(-1)
 
 
 def _fold_columns(matrix: torch.Tensor, k: int) -> torch.Tensor:
-    """[min(m, k), min(n, k)] float64 for m <= n: columns folded, Gaussian on the rows,
-    both applied block by block of rows (Y = sum over blocks of L_b (W_b R))."""
+    """[min(m, k), min(n, k)] float64 for m <= max(n, k): columns folded (when n > k),
+    Gaussian on the rows (when m > k), block by block of rows: Y = sum_b L_b (W_b R)."""
     m, n = matrix.shape
     signs = fold_signs(n, k).to(matrix.device) if n > k else None
     left = gaussian(m, k).to(matrix.device) if m > k else None  # [m, k]

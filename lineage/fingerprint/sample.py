@@ -36,14 +36,23 @@ SAMPLE_VERSION = "lineage-sample-v1"
 @lru_cache(maxsize=512)
 def sample_positions(name: str, shape: tuple[int, ...], size: int = SAMPLE_SIZE) -> torch.Tensor:
     """Sorted flat coordinates (int64): every coordinate when numel <= size, else `size`
-    draws without the duplicates (a few fewer when numel is not >> size)."""
+    distinct ones, uniformly without replacement."""
     numel = int(np.prod(shape)) if shape else 1
     if numel <= size:
         return torch.arange(numel)
     key = f"{SAMPLE_VERSION}|{name}|{list(shape)}|{size}".encode()
-    seed = int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
-    raw = np.random.PCG64(seed).random_raw(size)
-    return torch.from_numpy(np.unique(raw % np.uint64(numel)).astype(np.int64))
+    stream = np.random.PCG64(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+    if numel <= 4 * size:  # a random order of every coordinate, cut at `size`
+        picks = np.argsort(stream.random_raw(numel), kind="stable")[:size]
+    else:  # draws with replacement, first occurrences kept, until `size` are distinct
+        draws = np.zeros(0, np.uint64)
+        while True:
+            draws = np.concatenate([draws, stream.random_raw(size) % np.uint64(numel)])
+            _, first = np.unique(draws, return_index=True)
+            if first.size >= size:
+                break
+        picks = draws[np.sort(first)[:size]]
+    return torch.from_numpy(np.sort(picks.astype(np.int64)))
 
 
 def sample_values(name: str, tensor: torch.Tensor, size: int = SAMPLE_SIZE) -> np.ndarray:

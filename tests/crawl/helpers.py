@@ -17,7 +17,10 @@ MODEL_COLUMNS = (
     "model_id, revision, kind, arch_signature, model_type, n_params, n_bytes, dtype, "
     "card_base_models, card_relation, license, adapter_base, adapter_rank, sketch"
 )
-TENSOR_COLUMNS = "model_id, revision, name, shape, dtype, content_hash, mean, std, kurtosis, sketch"
+TENSOR_COLUMNS = (
+    "model_id, revision, name, shape, dtype, content_hash, mean, std, kurtosis, sketch, "
+    "rank_sketch, rank_width, sample, sample_size"
+)
 
 
 def options(hub, seeds, catalog: Path | None = None, **kw) -> CrawlOptions:

@@ -46,14 +46,17 @@ def test_direction_penalty_orients_a_chain():
     assert hard[0, 1] == pytest.approx(1.0)
 
 
-def test_numerical_rank_sees_low_rank_differences():
+def test_numerical_rank_sees_low_rank_differences_above_the_dtype_rounding():
     rng = np.random.default_rng(2)
-    w = rng.normal(size=(32, 32))
+    w = rng.normal(size=(32, 32)).astype(np.float32)
     lora = rng.normal(size=(32, 4)) @ rng.normal(size=(4, 32)) * 0.01
-    f32 = 2.0**-24
     child = (w + lora).astype(np.float32).astype(np.float64)
-    assert weight_rank(child, w.astype(np.float32).astype(np.float64), f32, f32) == 4
-    assert weight_rank(w + rng.normal(size=(32, 32)) * 0.01, w, f32, f32) == 32
+    u32, u16 = 2.0**-24, 2.0**-11
+    assert weight_rank(child, w.astype(np.float64), u32, u32) == 4
+    assert weight_rank(rng.normal(size=(32, 32)) * 0.01, np.zeros((32, 32)), u32, u32) == 32
+    # A float16 cast differs from its source at full rank, all of it rounding: rank 0.
+    cast = w.astype(np.float16).astype(np.float64)
+    assert weight_rank(cast, w.astype(np.float64), u16, u32) == 0
 
 
 def _copy(model: ModelInput, model_id: str) -> ModelInput:

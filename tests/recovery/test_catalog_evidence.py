@@ -1,0 +1,95 @@
+"""Recovery from the catalog alone on the real `tiny` zoo: the rank sketches give the
+ranks the weights give, LoRA edges are labelled from them, and a catalog written before
+the evidence existed still recovers and says once what it lacks."""
+
+from __future__ import annotations
+
+import shutil
+from itertools import combinations
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+
+from catalog import Catalog
+from catalog.recovery_io import load_inputs
+from catalog.schema import SCHEMA_VERSION
+from jobs.cli import main as cli
+from jobs.recover import run_recover, summary
+from lineage.recovery.features import group_features
+from lineage.recovery.rank import sketch_rank, weight_rank
+from lineage.weights import open_model
+
+EVIDENCE = ["rank_sketch", "rank_width", "sample", "sample_size"]
+
+
+def _weights(root, model_id: str) -> dict[str, np.ndarray]:
+    with open_model(root / model_id) as model:
+        return {n: model.tensor(n).double().numpy() for n in model.names()}
+
+
+def test_sketch_ranks_equal_the_ranks_of_the_weights(tiny_catalog, tiny_root):
+    models, _ = load_inputs(tiny_catalog)
+    groups: dict[str, list] = {}
+    for m in models:
+        if not m.is_adapter:
+            groups.setdefault(m.arch_signature, []).append(m)
+    checked = 0
+    for members in groups.values():
+        f = group_features(members)
+        weights = {mid: _weights(tiny_root, mid) for mid in f.ids}
+        for i, j in combinations(range(f.n), 2):
+            for q in np.flatnonzero(f.square):
+                w_i, w_j = weights[f.ids[i]][f.names[q]], weights[f.ids[j]][f.names[q]]
+                exact = weight_rank(w_i, w_j, f.roundoff[i, q], f.roundoff[j, q])
+                capacity = min(f.rank_sketches[q].shape[1:])
+                assert sketch_rank(f, i, j, q) == min(exact, capacity), (f.ids[i], f.ids[j])
+                checked += 1
+    assert checked > 100
+
+
+def test_both_lora_edges_are_labelled_lora(recovered, tiny_truth):
+    lora = {(n["parents"][0], n["id"]) for n in tiny_truth["nodes"] if n["relation"] == "lora"}
+    found = {(e.parent, e.child) for e in recovered.result.edges if e.relation == "lora"}
+    assert len(lora) == 2 and found == lora
+    for e in recovered.result.edges:
+        if e.relation == "lora":  # ranks come from the sketches, per square matrix
+            ranks = [r for r in e.evidence["ranks"] if r]
+            assert ranks and max(ranks) <= 8
+
+
+def _make_old(catalog: Catalog, dest) -> Catalog:
+    """A copy of `catalog` as schema 1 wrote it: no evidence columns, no schema-2 batch,
+    migration 0002 not applied."""
+    shutil.copytree(catalog.root, dest)
+    parts = dest / "parts"
+    shutil.rmtree(parts / f"{SCHEMA_VERSION:08d}-schema")
+    for path in parts.glob("*/tensors.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns([c for c in EVIDENCE if c in table.column_names]),
+                       path)
+    with duckdb.connect(str(dest / "catalog.duckdb")) as con:
+        con.execute("DELETE FROM schema_migrations WHERE version >= 2")
+    return Catalog(dest, create=False)  # opening upgrades it
+
+
+def test_an_old_catalog_recovers_and_says_once_what_it_lacks(tiny_catalog, tmp_path, capsys):
+    old = _make_old(tiny_catalog, tmp_path / "old")
+    assert (old.parts / f"{SCHEMA_VERSION:08d}-schema" / "tensors.parquet").exists()
+    with duckdb.connect(str(old.db_path), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 2
+    report = run_recover(old)
+    notes = [n for n in report.result.notes if "indexed before" in n]
+    assert len(notes) == 1 and "lineage index --catalog NEW" in notes[0]
+    assert summary(report).count("indexed before") == 1
+    relations = {e.relation for e in report.result.edges}
+    assert "lora" not in relations and "finetune" in relations  # no ranks: fine-tunes
+    assert cli(["recover", "--catalog", str(old.root)]) == 0
+    assert capsys.readouterr().out.count("indexed before") == 1
+
+
+def test_no_ranks_is_accepted_with_a_deprecation_warning(tiny_catalog, capsys):
+    assert cli(["recover", "--catalog", str(tiny_catalog.root), "--no-ranks"]) == 0
+    captured = capsys.readouterr()
+    assert "--no-ranks is deprecated and ignored" in captured.err
+    assert "lora 2" in captured.out  # ranks are read all the same
