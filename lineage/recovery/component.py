@@ -33,7 +33,7 @@ class Component:
     votes: dict[str, np.ndarray]  # signal -> [n, n] votes (direction.SIGNALS)
     lowrank: np.ndarray  # bool [n, n]: pair differs at low rank
     factors: np.ndarray  # [n, n] rank fractions (1 where not computed)
-    ranks: dict[tuple[int, int], list[int | None]] = field(default_factory=dict)
+    ranks: dict[tuple[int, int], dict[str, int | None]] = field(default_factory=dict)
     group: str = ""  # the architecture signature
 
     @property
@@ -61,7 +61,7 @@ def prepare_component(
     tree = features.take([i for i in range(features.n) if i not in merged])
     raw = placement_distance(tree, matrix_sq_dists(tree))
     factors = np.ones_like(raw)
-    ranks: dict[tuple[int, int], list[int | None]] = {}
+    ranks: dict[tuple[int, int], dict[str, int | None]] = {}
     if has_rank_evidence(tree) and tree.n > 1:
         pairs = candidate_pairs(raw, rank_neighbours)
         factors, ranks = rank_factors(tree, pairs)

@@ -2,7 +2,8 @@
 
 MoTHer sums excess kurtosis over square matrices and is told the regime (falls during
 fine-tuning, rises in long pre-training). We are not told: each pair gets a vote
-V[i, j] in [-1, 1], the mean over the square matrices the two models do not share
+V[i, j] in [-1, 1], the mean over the matrices (square or not: a LoRA on GPT-2's fused
+768 x 2304 c_attn changes no square one) the two models do not share
 byte for byte of sign(kurt_j - kurt_i): +1 when every changed matrix is more kurtotic
 in j. Which sign a tree follows, and how reliable the signal is there, is decided per
 tree by rooting.py (integrated out, with the architecture group as a prior).
@@ -42,8 +43,8 @@ def direction_votes(features: GroupFeatures) -> dict[str, np.ndarray]:
 
 
 def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:
-    """[n, n]: mean over square matrices that differ of sign(values_j - values_i)."""
-    mask = features.square
+    """[n, n]: mean over the matrices that differ of sign(values_j - values_i)."""
+    mask = np.ones(len(features.names), dtype=bool)
     k = values[:, mask]  # [n, Q]
     h = features.hashes[:, mask]
     rises = np.sign(k[None, :, :] - k[:, None, :])  # [n, n, Q]: sign(k_j - k_i)

@@ -66,25 +66,27 @@ def sketch_rank(features: GroupFeatures, i: int, j: int, q: int) -> int | None:
     return count_above(y_i - y_j, noise_tolerance(*y_i.shape, energy))
 
 
-def rank_fraction(features: GroupFeatures, i: int, j: int) -> tuple[float, list[int | None]]:
-    """Mean of rank / min(shape) over the square matrices i and j do not share, and the
-    per-matrix ranks (0 for shared ones, None where the evidence is missing). A rank
-    that fills the sketch (>= k, below min(shape)) reads as full: a LoRA of rank >= k is
-    beyond what the sketch can tell from a full fine-tune. 1.0 when nothing is known."""
-    ranks: list[int | None] = []
+def rank_fraction(features: GroupFeatures, i: int, j: int
+                  ) -> tuple[float, dict[str, int | None]]:
+    """Median of rank / min(shape) over the matrices i and j do not share (all of them,
+    not only square ones: GPT-2's fused c_attn, a LoRA target, is 768 x 2304), and each
+    changed matrix's rank by name (None where the evidence is missing). The median, not
+    the mean: a LoRA run also trains a few matrices fully (a new classification head),
+    which says nothing about the rest. A rank that fills the sketch (>= k, below
+    min(shape)) reads as full: a LoRA of rank >= k is beyond what the sketch can tell
+    from a full fine-tune. 1.0 when nothing is known."""
+    ranks: dict[str, int | None] = {}
     fractions = []
-    for q in np.flatnonzero(features.square):
+    for q, name in enumerate(features.names):
         if features.hashes[i, q] == features.hashes[j, q]:
-            ranks.append(0)
             continue
-        r = sketch_rank(features, i, j, q)
-        ranks.append(r)
+        r = ranks[name] = sketch_rank(features, i, j, q)
         if r is None:
             continue
         full = min(features.shapes[q])
         capacity = min(features.rank_sketches[q].shape[1:])
         fractions.append(1.0 if r >= capacity else r / full)
-    return (float(np.mean(fractions)) if fractions else 1.0), ranks
+    return (float(np.median(fractions)) if fractions else 1.0), ranks
 
 
 def candidate_pairs(dist: np.ndarray, k: int) -> list[tuple[int, int]]:
@@ -98,12 +100,12 @@ def candidate_pairs(dist: np.ndarray, k: int) -> list[tuple[int, int]]:
 
 
 def has_rank_evidence(features: GroupFeatures) -> bool:
-    return features.rank_ok is not None and bool(features.rank_ok[:, features.square].any())
+    return features.rank_ok is not None and bool(features.rank_ok.any())
 
 
 def rank_factors(
     features: GroupFeatures, pairs: Iterable[tuple[int, int]]
-) -> tuple[np.ndarray, dict[tuple[int, int], list[int | None]]]:
+) -> tuple[np.ndarray, dict[tuple[int, int], dict[str, int | None]]]:
     """[n, n] multiplicative distance factors (rank fraction; 1 where not computed)."""
     factors = np.ones((features.n, features.n))
     ranks = {}

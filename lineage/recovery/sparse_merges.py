@@ -19,7 +19,7 @@ those samples, never the weights:
           >= 2 parents' task vectors.
 
 Unrelated weights hit one ratio to ~1e-4 only by chance, so a root never reads as a
-merge of its children. The samples of the first PROBES changed square matrices are
+merge of its children. The samples of the first PROBES changed matrices are
 read (a few thousand coordinates on d's support; more adds time, not decisions).
 Tolerances follow the child's storage dtype: 8 unit roundoffs of |c| (2^-21 for F32).
 """
@@ -33,7 +33,7 @@ import numpy as np
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.merges import MergeFit
 
-PROBES = 8  # changed square matrices whose samples are read per pair
+PROBES = 8  # changed matrices whose samples are read per pair
 BASES = 8  # nearest models tried as the base
 MIN_UNCHANGED = 0.1  # share of bit-identical weights that makes a pair a candidate
 MIN_PARENT_SHARE = 0.05  # share of d's support one parent must explain alone
@@ -45,12 +45,12 @@ BIN = 2.0**-12  # log2 bin width for the modal ratio
 
 
 class _Probe:
-    """The coordinate samples of one component's square matrices, as sparse-merge
+    """The coordinate samples of one component's matrices, as sparse-merge
     checks read them: per model, the concatenation over the chosen matrices."""
 
     def __init__(self, features: GroupFeatures) -> None:
         self.f = features
-        self.names = [q for q in np.flatnonzero(features.square)]
+        self.names = list(range(len(features.names)))  # every matrix, square or not
 
     def has(self, i: int, qs: list[int]) -> bool:
         return bool(self.f.sample_ok[i, qs].all())
@@ -157,7 +157,7 @@ def unchanged_fraction(probe: _Probe, i: int, j: int) -> float:
 
 
 def has_sample_evidence(features: GroupFeatures) -> bool:
-    return features.sample_ok is not None and bool(features.sample_ok[:, features.square].any())
+    return features.sample_ok is not None and bool(features.sample_ok.any())
 
 
 def detect_sparse_merges(
