@@ -14,11 +14,15 @@ from lineage.recovery.dependencies import choose_explanations
 from lineage.recovery.direction import direction_votes
 from lineage.recovery.distance import matrix_sq_dists, placement_distance
 from lineage.recovery.features import GroupFeatures
-from lineage.recovery.merges import MergeFit, candidate_merges
+from lineage.recovery.layer_merges import layerwise_merges
+from lineage.recovery.merges import MergeFit, Rounding, candidate_merges
 from lineage.recovery.rank import candidate_pairs, has_rank_evidence, rank_factors
 from lineage.recovery.sparse_merges import detect_sparse_merges, has_sample_evidence
 
-LOW_RANK = 0.5  # rank / dimension below this: a low-rank (LoRA) difference
+# A full fine-tune changes a matrix at full rank (its update has no reason to miss a
+# direction); a LoRA of rank r < min(m, n) cannot reach it. So "low rank" is rank-
+# deficient in the typical changed matrix: median rank fraction below 1.
+FULL_RANK = 1.0
 RANK_FLOOR = 0.02  # keeps a rank-scaled distance positive
 
 
@@ -46,6 +50,8 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None]
     """Every merge of the component, one explanation per dependency."""
     near = placement_distance(features, matrix_sq_dists(features))
     fits = candidate_merges(features, dtypes)
+    fits += layerwise_merges(features, Rounding.of(features, dtypes), near,
+                             {f.child for f in fits})
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, near, {f.child for f in fits})
     return choose_explanations(fits, near, features.ids)
@@ -73,7 +79,7 @@ def prepare_component(
         dist=raw * np.maximum(factors, RANK_FLOOR),
         raw_dist=raw,
         votes=direction_votes(tree),
-        lowrank=factors < LOW_RANK,
+        lowrank=factors < FULL_RANK,
         factors=factors,
         ranks=ranks,
         group=group,

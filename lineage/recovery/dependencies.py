@@ -43,7 +43,8 @@ COST_TIE = 1e-6  # relative: spanning costs closer than float rounding are equal
 
 def implausibility(fit: MergeFit) -> float:
     """How far the coefficients sit outside (0, 1], the range merge tools use."""
-    return round(float(sum(max(c - 1.0, 0.0) for c in fit.coefficients)), COEFFICIENT_DIGITS)
+    outside = sum(max(c - 1.0, 0.0) + max(-c, 0.0) for c in fit.coefficients)
+    return round(float(outside), COEFFICIENT_DIGITS)
 
 
 def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]

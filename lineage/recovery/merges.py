@@ -104,10 +104,7 @@ def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = 
     aty = g[cols, child] - gb[cols] - g[base, child] + g[base, base]
     yy = max(g[child, child] - 2 * g[base, child] + g[base, base], 1e-300)
     diag = np.maximum(np.diag(ata), 1e-300)
-    chol = np.linalg.cholesky(ata + np.eye(len(cols)) * 1e-12 * diag.max())
-    z = np.linalg.solve(chol, aty)
-    coef = _polish(nnls(chol.T, z)[0], ata, aty)
-    resid_abs = np.sqrt(max(yy - 2.0 * coef @ aty + coef @ ata @ coef, 0.0))
+    coef, resid_abs = nnls_on_gram(ata, aty, yy)
     single = np.sqrt(max(0.0, 1.0 - float((np.maximum(aty, 0.0) ** 2 / diag).max()) / yy))
     terms = {child: 1.0, base: 1.0 - coef.sum(), **{int(cols[k]): float(coef[k])
                                                     for k in np.flatnonzero(coef)}}
@@ -118,6 +115,24 @@ def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = 
     return MergeFit(child, None if sum_free else base, [int(cols[k]) for k in keep],
                     [float(coef[k]) for k in keep], float(resid_abs / np.sqrt(yy)),
                     float(single), bound=float(bound / np.sqrt(yy)))
+
+
+def nnls_on_gram(ata: np.ndarray, aty: np.ndarray, yy: float, *, nonneg: bool = True
+                 ) -> tuple[np.ndarray, float]:
+    """(c minimising ||A c - y||, c >= 0 unless `nonneg` is False; the residual norm)
+    from A^T A, A^T y and |y|^2."""
+    # A square root of A^T A that survives near-collinear columns (fine-tunes of one
+    # base are nearly parallel in absolute weights): eigenvalues below float64 noise of
+    # the largest are dropped rather than failing a Cholesky.
+    vals, vecs = np.linalg.eigh((ata + ata.T) / 2.0)
+    keep = vals > 1e-13 * max(float(vals.max()), 1e-300)
+    root = np.sqrt(vals[keep])[:, None] * vecs[:, keep].T  # [r, K]: root^T root ~ A^T A
+    z = (vecs[:, keep].T @ aty) / np.sqrt(vals[keep])
+    if nonneg:
+        coef = _polish(nnls(root, z)[0], ata, aty)
+    else:
+        coef = np.linalg.lstsq(root, z, rcond=None)[0]
+    return coef, float(np.sqrt(max(yy - 2.0 * coef @ aty + coef @ ata @ coef, 0.0)))
 
 
 def _polish(coef: np.ndarray, ata: np.ndarray, aty: np.ndarray) -> np.ndarray:

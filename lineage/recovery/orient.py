@@ -22,8 +22,6 @@ from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
 from lineage.recovery.rooting import Rooting, Slot, Tree, root_tree
 
-CLASSES = ("full", "lowrank")
-
 
 def spanning_tree(dist: np.ndarray) -> Tree:
     """The minimum spanning tree of a component (zero distances lifted: scipy reads a 0
@@ -38,19 +36,18 @@ def spanning_tree(dist: np.ndarray) -> Tree:
 
 
 def signal_slots(comp: Component, tree: Tree, priors: dict[str, float]) -> list[Slot]:
-    """One slot per (signal, class): soft agreements of each edge read u -> v."""
+    """One slot per signal: soft agreements of each edge read u -> v. Full and low-rank
+    (LoRA) edges share a slot: a small tree has too few edges to give each relation
+    class a sign of its own, and the sign follows the tree's init and recipe."""
     slots = []
     for signal in SIGNALS:
         votes = comp.votes[signal]
-        for cls in CLASSES:
-            ids, agree = [], []
-            for e, (u, v) in enumerate(tree.edges):
-                if (cls == "lowrank") != bool(comp.lowrank[u, v]) or votes[u, v] == 0:
-                    continue
+        ids, agree = [], []
+        for e, (u, v) in enumerate(tree.edges):
+            if votes[u, v] != 0:
                 ids.append(e)
                 agree.append((1.0 + votes[u, v]) / 2.0)
-            name = f"{signal}/{cls}"
-            slots.append(Slot(name, ids, np.array(agree), priors.get(name, 0.5)))
+        slots.append(Slot(signal, ids, np.array(agree), priors.get(signal, 0.5)))
     return slots
 
 
@@ -58,11 +55,25 @@ def card_slot(comp: Component, tree: Tree, cards: Sequence[CardEdge]) -> Slot:
     """Documented edges as claims on one tree edge each: a card naming P as C's base
     says P is an ancestor of C, i.e. the first edge on the path from P towards C points
     away from P."""
+    return ancestry_slot("cards", comp, tree, [(c.parent, c.child) for c in cards])
+
+
+def merge_base_slot(comp: Component, tree: Tree) -> Slot:
+    """A merge made against a base (task arithmetic, TIES, DARE, model stock) took its
+    parents' task vectors from that base: the base is an ancestor of every parent."""
+    claims = [(comp.all_ids[f.base], comp.all_ids[p]) for f in comp.merges
+              if f.base is not None for p in f.parents]
+    return ancestry_slot("merge bases", comp, tree, claims)
+
+
+def ancestry_slot(name: str, comp: Component, tree: Tree,
+                  claims_in: Sequence[tuple[str, str]]) -> Slot:
+    """Claims "a is an ancestor of b" as votes on the first edge from a towards b."""
     index = {m: i for i, m in enumerate(comp.ids)}
     edge_of = {frozenset(e): k for k, e in enumerate(tree.edges)}
     claims: dict[int, list[float]] = defaultdict(list)
-    for card in cards:
-        p, c = index.get(card.parent), index.get(card.child)
+    for parent, child in claims_in:
+        p, c = index.get(parent), index.get(child)
         if p is None or c is None or p == c:
             continue
         toward = tree.parents(c)  # rooted at the child: the next node from p towards c
@@ -73,7 +84,7 @@ def card_slot(comp: Component, tree: Tree, cards: Sequence[CardEdge]) -> Slot:
         claims[e].append(1.0 if tree.edges[e] == (p, step) else 0.0)
     ids = sorted(claims)
     agree = np.array([float(np.mean(claims[e])) for e in ids])
-    return Slot("cards", ids, agree, 1.0, fixed=True)
+    return Slot(name, ids, agree, 1.0, fixed=True)
 
 
 def pooled_priors(signs: list[dict[str, float]], groups: list[str]) -> list[dict[str, float]]:
@@ -105,6 +116,7 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
 
 def _root(comp: Component, tree: Tree, priors: dict[str, float],
           cards: Sequence[CardEdge]) -> Rooting:
-    slots = signal_slots(comp, tree, priors) + [card_slot(comp, tree, cards)]
+    slots = signal_slots(comp, tree, priors) + [card_slot(comp, tree, cards),
+                                                merge_base_slot(comp, tree)]
     return root_tree(tree, slots)
 

@@ -1,0 +1,125 @@
+"""Merges whose coefficients change from matrix to matrix: model stock (each tensor's
+interpolation ratio comes from the angle between its task vectors), SLERP (each
+tensor's sin-weights come from its own angle), and recipes with per-layer weights.
+
+Per matrix q the child is still an exact combination of the same parents, with that
+matrix's own coefficients: x_m,q - o_q = sum_k c_k,q (x_k,q - o_q), o the base's matrix
+or zero (SLERP and model stock mix absolute weights, not task vectors). Exactness is
+judged as in merges.py: each matrix's residual within the rounding bound of the models'
+dtypes (a fine-tune's own new delta is orders of magnitude outside it in every matrix).
+Only a few near models are tried as regressors, so a per-matrix fit never has more
+unknowns than a sketch has dimensions. Coefficients may be negative in some matrices
+(model stock's ratio 2 cos / (1 + cos) is negative where the task vectors point apart);
+which reading of a dependency is the merge is settled by dependencies.py, which counts
+coefficients outside (0, 1] against a reading.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lineage.recovery.features import GroupFeatures
+from lineage.recovery.merges import MergeFit, Rounding, nnls_on_gram
+
+REGRESSORS = 6  # nearest models a per-matrix fit may use (a merge sits near its parents)
+BASES = 3  # nearest models tried as the origin, besides zero
+
+
+def matrix_grams(features: GroupFeatures) -> list[np.ndarray]:
+    """Per matrix, the uncentred [n, n] Gram of its sketches (float64)."""
+    return [s @ s.T for s in features.sketches]
+
+
+def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Rounding,
+                  child: int, base: int | None, regressors: list[int]) -> MergeFit | None:
+    """The per-matrix fit of `child` around `base` (None: zero) on the fewest of
+    `regressors` that still explain every matrix to rounding, or None when they do not
+    or fewer than two are needed. Near models are nearly parallel in absolute weights,
+    so a least-squares fit spreads small compensating coefficients over all of them;
+    each is dropped, weakest first, when the rest stay exact without it."""
+    fit = _exact(grams, features, rounding, child, base, regressors)
+    if fit is None:
+        return None
+    keep = list(regressors)
+    for k in sorted(regressors, key=lambda k: fit[0][k]):
+        trial = [j for j in keep if j != k]
+        if len(trial) < 2:
+            break
+        smaller = _exact(grams, features, rounding, child, base, trial)
+        if smaller is not None:
+            keep, fit = trial, smaller
+    weights, worst, worst_bound = fit
+    if len(keep) < 2:
+        return None
+    coefficients = [float(np.mean(weights[k + len(features.ids)])) for k in keep]
+    return MergeFit(child, base, sorted(keep), [c for _, c in sorted(zip(keep, coefficients,
+                                                                          strict=True))],
+                    float(worst), 1.0, bound=float(worst_bound),
+                    rule="exact per-matrix combination (model stock, SLERP, layer-wise "
+                    "weights); coefficients: mean over matrices")
+
+
+def _exact(grams, features, rounding, child, base, regressors):
+    """({k: summed |c| * |x_k| (how much k carries), k + n: [c per matrix]}, worst
+    relative residual, its bound), or None when some matrix is not explained to
+    rounding."""
+    n = len(features.ids)
+    norms = np.sqrt(np.maximum(features.sq_norms, 0.0))  # [n, M]
+    carried = {k: 0.0 for k in regressors} | {k + n: [] for k in regressors}
+    worst, worst_bound = 0.0, 0.0
+    for q, g in enumerate(grams):
+        if base is not None and features.hashes[child, q] == features.hashes[base, q]:
+            continue  # this matrix was left at the base: nothing to explain
+        ata, aty, yy = _system(g, child, base, regressors)
+        if yy <= 0.0:
+            continue
+        coef, resid = nnls_on_gram(ata, aty, yy, nonneg=False)
+        terms = {child: 1.0, **{k: float(c) for k, c in zip(regressors, coef, strict=True)}}
+        if base is not None:
+            terms[base] = terms.get(base, 0.0) + 1.0 - float(coef.sum())
+        bound = sum(abs(c) * rounding.error[t] * norms[t, q] for t, c in terms.items())
+        if resid > bound:
+            return None
+        scale = np.sqrt(np.maximum(np.diag(ata), 0.0))
+        for k, c, sc in zip(regressors, coef, scale, strict=True):
+            carried[k] += abs(float(c)) * float(sc)
+            carried[k + n].append(float(c))
+        if resid / np.sqrt(yy) >= worst:
+            worst, worst_bound = resid / np.sqrt(yy), bound / np.sqrt(yy)
+    return carried, worst, worst_bound
+
+
+def _system(g: np.ndarray, child: int, base: int | None, cols: list[int]):
+    """Normal equations of x_child - o on [x_k - o], o = x_base or 0, from a Gram."""
+    c = np.asarray(cols)
+    if base is None:
+        return g[np.ix_(c, c)], g[c, child], float(g[child, child])
+    gb = g[:, base]
+    ata = g[np.ix_(c, c)] - gb[c][:, None] - gb[c][None, :] + g[base, base]
+    aty = g[c, child] - gb[c] - g[base, child] + g[base, base]
+    yy = float(g[child, child] - 2 * g[base, child] + g[base, base])
+    return ata, aty, yy
+
+
+def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarray,
+                     skip: set[int]) -> list[MergeFit]:
+    """Per-matrix merges of the component's models not already explained (`skip`)."""
+    if features.n < 3:
+        return []
+    grams = matrix_grams(features)
+    found = []
+    for m in range(features.n):
+        if m in skip:
+            continue
+        near = [int(k) for k in np.argsort(dist[m], kind="stable") if k != m]
+        fits = []
+        for base in [None, *near[:BASES]]:
+            regressors = [k for k in near if k != base][:REGRESSORS]
+            fit = fit_layerwise(grams, features, rounding, m, base, regressors)
+            if fit is not None:
+                fits.append(fit)
+        if fits:  # an absolute (zero-origin) reading first: it names every input, and a
+            # parent that is the others' ancestor is reported as the base after placement
+            found.append(min(fits, key=lambda f: (f.base is not None, len(f.parents),
+                                                  f.residual)))
+    return found

@@ -1,0 +1,66 @@
+"""Merges with per-matrix coefficients (model stock, SLERP), found exactly per matrix on
+constructed families: the formulas below are written from the methods' papers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lineage.recovery import recover_graph
+from tests.recovery.test_failure_classes import _family, model
+
+
+def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Shoemake's spherical interpolation of two flattened tensors (per tensor)."""
+    ua, ub = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    theta = np.arccos(np.clip(ua.ravel() @ ub.ravel(), -1.0, 1.0))
+    s = np.sin(theta)
+    return (np.sin((1 - t) * theta) / s) * a + (np.sin(t * theta) / s) * b
+
+
+def _model_stock(base: np.ndarray, kids: list[np.ndarray]) -> np.ndarray:
+    """Model Stock (Jang et al. 2024): t = k cos / (1 + (k - 1) cos) from the angle
+    between the task vectors, then t * mean(kids) + (1 - t) * base, per tensor."""
+    d0, d1 = (k - base for k in kids)
+    cos = float(d0.ravel() @ d1.ravel() / (np.linalg.norm(d0) * np.linalg.norm(d1)))
+    t = 2 * cos / (1 + cos)
+    return t * np.mean(kids, axis=0) + (1 - t) * base
+
+
+def _merges(models) -> set[tuple[str, str]]:
+    return {(e.parent, e.child) for e in recover_graph(models).edges if e.relation == "merge"}
+
+
+def _with(merge, grand, base, uncles, kids, name="org/merge"):
+    return [model("org/grand", grand), model("org/base", base), model(name, merge),
+            *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)],
+            *[model(f"org/ft-{k}", w) for k, w in enumerate(kids)]]
+
+
+def test_a_slerp_merge_is_found_per_matrix():
+    rng = np.random.default_rng(3)
+    grand, base, uncles, kids = _family(rng)
+    merge = [_slerp(a, b, 0.4) for a, b in zip(kids[0], kids[1], strict=True)]
+    assert _merges(_with(merge, grand, base, uncles, kids)) == {
+        ("org/ft-0", "org/merge"), ("org/ft-1", "org/merge")}
+
+
+def test_a_model_stock_merge_names_its_fine_tunes_and_its_base():
+    rng = np.random.default_rng(4)
+    grand, base, uncles, kids = _family(rng)
+    # Correlated task vectors (a shared component), as fine-tunes of one base have.
+    shared = [0.2 * b.std() * rng.standard_normal(b.shape) for b in base]
+    kids = [[k + s for k, s in zip(kid, shared, strict=True)] for kid in kids]
+    merge = [_model_stock(b, [k0, k1]) for b, k0, k1 in zip(base, kids[0], kids[1],
+                                                              strict=True)]
+    result = recover_graph(_with(merge, grand, base, uncles, kids))
+    merges = [e for e in result.edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {("org/ft-0", "org/merge"),
+                                                     ("org/ft-1", "org/merge")}
+    assert {e.evidence["base"] for e in merges} == {"org/base"}
+
+
+def test_a_fine_tune_is_not_a_per_matrix_merge():
+    rng = np.random.default_rng(5)
+    grand, base, uncles, kids = _family(rng)
+    models = _with(kids[0], grand, base, uncles, kids[1:], name="org/ft-x")
+    assert _merges(models) == set()
