@@ -35,9 +35,10 @@ SKETCH_SIGMAS = 3.0  # sketch-estimated distances are trusted to this many std d
 
 def source_rank(model: ModelInput, named: Counter, org_sizes: Counter) -> tuple:
     """Sort key: smaller is a likelier source. `named`: how many cards name each id as
-    their base; `org_sizes`: models per organisation."""
+    their base; `org_sizes`: models per (architecture, organisation)."""
     created = model.created_at if model.created_at is not None else float("inf")
-    return (-named[model.model_id], -org_sizes[model.org], created, model.model_id)
+    return (-named[model.model_id], -org_sizes[(model.arch_signature, model.org)], created,
+            model.model_id)
 
 
 def _source_evidence(group: list[ModelInput], named: Counter, org_sizes: Counter) -> tuple:
@@ -45,7 +46,8 @@ def _source_evidence(group: list[ModelInput], named: Counter, org_sizes: Counter
     first, second = group[0], group[1]
     if named[first.model_id] > named[second.model_id]:
         return "card names the source", 0.9
-    if org_sizes[first.org] > org_sizes[second.org]:
+    if org_sizes[(first.arch_signature, first.org)] > org_sizes[(second.arch_signature,
+                                                                    second.org)]:
         return "organisation with more models of this architecture", 0.75
     if first.created_at is not None and first.created_at != second.created_at:
         return "earlier Hub creation time", 0.75

@@ -63,7 +63,7 @@ def recover_graph(
     options = options or RecoveryOptions()
     models = sorted(models, key=lambda m: m.model_id)  # input order never matters
     named = Counter(b for m in models for b in m.card_base_models)
-    orgs = Counter(m.org for m in models)
+    orgs = Counter((m.arch_signature, m.org) for m in models)  # per architecture
     weighted = [m for m in models if not m.is_adapter and matrix_names(m)]
     reps, edges = exact_duplicates(weighted, named, orgs)
     groups: dict[str, list[ModelInput]] = defaultdict(list)

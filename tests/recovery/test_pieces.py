@@ -66,7 +66,7 @@ def _copy(model: ModelInput, model_id: str) -> ModelInput:
 def test_reupload_points_at_the_org_with_more_models():
     zoo = synthetic_zoo(1, 3)
     copy = _copy(zoo.models[0], "mirror/m0")
-    orgs = Counter(m.org for m in [*zoo.models, copy])
+    orgs = Counter((m.arch_signature, m.org) for m in [*zoo.models, copy])
     named = Counter()
     reps, edges = exact_duplicates([copy, *zoo.models], named, orgs)
     assert [(e.parent, e.child, e.relation) for e in edges] == [
