@@ -189,15 +189,21 @@ def _draw_merges(rng: random.Random, shape: SweepShape, branching: list[int]) ->
     widest = max(branching)
     if widest < 2:
         return []  # a merge combines siblings; no node here has two children
-    merges = [_draw_merge(rng, shape, rng.randint(2, min(3, widest)))
-              for _ in range(rng.randint(0, 2))]
+    merges: list[dict] = []
+    for _ in range(rng.randint(0, 2)):
+        # Two merges of the same siblings by the same parameter-free method would be
+        # byte-identical (a re-upload, not a second merge): the second uses another.
+        taken = {m["method"] for m in merges}
+        merges.append(_draw_merge(rng, shape, rng.randint(2, min(3, widest)), taken))
     if len(merges) == 2 and rng.random() < 0.5:
         merges.append({**_draw_merge(rng, shape, 2), "sources": "merges"})
     return merges
 
 
-def _draw_merge(rng: random.Random, shape: SweepShape, of: int) -> dict[str, Any]:
-    method = rng.choice(shape.merge_methods)
+def _draw_merge(rng: random.Random, shape: SweepShape, of: int,
+                taken: set[str] = frozenset()) -> dict[str, Any]:
+    method = rng.choice([m for m in shape.merge_methods if m not in taken]
+                        or list(shape.merge_methods))
     merge: dict[str, Any] = {"of": 2 if method == "slerp" else of, "method": method}
     if method == "task_arithmetic":
         merge["scale"] = _r(rng.uniform(0.3, 1.0))
