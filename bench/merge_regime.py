@@ -256,8 +256,8 @@ def kinship_experiment(data, heads, base, ft, own, generations: int = 6):
                 pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]
                          if frozenset((a, b)) not in done][:1]
             else:
-                gen = propose(sc, lambda a, b: kin(pool[a], pool[b]), k=2, threshold=0.95,
-                              done=done)
+                gen = propose(sc, lambda a, b, p=pool: kin(p[a], p[b]), k=2,
+                              threshold=0.95, done=done)
                 pairs = [(p.a, p.b) for p in gen.proposals]
             for a, b in pairs:
                 done.add(frozenset((a, b)))
@@ -273,7 +273,12 @@ def norm(row, own):
     return sum(row["acc"][t] / own[t] for t in row["acc"]) / len(row["acc"]) * 100
 
 
-def write_outputs(out: Path, tasks, rows, own, pair_rows, pair_tasks, tall, curve, kin):
+def _curve_norm(acc, own, tasks) -> float:
+    return sum(acc[t] / own[t] for t in tasks) / len(tasks) * 100
+
+
+def write_outputs(out: Path, tasks, rows, own, pair_rows, pair_tasks, tall, curve, kin,
+                  own_val):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -293,7 +298,7 @@ def write_outputs(out: Path, tasks, rows, own, pair_rows, pair_tasks, tall, curv
               f"of the {len(tasks)} fine-tuned bodies (tau_MTL + 1 bit/weight/task) keeping "
               f"{norm(tall, own):.1f}% normalised accuracy.", "",
               "TALL reconstruction (validation, normalised %) vs lambda: "
-              + ", ".join(f"{lam}: {sum(curve[lam][t] / own[t] for t in tasks) / len(tasks) * 100:.1f}"
+              + ", ".join(f"{lam}: {_curve_norm(curve[lam], own_val, tasks):.1f}"
                           for lam in curve), "",
               f"Two-model methods on {pair_tasks[0]} + {pair_tasks[1]} (test accuracy %):", "",
               "| method | " + " | ".join(pair_tasks) + " | norm % |", "|---|---|---|---|"]
@@ -324,8 +329,7 @@ def write_outputs(out: Path, tasks, rows, own, pair_rows, pair_tasks, tall, curv
     fig.tight_layout()
     fig.savefig(out / "merge_regime_kinship.png", dpi=110)
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(list(curve), [sum(curve[x][t] / own[t] for t in tasks) / len(tasks) * 100
-                          for x in curve], marker="o")
+    ax.plot(list(curve), [_curve_norm(curve[x], own_val, tasks) for x in curve], marker="o")
     ax.set_xlabel("TALL lambda")
     ax.set_ylabel("reconstruction, normalised % (val)")
     fig.tight_layout()
@@ -353,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(tall)
     pair_rows, pair_tasks = pair_methods(work, data, heads, base, ft)
     kin = kinship_experiment(data, heads, base, ft, own_val)
-    print(write_outputs(work, tasks, rows, own, pair_rows, pair_tasks, tall, curve, kin))
+    print(write_outputs(work, tasks, rows, own, pair_rows, pair_tasks, tall, curve, kin,
+                        own_val))
     print(f"total {time.perf_counter() - t0:.0f} s; tables and PNG charts in {work}")
     return 0
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+WIDTH = int(__import__("os").environ.get("MERGE_REGIME_WIDTH", "128"))
 TASKS = ("plain", "rot90", "rot180", "rot270", "mirror", "flipud", "transpose", "invert")
 
 
@@ -64,9 +65,9 @@ def load_tasks(seed: int = 0) -> dict[str, TaskData]:
 
 
 class Body(torch.nn.Module):
-    """A small residual MLP body: 64 -> 128 features, three layers."""
+    """A small residual MLP body: 64 -> WIDTH features, three layers."""
 
-    def __init__(self, width: int = 128, n_layers: int = 3) -> None:
+    def __init__(self, width: int = WIDTH, n_layers: int = 3) -> None:
         super().__init__()
         self.embed = torch.nn.Linear(64, width)
         self.layers = torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(n_layers))
@@ -89,7 +90,7 @@ def _batches(split: Split, batch: int, gen: torch.Generator):
 def pretrain_root(data: dict[str, TaskData], steps: int, seed: int = 0) -> Body:
     """All tasks mixed, one shared head (then thrown away)."""
     torch.manual_seed(seed)
-    body, head = Body(), torch.nn.Linear(128, 10)
+    body, head = Body(), torch.nn.Linear(WIDTH, 10)
     mixed = Split(torch.cat([d.pretrain.x for d in data.values()]),
                   torch.cat([d.pretrain.y for d in data.values()]))
     opt = torch.optim.AdamW([*body.parameters(), *head.parameters()], lr=3e-3)
