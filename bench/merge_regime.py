@@ -25,6 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+_env = __import__("os").environ.get
+PRETRAIN_STEPS = int(_env("MERGE_REGIME_PRETRAIN", "40"))
+HEAD_SHOTS = int(_env("MERGE_REGIME_SHOTS", "20"))
+FT_EPOCHS = int(_env("MERGE_REGIME_EPOCHS", "8"))
+FT_LR = float(_env("MERGE_REGIME_LR", "0.02"))
 LAMBDAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5)
 TALL_LAMS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 
@@ -58,12 +63,12 @@ def build(work: Path, threads: int):
 
     torch.set_num_threads(threads)
     data = T.load_tasks()
-    root = T.pretrain_root(data, steps=80)
+    root = T.pretrain_root(data, steps=PRETRAIN_STEPS)
     heads, bodies, folders = {}, {}, {}
     for i, task in enumerate(T.TASKS):
-        few = T.Split(data[task].train.x[:20], data[task].train.y[:20])
+        few = T.Split(data[task].train.x[:HEAD_SHOTS], data[task].train.y[:HEAD_SHOTS])
         heads[task] = T.probe_head(root, few)
-        bodies[task] = T.finetune(root, heads[task], data[task].train, epochs=5, lr=0.02,
+        bodies[task] = T.finetune(root, heads[task], data[task].train, epochs=FT_EPOCHS, lr=FT_LR,
                                   seed=100 + i)
         folders[task] = str(T.save_body(bodies[task], work / "ft" / task))
     base = str(T.save_body(root, work / "root"))
@@ -316,6 +321,8 @@ def write_outputs(out: Path, tasks, rows, own, pair_rows, pair_tasks, tall, curv
     ax.set_ylabel("normalised accuracy %")
     ax.set_title("Merging 8 digit specialists (bodies merged, heads per task)")
     ax.axhline(100, color="grey", lw=0.8)
+    ax.axhline(norm(rows[0], own), color="#c44e52", lw=1, ls="--", label=rows[0]["name"])
+    ax.legend(loc="lower left")
     plt.setp(ax.get_xticklabels(), rotation=60, ha="right")
     fig.tight_layout()
     fig.savefig(out / "merge_regime_methods.png", dpi=110)

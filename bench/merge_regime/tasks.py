@@ -20,6 +20,11 @@ import torch
 from safetensors.torch import save_file
 
 WIDTH = int(__import__("os").environ.get("MERGE_REGIME_WIDTH", "128"))
+# Each task's images reach the body through its own fixed random "sensor" (an orthonormal
+# 64 -> SENSOR_DIM map), as different datasets have different input statistics; 0 feeds
+# the 64 pixels directly. See load_tasks.
+SENSOR_DIM = int(__import__("os").environ.get("MERGE_REGIME_SENSOR", "256"))
+IN_DIM = SENSOR_DIM or 64
 TASKS = ("plain", "rot90", "rot180", "rot270", "mirror", "flipud", "transpose", "invert")
 
 
@@ -58,6 +63,9 @@ def load_tasks(seed: int = 0) -> dict[str, TaskData]:
         cuts = np.split(order, [int(0.35 * len(order)), int(0.7 * len(order)),
                                 int(0.8 * len(order))])
         x = transform(images, task)
+        if SENSOR_DIM:
+            q, _ = np.linalg.qr(np.random.default_rng(1000 + i).standard_normal((SENSOR_DIM, 64)))
+            x = (x @ q.T.astype(np.float32) * (SENSOR_DIM / 64) ** 0.5).astype(np.float32)
         parts = [Split(torch.from_numpy(x[c]), torch.from_numpy(d.target[c]).long())
                  for c in cuts]
         out[task] = TaskData(*parts)
@@ -69,7 +77,7 @@ class Body(torch.nn.Module):
 
     def __init__(self, width: int = WIDTH, n_layers: int = 3) -> None:
         super().__init__()
-        self.embed = torch.nn.Linear(64, width)
+        self.embed = torch.nn.Linear(IN_DIM, width)
         self.layers = torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(n_layers))
         self.norm = torch.nn.LayerNorm(width)
 
