@@ -207,7 +207,13 @@ def _slice_dict(sl: Slice) -> dict[str, Any]:
 
 def _slice_plan(recipe: Recipe, sl: Slice) -> Plan:
     entries = tuple(ModelEntry(s.model, s.parameters) for s in sl.sources)
-    return make_plan(recipe, entries, {**recipe.parameters, **sl.parameters})
+    plan = make_plan(recipe, entries, {**recipe.parameters, **sl.parameters})
+    if plan.base and plan.base not in {s.model for s in sl.sources}:
+        raise _spec_error(f"slice with sources {[s.model for s in sl.sources]}",
+                          f"does not list base_model {plan.base} among its sources, and "
+                          f"{plan.method.name} needs the base's layers of the same range",
+                          "Add the base model with a layer_range to every slice")
+    return plan
 
 
 def _spec_error(what: str, why: str, fix: str = "") -> SpecError:

@@ -144,3 +144,22 @@ def test_methods_are_registered_with_their_paper():
                  "passthrough"):
         assert REGISTRY[name].paper and REGISTRY[name].url.startswith("https://")
     assert torch.is_tensor(torch.zeros(1))
+
+
+def test_breadcrumbs_keeps_the_middle_magnitude_band():
+    """Selection (kthvalue + topk) == a full sort's rank band [n_bot, n - n_top) when no
+    two magnitudes tie."""
+    from lineage.merge.sparsify import magnitude_outliers
+
+    g = torch.Generator().manual_seed(7)
+    signs = torch.randint(0, 2, (50_000,), generator=g) * 2 - 1
+    delta = torch.linspace(1e-3, 1.0, 50_000)[torch.randperm(50_000, generator=g)] * signs
+    assert delta.abs().unique().numel() == delta.numel()
+    got = magnitude_outliers(delta, 0.3, 0.02).numpy()
+    mags = np.abs(delta.numpy())
+    order = np.argsort(mags)
+    n = mags.size
+    n_keep, n_top = int(0.3 * n), int(0.02 * n)
+    keep = np.zeros(n, bool)
+    keep[order[n - n_keep - n_top: n - n_top]] = True
+    np.testing.assert_array_equal(got, np.where(keep, delta.numpy(), 0.0))

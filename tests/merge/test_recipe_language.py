@@ -129,6 +129,14 @@ def test_slices_must_have_equal_lengths_and_models_xor_slices():
             {"sources": [{"model": "a", "layer_range": [0, 2]}]}]})
 
 
+def test_slice_without_the_base_is_refused():
+    with pytest.raises(SpecError, match="does not list base_model b among its sources"):
+        Recipe.from_dict({"merge_method": "ties", "base_model": "b", "parameters":
+                          {"weight": 1.0}, "slices": [{"sources": [
+                              {"model": "m", "layer_range": [0, 2]},
+                              {"model": "n", "layer_range": [0, 2]}]}]})
+
+
 def test_tokenizer_source_base_same_vocab_model_and_refusals(tmp_path):
     a = llama_like(tmp_path / "a", 1)
     b = llama_like(tmp_path / "b", 2)
