@@ -18,7 +18,7 @@ from dataclasses import dataclass
 LAYER = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layers|layer|h|blocks|block))\.(?P<index>\d+)\."
                    r"(?P<rest>.+)$")
 POST = re.compile(r"(^|\.)(lm_head|head|heads|classifier|score|pooler|ln_f|norm_f|"
-                  r"final_layer_norm|final_layernorm|norm|output|embed_out)(\.|$)")
+                  r"final_layer_norm|final_layernorm|norm|layernorm|output|embed_out)(\.|$)")
 LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 
 
@@ -40,7 +40,9 @@ def split_layer(name: str) -> LayerName | None:
 
 def is_post(name: str) -> bool:
     """A non-layer tensor on the output side (final norm, lm_head, classifier head)."""
-    return split_layer(name) is None and POST.search(name) is not None
+    if split_layer(name) is not None or "embeddings." in name:  # embeddings' own norms: pre
+        return False
+    return POST.search(name) is not None
 
 
 def count_layers(names: Iterable[str]) -> int:
