@@ -5,8 +5,9 @@ it recognises the common layer containers by name (``model.layers.3.``, ``transf
 ``encoder.layer.3.``, ``blocks.3.``) and classifies the other tensors: output-side ones
 (final norms, ``lm_head``, classifier heads) come after the layers, everything else
 (embeddings) before. This decides slices (which tensors a layer range copies) and the
-position ``t`` of gradient parameters: 0 before the layers, ``i / (n - 1)`` for layer i of
-a slice of n layers, 1 after.
+position ``t`` of gradient parameters: ``i / (n - 1)`` for layer i of a slice of n layers
+(1 for a one-layer slice), 0 outside the layers, before or after (mergekit 0.1.5's planner
+reads both with ``t = 0``; older mergekit used 1 after the layers).
 """
 
 from __future__ import annotations
@@ -55,6 +56,6 @@ def position(name: str, n_layers: int, offset: int = 0) -> float:
     """mergekit's ``t`` for a tensor of a whole-model merge (one slice of every layer)."""
     ln = split_layer(name)
     if ln is None:
-        return 1.0 if is_post(name) else 0.0
+        return 0.0  # mergekit 0.1.5 plans embeddings, final norm and lm_head at t = 0
     i = ln.index - offset
     return i / (n_layers - 1) if n_layers > 1 else 1.0

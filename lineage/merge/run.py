@@ -171,7 +171,7 @@ def slice_jobs(recipe: Recipe, plans: list[Plan],
                models: Mapping[str, ModelWeights]) -> list[TensorJob]:
     """A ``slices:`` recipe: the first slice's models give the tensors before the layers
     (t = 0), each slice its layers renumbered after the previous slice's (t = i / (n-1)),
-    the last slice's models the tensors after the layers (t = 1), as in mergekit."""
+    the last slice's models the tensors after the layers (t = 0 too), as mergekit 0.1.5."""
     jobs: list[TensorJob] = []
     first, last = plans[0], plans[-1]
     names0 = list(models[first.model_ids[0]].infos())
@@ -196,7 +196,7 @@ def slice_jobs(recipe: Recipe, plans: list[Plan],
             out_layer += 1
     names_last = list(models[last.model_ids[0]].infos())
     for name in _side(names_last, post=True):
-        jobs.append(TensorJob(name, last, {m: name for m in last.model_ids}, 1.0))
+        jobs.append(TensorJob(name, last, {m: name for m in last.model_ids}, 0.0))
     return jobs
 
 

@@ -10,7 +10,7 @@ mergekit lets any parameter be
       - value: 0.5
 
 A gradient with k anchors is evaluated at the tensor's position ``t`` in [0, 1] (layer
-``i`` of ``n`` in its slice: ``i / (n - 1)``; tensors before the layers: 0, after: 1) by
+``i`` of ``n`` in its slice: ``i / (n - 1)``; tensors outside the layers: 0) by
 linear interpolation between anchors ``floor(t (k-1))`` and the next, as mergekit does.
 """
 
