@@ -34,6 +34,16 @@ def _sums(v0: torch.Tensor, v1: torch.Tensor) -> tuple[float, float, float]:
     return s00, s11, s01
 
 
+def norm64(v: torch.Tensor) -> float:
+    """|v| accumulated in float64 chunk by chunk (no float64 copy of the whole tensor)."""
+    flat = v.reshape(-1)
+    total = 0.0
+    for i in range(0, flat.numel(), CHUNK):
+        x = flat[i : i + CHUNK].to(torch.float64)
+        total += float(torch.dot(x, x))
+    return math.sqrt(total)
+
+
 def slerp_cosine(v0: torch.Tensor, v1: torch.Tensor) -> float:
     """mergekit's cosine: each tensor divided by its norm only when the norm exceeds 1e-8."""
     s00, s11, s01 = _sums(v0, v1)

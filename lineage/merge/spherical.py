@@ -7,11 +7,13 @@ vectors (``theta_i - theta_0``) and add the result back to the base.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 
 from lineage.errors import SpecError
+from lineage.merge.slerp import norm64, slerp_cosine
 
 
 def _two(name: str, tensors: Sequence[torch.Tensor]) -> None:
@@ -23,27 +25,34 @@ def _two(name: str, tensors: Sequence[torch.Tensor]) -> None:
 def nuslerp_pair(t: float, v0: torch.Tensor, v1: torch.Tensor, *, row_wise: bool,
                  flatten: bool, eps: float = 1e-8) -> torch.Tensor:
     """SLERP of ``v0`` (t=0) to ``v1`` (t=1) along rows or columns (or the whole tensor
-    flattened); vectors whose angle has |sin| < eps are interpolated linearly."""
+    flattened); vectors whose angle has |sin| < eps are interpolated linearly.
+
+    Flattened, the angle comes from float64 sums (as SLERP's: a float32 norm of an
+    embedding matrix drifts); per row or column the vectors are short and float32 is
+    enough, as in mergekit.
+    """
     shape = v0.shape
     if flatten or v0.dim() < 2:
-        a, b = v0.reshape(1, -1), v1.reshape(1, -1)
-    elif row_wise:
-        a, b = v0.reshape(shape[0], -1), v1.reshape(shape[0], -1)
-    else:  # column-wise: each vector runs along the first dimension
-        a, b = v0.reshape(shape[0], -1).T, v1.reshape(shape[0], -1).T
-    a64, b64 = a.double(), b.double()
-    cos = ((a64 / a64.norm(dim=-1, keepdim=True).clamp_min(1e-7))
-           * (b64 / b64.norm(dim=-1, keepdim=True).clamp_min(1e-7))).sum(-1, keepdim=True)
+        cos = slerp_cosine(v0, v1)
+        theta = math.acos(max(-1.0, min(1.0, cos)))
+        if abs(math.sin(theta)) < eps:
+            return (1 - t) * v0 + t * v1
+        s0 = math.sin((1 - t) * theta) / math.sin(theta)
+        s1 = math.sin(t * theta) / math.sin(theta)
+        return s0 * v0 + s1 * v1
+    a, b = v0.reshape(shape[0], -1), v1.reshape(shape[0], -1)
+    if not row_wise:  # column-wise: each vector runs along the first dimension
+        a, b = a.T, b.T
+    cos = ((a / a.norm(dim=-1, keepdim=True).clamp_min(1e-7))
+           * (b / b.norm(dim=-1, keepdim=True).clamp_min(1e-7))).sum(-1, keepdim=True)
     theta = torch.acos(cos.clamp(-1, 1))
     sin = torch.sin(theta)
     colinear = sin.abs() < eps
     safe = torch.where(colinear, torch.ones_like(sin), sin)
     s0 = torch.where(colinear, torch.full_like(sin, 1 - t), torch.sin((1 - t) * theta) / safe)
     s1 = torch.where(colinear, torch.full_like(sin, t), torch.sin(t * theta) / safe)
-    out = (s0.to(a.dtype) * a + s1.to(a.dtype) * b)
-    if not (flatten or v0.dim() < 2) and not row_wise:
-        out = out.T
-    return out.reshape(shape)
+    out = s0 * a + s1 * b
+    return (out if row_wise else out.T).reshape(shape)
 
 
 def nuslerp(base: torch.Tensor | None, tensors: Sequence[torch.Tensor], *,
@@ -67,31 +76,32 @@ def multislerp(base: torch.Tensor | None, tensors: Sequence[torch.Tensor], *,
 
     Directions u_i = x_i / |x_i| are averaged with the weights, the mean direction m is
     normalised, the weighted tangent vectors sum_i w_i (u_i - (u_i.m) m) are mapped back
-    with the exponential map, and the result is scaled by sum_i w_i |x_i|.
+    with the exponential map, and the result is scaled by sum_i w_i |x_i|. Norms and dot
+    products are float64 sums; the tensors stay in float32 (one copy per input).
     """
     if len(tensors) == 1:
         return tensors[0]
-    xs = torch.stack([x if base is None else x - base for x in tensors]).double()
-    flat = xs.reshape(len(tensors), -1)
-    w = torch.tensor(list(weight), dtype=torch.float64)
+    xs = [x if base is None else x - base for x in tensors]
+    w = [float(v) for v in weight]
     if normalize_weights:
-        w = w / w.sum()
-    norms = flat.norm(dim=-1, keepdim=True)
-    units = flat / (norms + eps)
-    mean = (units * w[:, None]).sum(0)
-    mean_norm = mean.norm()
+        total = sum(w)
+        w = [v / total for v in w]
+    norms = [norm64(x) for x in xs]
+    units = [x / (n + eps) for x, n in zip(xs, norms, strict=True)]
+    mean = sum(wi * u for wi, u in zip(w, units, strict=True))
+    mean_norm = norm64(mean)
     if mean_norm < eps:
         if len(tensors) != 2:
             raise SpecError("multislerp", "the weighted mean direction is zero (antipodal "
                             "inputs with balancing weights)", "Change the weights")
-        out = (xs[0] * w[0] + xs[1] * w[1])
+        out = xs[0] * w[0] + xs[1] * w[1]
     else:
         mean = mean / mean_norm
-        tangent = ((units - (units @ mean)[:, None] * mean) * w[:, None]).sum(0)
-        tn = tangent.norm() + eps
-        direction = mean * torch.cos(tn) + tangent * (torch.sin(tn) / tn)
-        out = (direction * (norms[:, 0] * w).sum()).reshape(xs.shape[1:])
-    out = out.to(tensors[0].dtype)
+        dots = [slerp_cosine(u, mean) * norm64(u) for u in units]  # u . m (|m| = 1)
+        tangent = sum(wi * (u - d * mean) for wi, u, d in zip(w, units, dots, strict=True))
+        tn = norm64(tangent) + eps
+        scale = sum(wi * n for wi, n in zip(w, norms, strict=True))
+        out = (math.cos(tn) * mean + (math.sin(tn) / tn) * tangent) * scale
     return out if base is None else base + out
 
 
@@ -102,9 +112,9 @@ def karcher(base: torch.Tensor | None, tensors: Sequence[torch.Tensor], *,
     n = len(tensors)
     if n == 1:
         return tensors[0]
-    flat = torch.stack([x.reshape(-1) for x in tensors]).double()
-    norms = flat.norm(dim=-1)
-    alphas = torch.full((n,), 1.0 / n, dtype=torch.float64)
+    flat = torch.stack([x.reshape(-1) for x in tensors])
+    norms = torch.tensor([norm64(x) for x in tensors], dtype=flat.dtype)
+    alphas = torch.full((n,), 1.0 / n, dtype=flat.dtype)
     valid = norms > tol
     if not valid.any():
         return torch.zeros_like(tensors[0])
