@@ -70,7 +70,9 @@ def resolve_fishers(data: dict[str, Any], resolver: CatalogResolver) -> dict[str
     from_global = global_params.get("fisher") == FROM_CATALOG
     if from_global:
         del global_params["fisher"]
-    for entry in data["models"]:
+    entries = list(data.get("models") or [])
+    entries += [src for sl in data.get("slices") or [] for src in sl.get("sources") or []]
+    for entry in entries:
         params = entry.setdefault("parameters", {})
         is_base = entry["model"] == data.get("base_model")
         wants = params.get("fisher") == FROM_CATALOG or (from_global and "fisher" not in params
@@ -92,7 +94,7 @@ def prepare_merge(recipe: Recipe | Mapping[str, Any] | str | Path, out: str | Pa
     parsed = load_recipe(recipe)
     resolved = Recipe.from_dict(resolve_fishers(parsed.to_dict(), resolver))
     refs = list(resolved.model_ids)
-    if resolved.tokenizer_source not in (None, "base"):
+    if resolved.tokenizer_source not in (None, "base", "union"):
         refs.append(resolved.tokenizer_source)
     paths = {ref: str(resolver(ref)) for ref in refs}
     parent_ids = {ref: resolver.catalog_id(ref) or ref for ref in resolved.model_ids}

@@ -4,6 +4,7 @@ writes nothing new."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,13 +44,17 @@ def index_output(catalog: Catalog, out: Path, model_id: str, run_id: str) -> tup
 
 def edge_evidence(prepared: PreparedMerge) -> dict[str, dict[str, Any]]:
     """Per parent id: method, its weight (None for the base) and the recipe's parameters."""
-    plan = prepared.recipe.plan()
-    weights = dict(zip(plan.inputs, plan.kwargs.get("weight", [None] * len(plan.inputs)),
-                       strict=True))
-    common = {"method": plan.method.name, "recipe_hash": prepared.recipe_hash,
-              "parameters": dict(prepared.recipe.parameters)}
+    plans = prepared.recipe.plans()
+    weights: dict[str, Any] = {}
+    for plan in plans:  # one plan per slice; a weight that varies by layer is not a number
+        for ref, w in zip(plan.inputs, plan.kwargs.get("weight", [None] * len(plan.inputs)),
+                          strict=True):
+            weights.setdefault(ref, w if isinstance(w, float) else None)
+    bases = {plan.base for plan in plans}
+    common = {"method": plans[0].method.name, "recipe_hash": prepared.recipe_hash,
+              "parameters": json.loads(json.dumps(dict(prepared.recipe.parameters)))}
     return {
-        prepared.parent_ids[ref]: {**common, "role": "base" if ref == plan.base else "input",
+        prepared.parent_ids[ref]: {**common, "role": "base" if ref in bases else "input",
                                    "weight": weights.get(ref), "reference": ref}
         for ref in prepared.recipe.model_ids
     }

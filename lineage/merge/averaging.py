@@ -51,3 +51,11 @@ def fisher_average(
     w = _stack_weights(weight, stacked)
     f = torch.stack([x.to(stacked.dtype) for x in fisher]) + fisher_floor
     return (w * f * stacked).sum(dim=0) / (w * f).sum(dim=0)
+
+
+def passthrough(base: torch.Tensor | None, tensors: Sequence[torch.Tensor], *,
+                scale: float = 1.0) -> torch.Tensor:
+    """mergekit's passthrough: the single source's tensor (times ``scale``), as used by
+    frankenmerges that stack layer ranges of models with ``slices:``."""
+    (only,) = tensors
+    return only * scale if scale != 1.0 else only

@@ -118,12 +118,19 @@ class ShardWriter:
 
 
 def write_config(folder: Path, config: dict, dtype: torch.dtype | None) -> None:
-    """config.json of the source model, with ``torch_dtype`` set to the output dtype."""
+    """config.json of the source model, with the output dtype under both ``dtype``
+    (transformers >= 4.56 reads this one first) and ``torch_dtype`` (older readers).
+
+    Setting only ``torch_dtype`` left a source's ``"dtype": "float32"`` beside
+    ``"torch_dtype": "bfloat16"``, and ``AutoConfig`` reported float32.
+    """
     if not config:
         return
     config = dict(config)
     if dtype is not None:
-        config["torch_dtype"] = str(dtype).removeprefix("torch.")
+        name = str(dtype).removeprefix("torch.")
+        config["dtype"] = name
+        config["torch_dtype"] = name
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 

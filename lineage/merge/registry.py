@@ -15,8 +15,18 @@ from typing import Any
 import torch
 
 from lineage.errors import SpecError, UnknownNameError
-from lineage.merge import averaging, model_stock, slerp, tall_masks, task_arithmetic, ubgm
+from lineage.merge import (
+    averaging,
+    model_stock,
+    selective,
+    slerp,
+    spherical,
+    tall_masks,
+    task_arithmetic,
+    ubgm,
+)
 from lineage.merge.seeding import tensor_seed
+from lineage.merge.settings import parse_setting
 
 REQUIRED: Any = object()
 
@@ -57,11 +67,15 @@ class MergeMethod:
     url: str
     params: tuple[Param, ...]
     fixed: Mapping[str, Any] = field(default_factory=dict)
-    needs_base: bool = True
+    base: str = "required"  # "required" | "optional" (used when given) | "ignored"
     min_models: int = 1
     max_models: int | None = None
     randomized: bool = False
     in_mergekit: bool = True
+
+    @property
+    def needs_base(self) -> bool:
+        return self.base == "required"
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -126,7 +140,7 @@ _METHODS = [
         "linear", averaging.linear,
         "Wortsman et al. 2022, Model soups", "https://arxiv.org/abs/2203.05482",
         (WEIGHT, _p("normalize", bool, True, doc="divide by the sum of weights")),
-        needs_base=False,
+        base="ignored",
     ),
     _gta("task_arithmetic", _TA, "https://arxiv.org/abs/2212.04089",
          sparsify=None, consensus=None, normalize=False, rescale=False),
@@ -164,7 +178,7 @@ _METHODS = [
         (WEIGHT1,
          _p("fisher", str, per_model=True, tensor_file=True, doc="diagonal Fisher safetensors"),
          _p("fisher_floor", float, 1e-6, doc="added to every Fisher entry")),
-        needs_base=False, in_mergekit=False,
+        base="ignored", in_mergekit=False,
     ),
     MergeMethod(
         "ubgm", ubgm.ubgm,
@@ -204,7 +218,75 @@ _METHODS = [
     ),
 ]
 
+_METHODS += [
+    MergeMethod(
+        "passthrough", averaging.passthrough,
+        "mergekit (Goddard et al. 2024), passthrough: copy one model's tensors",
+        "https://arxiv.org/abs/2403.13257",
+        (_p("scale", float, 1.0, doc="multiply the tensor (e.g. 0 to zero a projection)"),),
+        base="ignored", max_models=1,
+    ),
+    MergeMethod(
+        "nuslerp", spherical.nuslerp,
+        "Goddard 2025, NuSLERP (mergekit): row/column-wise SLERP, optionally of task vectors",
+        "https://github.com/arcee-ai/mergekit/blob/main/docs/merge_methods.md",
+        (_p("weight", float, per_model=True, doc="relative weight; t = w_1 / (w_0 + w_1)"),
+         _p("nuslerp_row_wise", bool, False, doc="SLERP rows instead of columns"),
+         _p("nuslerp_flatten", bool, True, doc="SLERP the whole tensor as one vector")),
+        base="optional", min_models=2, max_models=2,
+    ),
+    MergeMethod(
+        "multislerp", spherical.multislerp,
+        "Goddard 2025, Multi-SLERP: barycentric interpolation on a hypersphere",
+        "https://goddard.blog/posts/multislerp-wow-what-a-cool-idea",
+        (_p("weight", float, per_model=True, doc="barycentric weight of the model"),
+         _p("normalize_weights", bool, True, doc="divide the weights by their sum"),
+         _p("eps", float, 1e-8, doc="numerical floor")),
+        base="optional", min_models=1,
+    ),
+    MergeMethod(
+        "karcher", spherical.karcher,
+        "Karcher 1977, Riemannian center of mass (mergekit's karcher)",
+        "https://en.wikipedia.org/wiki/Karcher_mean",
+        (_p("max_iter", int, 10, doc="fixed-point iterations"),
+         _p("tol", float, 1e-5, doc="stop when the step is below this")),
+        base="ignored", min_models=1,
+    ),
+    MergeMethod(
+        "sce", selective.sce,
+        "Wan et al. 2024, FuseChat: Knowledge Fusion of Chat Models (SCE)",
+        "https://arxiv.org/abs/2408.07990",
+        (_p("select_topk", float, 1.0, doc="fraction of highest-variance entries kept"),
+         INT8),
+        min_models=1,
+    ),
+    MergeMethod(
+        "arcee_fusion", selective.arcee_fusion,
+        "Arcee AI 2025, Arcee Fusion: importance (|delta| x KL) above median + 1.5 IQR",
+        "https://www.arcee.ai/blog/meet-mergekit-v0-1-arcee-fusion-expanded-model-support-multi-gpu-acceleration",
+        (), min_models=1, max_models=1, randomized=True,
+    ),
+    MergeMethod(
+        "nearswap", selective.nearswap,
+        "alchemonaut 2024, NearSwap: interpolate by t / |theta_0 - theta_1|, capped at 1",
+        "https://huggingface.co/alchemonaut/QuartetAnemoi-70B-t0.0001",
+        (_p("t", float, doc="sameness threshold (> 0)"),),
+        min_models=1, max_models=1,
+    ),
+]
+
 REGISTRY: dict[str, MergeMethod] = {m.name: m for m in _METHODS}
+
+# mergekit methods lineage refuses by name, with the reason.
+MERGEKIT_UNSUPPORTED = {
+    "lrp": "needs activations (layer-wise relevance from calibration data), not weights only",
+    "ram": "needs reinforcement-learning rollouts' masks, not weights only",
+    "core_space": "projects task vectors into a learned low-rank core space; not implemented",
+    "cabs": "conflict-aware balanced sparsification is not implemented",
+    "zipit": "needs activations to match features across models",
+    "task_arithmetic_anysize": "merges tensors of different shapes; lineage merges one "
+                               "architecture",
+}
 
 
 def get_method(name: str) -> MergeMethod:
@@ -212,17 +294,30 @@ def get_method(name: str) -> MergeMethod:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UnknownNameError.of("merge method", name, list(REGISTRY)) from None
+        pass
+    if name in MERGEKIT_UNSUPPORTED:
+        raise SpecError(f"merge method {name!r}",
+                        f"is a mergekit method lineage does not support: "
+                        f"{MERGEKIT_UNSUPPORTED[name]}",
+                        f"Use one of {', '.join(REGISTRY)}")
+    raise UnknownNameError.of("merge method", name, list(REGISTRY)) from None
 
 
 def check_value(method: MergeMethod, p: Param, value: Any, where: str) -> Any:
-    """Validate one parameter value's type (and choices); returns it converted."""
+    """Validate one parameter value (a scalar, a gradient list or a list of filters, see
+    ``settings``); returns it converted (scalars) or parsed (Gradient / Filtered)."""
     if isinstance(value, list | dict):
-        raise SpecError(
-            f"{where}: {method.name} parameter {p.name!r} = {value!r}",
-            "gradient (list) and filtered (dict) parameter values are not supported",
-            "Give a single value",
-        )
+        if p.tensor_file or p.name == "task":
+            raise SpecError(
+                f"{where}: {method.name} parameter {p.name!r} = {value!r:.80}",
+                "names one file / one model, so it cannot vary by layer", "Give one value")
+        return parse_setting(value, lambda v: check_scalar(method, p, v, where),
+                             f"{where}: {method.name} parameter {p.name!r}")
+    return check_scalar(method, p, value, where)
+
+
+def check_scalar(method: MergeMethod, p: Param, value: Any, where: str) -> Any:
+    """Validate one scalar parameter value's type (and choices); returns it converted."""
     if p.type is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if p.type is int and isinstance(value, int) and not isinstance(value, bool):

@@ -17,10 +17,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from lineage.errors import IncompatibleModelsError
+from lineage.errors import IncompatibleModelsError, SpecError
 from lineage.merge import output
+from lineage.merge.layers import LAYER_COUNT_KEYS, count_layers, is_post, position, split_layer
 from lineage.merge.recipe import Plan, Recipe, load_recipe
-from lineage.merge.registry import merge_tensor
+from lineage.merge.registry import REQUIRED, merge_tensor
+from lineage.merge.settings import evaluate_all
+from lineage.merge.tokenizers import tokenizer_folder
 from lineage.weights import ModelWeights, open_model
 from lineage.weights.dtypes import is_float, itemsize
 
@@ -102,23 +105,116 @@ def _file_tensor(m: ModelWeights, name: str, like: torch.Tensor) -> torch.Tensor
     return torch.zeros(like.shape, dtype=torch.float32)
 
 
-def _tensor_kwargs(plan: Plan, files: Mapping[str, ModelWeights], name: str,
-                   like: torch.Tensor) -> dict[str, Any]:
-    kw: dict[str, Any] = dict(plan.kwargs)
-    for key, paths in plan.tensor_files.items():
-        kw[key] = [_file_tensor(files[p], name, like) for p in paths]
-    for key, path in plan.base_tensor_files.items():
-        kw[key] = _file_tensor(files[path], name, like)
+@dataclass(frozen=True)
+class TensorJob:
+    """One output tensor: its plan, where each model's input is, and its layer position."""
+
+    out_name: str
+    plan: Plan
+    sources: Mapping[str, str]  # model id -> that model's tensor name
+    t: float
+
+    @property
+    def first(self) -> str:
+        return self.plan.model_ids[0]
+
+
+def _resolved(plan: Plan, job: TensorJob) -> dict[str, Any]:
+    """The plan's keywords for this tensor: gradients and filters evaluated; a filter
+    list matching nothing falls back to the method's default."""
+    kw = evaluate_all(plan.kwargs, job.out_name, job.t)
+    for p in plan.method.params:
+        value = kw.get(p.keyword)
+        missing = value is None or (isinstance(value, list) and None in value)
+        if p.keyword in kw and missing:
+            if p.default is REQUIRED:
+                raise SpecError(f"{plan.method.name} parameter {p.name!r} for tensor "
+                                f"{job.out_name}", "no filter matches this tensor",
+                                "Add a filter entry without `filter:` as the default")
+            kw[p.keyword] = ([p.default if v is None else v for v in value]
+                             if isinstance(value, list) else p.default)
     return kw
 
 
-def _open_all(plan: Plan, resolve: Resolver, stack: ExitStack):
-    ids = ([plan.base] if plan.base else []) + [i for i in plan.inputs if i != plan.base]
+def _tensor_kwargs(job: TensorJob, files: Mapping[str, ModelWeights],
+                   like: torch.Tensor) -> dict[str, Any]:
+    plan = job.plan
+    kw = _resolved(plan, job)
+    for key, paths in plan.tensor_files.items():
+        kw[key] = [_file_tensor(files[p], job.sources[m], like)
+                   for p, m in zip(paths, plan.inputs, strict=True)]
+    for key, path in plan.base_tensor_files.items():
+        kw[key] = _file_tensor(files[path], job.sources[plan.base], like)
+    return kw
+
+
+def _open_all(plans: list[Plan], ids: list[str], resolve: Resolver, stack: ExitStack):
     models = {i: stack.enter_context(open_model(resolve(i))) for i in ids}
-    paths = {p for ps in plan.tensor_files.values() for p in ps}
-    paths |= set(plan.base_tensor_files.values())
+    paths = {p for plan in plans for ps in plan.tensor_files.values() for p in ps}
+    paths |= {p for plan in plans for p in plan.base_tensor_files.values()}
     files = {p: stack.enter_context(open_model(p)) for p in sorted(paths)}
     return models, files
+
+
+def whole_model_jobs(plan: Plan, names: list[str]) -> list[TensorJob]:
+    """A ``models:`` recipe: every tensor from every model, ``t`` by layer position."""
+    n = count_layers(names)
+    return [TensorJob(name, plan, {m: name for m in plan.model_ids}, position(name, n))
+            for name in names]
+
+
+def _side(names, post: bool) -> list[str]:
+    return [n for n in names if split_layer(n) is None and is_post(n) == post]
+
+
+def slice_jobs(recipe: Recipe, plans: list[Plan],
+               models: Mapping[str, ModelWeights]) -> list[TensorJob]:
+    """A ``slices:`` recipe: the first slice's models give the tensors before the layers
+    (t = 0), each slice its layers renumbered after the previous slice's (t = i / (n-1)),
+    the last slice's models the tensors after the layers (t = 0 too), as mergekit 0.1.5."""
+    jobs: list[TensorJob] = []
+    first, last = plans[0], plans[-1]
+    names0 = list(models[first.model_ids[0]].infos())
+    for name in _side(names0, post=False):
+        jobs.append(TensorJob(name, first, {m: name for m in first.model_ids}, 0.0))
+    out_layer = 0
+    for sl, plan in zip(recipe.slices, plans, strict=True):
+        starts = {s.model: s.layer_range[0] for s in sl.sources}
+        lead = plan.model_ids[0]
+        by_layer = [split_layer(n) for n in models[lead].infos()]
+        n = sl.n_layers
+        for idx in range(n):
+            here = [ln for ln in by_layer if ln is not None and ln.index == starts[lead] + idx]
+            if not here:
+                raise IncompatibleModelsError(
+                    f"model {lead}", f"has no layer {starts[lead] + idx}",
+                    "Use a layer_range inside the model's layers")
+            t = idx / (n - 1) if n > 1 else 1.0
+            for ln in here:
+                sources = {m: ln.at(starts[m] + idx) for m in plan.model_ids}
+                jobs.append(TensorJob(ln.at(out_layer), plan, sources, t))
+            out_layer += 1
+    names_last = list(models[last.model_ids[0]].infos())
+    for name in _side(names_last, post=True):
+        jobs.append(TensorJob(name, last, {m: name for m in last.model_ids}, 0.0))
+    return jobs
+
+
+def check_jobs(jobs: list[TensorJob], models: Mapping[str, ModelWeights]) -> None:
+    """Every source tensor exists, with the first source's shape."""
+    for job in jobs:
+        ref = models[job.first].infos()[job.sources[job.first]]
+        for m, name in job.sources.items():
+            info = models[m].infos().get(name)
+            if info is None:
+                raise IncompatibleModelsError(
+                    f"model {m}", f"has no tensor {name!r} (for output {job.out_name!r})",
+                    "Merge only models of the same architecture")
+            if tuple(info.shape) != tuple(ref.shape):
+                raise IncompatibleModelsError(
+                    f"model {m}", f"tensor {name!r} has shape {list(info.shape)} where "
+                    f"{job.first}'s is {list(ref.shape)}",
+                    "Merge only models of the same architecture")
 
 
 def merge_models(
@@ -142,20 +238,27 @@ def merge_models(
     """
     start = time.monotonic()
     recipe = load_recipe(recipe)
-    plan = recipe.plan()
+    plans = recipe.plans()
     with ExitStack() as stack:
-        models, files = _open_all(plan, resolve, stack)
-        reference = plan.base or plan.inputs[0]
-        check_compatible(models, reference)
+        models, files = _open_all(plans, recipe.model_ids, resolve, stack)
+        reference = plans[0].model_ids[0]
+        if recipe.slices:
+            jobs = slice_jobs(recipe, plans, models)
+        else:
+            check_compatible(models, reference)
+            jobs = whole_model_jobs(plans[0], list(models[reference].infos()))
+        check_jobs(jobs, models)
         for path, m in files.items():
             _check_tensor_file(path, m, models[reference])
+        tok_root = tokenizer_folder(recipe, models, reference, resolve)
         with output.AtomicFolder(out_dir, overwrite=overwrite) as folder:
-            written = _stream(plan, recipe, models, files, reference, folder.tmp,
-                              max_shard_bytes, progress)
-            _write_side(recipe, models, reference, folder.tmp, resolve)
+            written = _stream(jobs, recipe, models, files, folder.tmp, max_shard_bytes,
+                              progress)
+            n_layers = count_layers(j.out_name for j in jobs) if recipe.slices else None
+            _write_side(recipe, models, reference, folder.tmp, tok_root, n_layers)
             folder.commit()
     n_tensors, shard_files, total = written
-    return MergeResult(Path(out_dir), plan.method.name, tuple(recipe.model_ids), n_tensors,
+    return MergeResult(Path(out_dir), recipe.method.name, tuple(recipe.model_ids), n_tensors,
                        tuple(shard_files), total, time.monotonic() - start)
 
 
@@ -165,35 +268,40 @@ def _out_size(info, dtype: torch.dtype | None) -> int:
     return info.numel * torch.empty((), dtype=dtype).element_size()
 
 
-def _stream(plan, recipe, models, files, reference, folder, max_bytes, progress):
-    infos = models[reference].infos()
+def _stream(jobs, recipe, models, files, folder, max_bytes, progress):
     dtype = recipe.output_dtype
+    infos = {j.out_name: models[j.first].infos()[j.sources[j.first]] for j in jobs}
+    if len(infos) < len(jobs):
+        raise SpecError("merge recipe", "writes the same output tensor twice",
+                        "Check that slices do not overlap in the output")
     shards = output.plan_shards([(n, _out_size(i, dtype)) for n, i in infos.items()],
                                 max_bytes)
     writer = output.ShardWriter(folder, shards)
-    base_model = models[plan.base] if plan.base else None
-    for name, info in tqdm(infos.items(), disable=not progress, desc="merge", unit="tensor"):
-        first = models[reference].tensor(name)
+    for job in tqdm(jobs, disable=not progress, desc="merge", unit="tensor"):
+        plan, info = job.plan, infos[job.out_name]
+        first = models[job.first].tensor(job.sources[job.first])
         if not is_float(info.dtype) or itemsize(info.dtype) < 2:
             # Integer buffers (position ids) and fp8 weights are not merged: copied as is.
-            writer.add(name, first.clone())
+            writer.add(job.out_name, first.clone())
             continue
-        base = base_model.tensor(name) if base_model is not None else None
-        tensors = [models[i].tensor(name) for i in plan.inputs]
-        kwargs = _tensor_kwargs(plan, files, name, first)
-        out = merge_tensor(plan.method, name, base, tensors, kwargs,
+        base = models[plan.base].tensor(job.sources[plan.base]) if plan.base else None
+        tensors = [models[i].tensor(job.sources[i]) for i in plan.inputs]
+        kwargs = _tensor_kwargs(job, files, first)
+        out = merge_tensor(plan.method, job.out_name, base, tensors, kwargs,
                            seed=recipe.seed, out_dtype=dtype or first.dtype)
-        writer.add(name, out)
+        writer.add(job.out_name, out)
         del base, tensors, kwargs, out, first
-    return len(infos), writer.finish(), writer.total_bytes
+    return len(jobs), writer.finish(), writer.total_bytes
 
 
-def _write_side(recipe: Recipe, models, reference: str, folder: Path, resolve) -> None:
-    src = models[reference]
-    output.write_config(folder, src.metadata.config, recipe.output_dtype)
-    tok = recipe.tokenizer_source
-    tok_id = reference if tok in (None, "base") else tok
-    tok_root = models[tok_id].layout.root if tok_id in models else Path(resolve(tok_id))
+def _write_side(recipe: Recipe, models, reference: str, folder: Path, tok_root: Path,
+                n_layers: int | None) -> None:
+    config = dict(models[reference].metadata.config or {})
+    if n_layers is not None:  # a frankenmerge has as many layers as its slices give
+        for key in LAYER_COUNT_KEYS:
+            if isinstance(config.get(key), int):
+                config[key] = n_layers
+    output.write_config(folder, config, recipe.output_dtype)
     output.copy_side_files(Path(tok_root), folder)
     method = recipe.method
     about = (f"This model is a merge made with lineage using **{method.name}** "

@@ -111,3 +111,29 @@ def test_list_methods(capsys):
     out = capsys.readouterr().out
     assert "ubgm: Daheim et al. 2024" in out and "fisher (str, per model" in out
     assert "tall_mask:" in out and "consensus_ties:" in out
+
+
+def test_cli_runs_a_sliced_frankenmerge_with_edges(tmp_path, catalog, vit_family):
+    """`slices:` through `lineage merge`: catalog ids resolved, layers stacked, config's
+    layer count updated, a merge edge from every source model."""
+    recipe = {"merge_method": "passthrough", "name": "org/franken",
+              "slices": [{"sources": [{"model": "org/base", "layer_range": [0, 1]}]},
+                         {"sources": [{"model": "org/ft0", "layer_range": [0, 1]}]}]}
+    out = tmp_path / "out" / "franken"
+    assert main(["merge", str(_write(tmp_path, recipe)), str(out),
+                 "--catalog", str(catalog.root)]) == 0
+    got, base, ft0 = tensors_of(out), tensors_of(vit_family["org/base"]), tensors_of(
+        vit_family["org/ft0"])
+    key = "vit.encoder.layer.{}.output.dense.weight"
+    assert torch.equal(got[key.format(0)], base[key.format(0)])
+    assert torch.equal(got[key.format(1)], ft0[key.format(0)])
+    assert torch.equal(got["vit.embeddings.position_embeddings"],
+                       base["vit.embeddings.position_embeddings"])
+    assert torch.equal(got["vit.layernorm.weight"], ft0["vit.layernorm.weight"])
+    assert torch.equal(got["classifier.weight"], ft0["classifier.weight"])
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
+    with catalog.reader() as con:
+        parents = [r[0] for r in con.execute(
+            "SELECT parent FROM edges WHERE child = 'org/franken' AND source = 'merge-job' "
+            "ORDER BY parent").fetchall()]
+    assert parents == ["org/base", "org/ft0"]
