@@ -194,12 +194,12 @@ class HubClient:
         length = int.from_bytes(head[:8], "little")
         if length > MAX_HEADER_BYTES:
             raise MalformedWeightsError(
-                f"safetensors file {where}", f"header length {length} exceeds the limit", FIX
+                f"safetensors file {where}", "its header length field exceeds the limit", FIX
             )
         if 8 + length > size:
             raise MalformedWeightsError(
                 f"safetensors file {where}",
-                f"header length {length} runs past the end of the {size}-byte file",
+                f"its header length field runs past the end of the {size}-byte file",
                 FIX,
             )
         if 8 + length > len(head):
