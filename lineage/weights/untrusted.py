@@ -90,7 +90,7 @@ def load_json(
 def load_json_object(data: bytes | str, what: str, **limits: int) -> dict:
     doc = load_json(data, what, **limits)
     if not isinstance(doc, dict):
-        raise _refuse(what, f"is a JSON {_kind(doc)}, expected an object")
+        raise _refuse(what, f"is {_kind(doc)}, expected a JSON object")
     return doc
 
 
