@@ -71,6 +71,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 class HubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
+    # Not HTTP/0.9: an unparseable request line is answered with a status line too.
+    default_request_version = "HTTP/1.0"
     timeout = 30  # seconds an idle keep-alive connection may sit before we close it
     hub: LoopbackHub  # set by the server class
     # Defaults for answers sent before `_dispatch` ran (the standard library's own 400,
