@@ -185,8 +185,9 @@ def load_yaml(text: str, what: str) -> object:
     """Parse untrusted YAML within the depth, node and alias budgets (safe tags only)."""
     if len(text) > MAX_CARD_BYTES:
         raise _refuse(what, f"is {len(text)} characters, over the {MAX_CARD_BYTES} limit")
-    loader = BudgetedSafeLoader(text)
+    loader = None
     try:
+        loader = BudgetedSafeLoader(text)  # its reader already refuses some characters
         return loader.get_single_data()
     except YamlBudgetError as err:
         raise _refuse(what, f"is refused: it {err}") from None
@@ -194,11 +195,20 @@ def load_yaml(text: str, what: str) -> object:
         where = f" at line {err.problem_mark.line + 1}" if err.problem_mark else ""
         problem = _printable(str(err.problem or err.context or "unreadable"))
         raise _refuse(what, f"is not valid YAML ({problem}{where})") from None
-    except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError) as err:
+    except (
+        yaml.YAMLError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        IndexError,
+        KeyError,
+    ) as err:
         # SafeConstructor raises plain errors on hostile tagged scalars (!!int, !!timestamp)
         raise _refuse(what, f"is not valid YAML ({type(err).__name__})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # -- typed fields -----------------------------------------------------------------------

@@ -207,6 +207,14 @@ def test_row6_sizing_a_file_larger_than_ram_only_stats_it(tmp_path):
     assert touched == 0  # no weights file opened, nothing mapped
 
 
+def _more_than_ram_and_swap() -> int:
+    """4 x (RAM + swap) in bytes: a private map that size is refused under
+    vm.overcommit_memory=0 (the heuristic refuses maps larger than RAM + swap)."""
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    kib = sum(int(info[k].split()[0]) for k in ("MemTotal", "SwapTotal"))
+    return 4 * kib * 1024
+
+
 def _commit_limit_is_enforced() -> bool:
     try:
         return Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "0"
@@ -216,7 +224,7 @@ def _commit_limit_is_enforced() -> bool:
 
 @pytest.mark.skipif(not _commit_limit_is_enforced(), reason="needs vm.overcommit_memory=0")
 def test_row6_a_file_the_machine_cannot_map_fails_alone(tmp_path):
-    _sparse_model(tmp_path / "m" / "big", 1 << 44)  # 16 TiB: over any RAM + swap here
+    _sparse_model(tmp_path / "m" / "big", _more_than_ram_and_swap())  # sparse: no disk used
     good_model(tmp_path / "m" / "ok", 0)
     report = _index(tmp_path, tmp_path / "m")
     assert report.indexed == ["ok"]
