@@ -198,3 +198,31 @@ def test_two_concurrent_lineage_index_processes_store_each_row_once(tmp_path):
     assert _duplicates(cat) == {"models": 0, "tensors": 0, "edges": 0}
     again = run_lineage("index", str(models), "--quiet", "--catalog", str(catalog))
     assert "indexed 0, unchanged 6, failed 0" in again.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_point_of_an_index_run_then_the_next_run_completes(tmp_path):
+    models = tmp_path / "models"
+    for i in range(8):
+        folder = good_model(models / f"m{i}", i)
+        (folder / "README.md").write_text(f"---\nbase_model: org/base{i}\n---\n")
+    cmd = [sys.executable, "-m", "lineage", "index", str(models), "--quiet", "--batch-size", "1"]
+    started = time.perf_counter()
+    subprocess.run([*cmd, "--catalog", str(tmp_path / "measure")], check=True, timeout=300)
+    took = time.perf_counter() - started
+    for step in range(1, 6):  # kill points spread over the run (imports, plan, commits)
+        catalog = tmp_path / f"cat{step}"
+        child = subprocess.Popen([*cmd, "--catalog", str(catalog)], stdout=subprocess.DEVNULL)
+        time.sleep(took * step / 6)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        again = run_lineage("index", str(models), "--quiet", "--catalog", str(catalog))
+        assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+        cat = Catalog(catalog)
+        with cat.reader() as con:
+            assert con.execute("SELECT count(*) FROM models").fetchone()[0] == 8
+            assert con.execute("SELECT count(*) FROM edges").fetchone()[0] == 8
+            statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall())
+        assert _duplicates(cat) == {"models": 0, "tensors": 0, "edges": 0}
+        assert not any((catalog / "staging").iterdir())
+        assert "running" not in statuses  # the killed run (if it had started) says killed
