@@ -40,6 +40,7 @@ MAX_ITEMS = 1024  # items of one list field (tags, architectures, base models)
 # bracket scan so brackets inside strings do not count as nesting.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SCAN_CHUNK = 1 << 20  # brackets scanned per numpy step
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -50,15 +51,22 @@ def _refuse(what: str, why: str, fix: str = "") -> MalformedMetadataError:
 # -- JSON -------------------------------------------------------------------------------
 
 
-def json_depth(data: bytes) -> int:
-    """Deepest nesting of `[`/`{` in JSON text, by a flat scan (no recursion, no
-    Python loop per byte: a 100 MB safetensors header is scanned in C and numpy)."""
+def json_depth(data: bytes, stop_above: int | None = None) -> tuple[int, bool]:
+    """(deepest nesting of `[`/`{` in JSON text, whether the whole text was scanned).
+
+    A flat scan: no recursion, no Python loop per byte, memory bounded by the chunk (a
+    100 MB header of brackets is scanned in C and numpy). It stops at the end of a
+    chunk once deeper than `stop_above`; the depth is then a lower bound."""
     brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    codes = np.frombuffer(brackets, dtype=np.uint8)
-    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int64)
-    return max(0, int(np.cumsum(steps).max()))
+    depth = deepest = 0
+    for start in range(0, len(brackets), _SCAN_CHUNK):
+        codes = np.frombuffer(brackets[start : start + _SCAN_CHUNK], dtype=np.uint8)
+        steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int8)
+        running = np.cumsum(steps, dtype=np.int64) + depth
+        deepest, depth = max(deepest, int(running.max())), int(running[-1])
+        if stop_above is not None and deepest > stop_above:
+            return deepest, start + _SCAN_CHUNK >= len(brackets)
+    return deepest, True
 
 
 def load_json(
@@ -76,9 +84,10 @@ def load_json(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise _refuse(what, f"is not valid UTF-8 (at byte {err.start})") from None
-    depth = json_depth(raw)
+    depth, exact = json_depth(raw, stop_above=max_depth)
     if depth > max_depth:
-        raise _refuse(what, f"nests {depth} levels deep, over the limit of {max_depth}")
+        shown = str(depth) if exact else f"at least {depth}"
+        raise _refuse(what, f"nests {shown} levels deep, over the limit of {max_depth}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -119,12 +128,12 @@ def weight_map_files(index: dict, what: str) -> list[str]:
         raise _refuse(
             what, f"has no weight_map object (found {_kind(weight_map)})", "Re-export the model"
         )
-    names = set(weight_map.values())
+    names = list(weight_map.values())
     if not all(isinstance(n, str) for n in names):
         raise _refuse(
             what, "maps a tensor to something other than a file name", "Re-export the model"
         )
-    return sorted(names)
+    return sorted(set(names))
 
 
 # -- YAML -------------------------------------------------------------------------------
