@@ -242,3 +242,35 @@ def test_cards_are_never_fatal_and_always_typed(body):
     assert card.error is None or isinstance(card.error, str)
     front = read_front_matter(f"---\n{body}\n---\n")  # the loopback Hub's reading
     json.dumps(front)  # whatever the card holds, an endpoint can serialise it
+
+
+# -- indexes with structure: weight maps and diffusers components ---------------------------------
+weight_maps = st.dictionaries(st.text(max_size=6), json_values, max_size=3).map(
+    lambda wm: json.dumps({"weight_map": wm})
+)
+component_maps = st.dictionaries(st.text(max_size=300), json_values, max_size=3).map(json.dumps)
+
+
+@settings(FUZZ, max_examples=60)  # each example writes two folders
+@given(index=weight_maps, components=component_maps)
+def test_structured_indexes_raise_only_lineage_errors_locally_and_on_the_hub(index, components):
+    from lineage.hub.probe import plan_sources
+    from lineage.hub.remote import RemoteModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sharded, pipe = Path(tmp) / "sharded", Path(tmp) / "pipe"
+        sharded.mkdir()
+        (sharded / "model.safetensors.index.json").write_text(index)
+        (pipe / "unet").mkdir(parents=True)
+        (pipe / "model_index.json").write_text(components)
+        for folder in (sharded, pipe):
+            try:
+                resolve_layout(folder)
+            except LineageError:
+                pass
+    for name, text in (("model.safetensors.index.json", index), ("model_index.json", components)):
+        remote = RemoteModel("org/m", "0" * 40, {name: None, "unet/x": 1})
+        try:
+            plan_sources(remote, lambda _name, text=text: text.encode())
+        except LineageError:
+            pass
