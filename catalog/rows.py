@@ -110,16 +110,45 @@ def card_edge_rows(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> list[dic
 def fingerprint_tables(
     items: Iterable[tuple[ModelRef, ModelFingerprint]], run_id: str
 ) -> dict[str, pa.Table]:
-    """models, tensors and card edges for a batch of fingerprinted models."""
-    models, edges = [], []
-    tensors: dict[str, list] = {name: [] for name in TENSORS.names}
+    """models, tensors and card edges for a batch of fingerprinted models.
+
+    Raises if any model's values do not fit the schema; `tables_per_model` is the
+    variant that sets such a model aside instead."""
+    tables, _ = tables_per_model(items, run_id, isolate=False)
+    return tables
+
+
+def tables_per_model(
+    items: Iterable[tuple[ModelRef, ModelFingerprint]], run_id: str, *, isolate: bool = True
+) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    """(tables of the models whose rows fit the schema, {model_id: why} of the others).
+
+    Each model is converted on its own, so one model whose metadata slipped past the
+    readers with a value Arrow cannot hold (a wrong type, an overflowing number) fails
+    alone instead of taking its batch with it."""
+    parts: list[dict[str, pa.Table]] = []
+    failed: dict[str, str] = {}
     for ref, fp in items:
-        models.append(model_row(ref, fp, run_id))
-        edges += card_edge_rows(ref, fp, run_id)
-        for key, values in tensor_rows(ref, fp).items():
-            tensors[key] += values
+        try:
+            parts.append(_model_tables(ref, fp, run_id))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as err:
+            if not isolate:
+                raise
+            failed[ref.model_id] = (
+                f"model {ref.model_id}: its metadata does not fit the catalog schema "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}). "
+                "Fix its config.json / adapter_config.json and index it again"
+            )
+    tables = {
+        name: pa.concat_tables([p[name] for p in parts]) if parts else schema.empty_table()
+        for name, schema in (("models", MODELS), ("tensors", TENSORS), ("edges", EDGES))
+    }
+    return tables, failed
+
+
+def _model_tables(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> dict[str, pa.Table]:
     return {
-        "models": pa.Table.from_pylist(models, schema=MODELS),
-        "tensors": pa.Table.from_pydict(tensors, schema=TENSORS),
-        "edges": pa.Table.from_pylist(edges, schema=EDGES),
+        "models": pa.Table.from_pylist([model_row(ref, fp, run_id)], schema=MODELS),
+        "tensors": pa.Table.from_pydict(tensor_rows(ref, fp), schema=TENSORS),
+        "edges": pa.Table.from_pylist(card_edge_rows(ref, fp, run_id), schema=EDGES),
     }

@@ -5,9 +5,14 @@ Layout of DIR:
     parts/<batch>/<table>.parquet   committed batches, immutable
     staging/<batch>/       batches being written; never read
     .writer.lock           serialises commits across processes
+    .initialised           written last when the catalog was created
 
 A batch becomes visible by one atomic directory rename, so a reader sees whole batches
-only, and a crash mid-write leaves nothing but a staging folder to sweep.
+only, and a crash mid-write leaves nothing but a staging folder to sweep. Batches are
+written to staging only while the writer lock is held, so whoever holds the lock knows
+every staging folder it finds is a dead writer's: each open sweeps them (when the lock
+is free). Creation is idempotent and finished by a marker file, so a catalog whose
+creation was killed at any point is completed by the next open.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog.migrations_runner import apply_migrations
+from catalog.migrations_runner import apply_migrations, available_migrations
 from catalog.schema import SCHEMA_VERSION, TABLES
 from lineage.errors import CatalogError
 
 DB_NAME = "catalog.duckdb"
+INIT_MARKER = ".initialised"
 SCHEMA_BATCH = f"{SCHEMA_VERSION:08d}-schema"  # zero-row tables of the current schema
 LOCK_RETRY_SECONDS = 30.0
 
@@ -53,16 +59,17 @@ class Catalog:
 
     def __init__(self, root: str | Path, *, create: bool = True) -> None:
         self.root = Path(root).resolve()
-        if not (self.root / DB_NAME).exists():
-            if not create:
-                raise CatalogError(
-                    f"catalog {self.root}",
-                    "does not exist",
-                    "Run `lineage index --catalog DIR ...` first, or pass the right --catalog",
-                )
-            self._initialise()
-        else:
-            self._upgrade()
+        if not (self.root / DB_NAME).exists() and not create:
+            raise CatalogError(
+                f"catalog {self.root}",
+                "does not exist",
+                "Run `lineage index --catalog DIR ...` first, or pass the right --catalog",
+            )
+        if not self._initialised():
+            # New, written by an older version (a new Parquet schema batch and SQL
+            # migrations to apply), or its creation was killed: finish it.
+            self._initialise_unless_read_only()
+        self._sweep_if_idle()
 
     @property
     def parts(self) -> Path:
@@ -78,6 +85,7 @@ class Catalog:
         for sub in ("parts", "staging"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         with self._lock():
+            self._sweep_staging_locked()  # a creation killed mid-publish left one
             if not (self.parts / SCHEMA_BATCH).exists():
                 # Zero-row files give every view its columns before any data arrives.
                 self._publish(
@@ -86,26 +94,26 @@ class Catalog:
             with self._raw_connect(read_only=False) as con:
                 apply_migrations(con)
                 self._define_views(con, temp=False)
+            tmp = self.root / f"{INIT_MARKER}.tmp"
+            tmp.write_text(f"{_schema_version()}\n")
+            os.replace(tmp, self.root / INIT_MARKER)
+            _fsync_dir(self.root)
 
-    def _upgrade(self) -> None:
-        """Bring a catalog written by an older version to the current schema: publish
-        the zero-row batch of the current Parquet schema (new columns then read as NULL
-        in older batches, via union_by_name) and apply pending SQL migrations. A stat
-        when nothing is pending; skipped where the directory is read-only (readers
-        tolerate the missing columns)."""
-        if (self.parts / SCHEMA_BATCH).exists():
-            return
+    def _initialised(self) -> bool:
+        """Creation finished, with every migration this code knows applied."""
         try:
-            with self._lock():
-                if not (self.parts / SCHEMA_BATCH).exists():
-                    self._publish(
-                        {name: schema.empty_table() for name, schema in TABLES.items()},
-                        SCHEMA_BATCH,
-                    )
-                with self._raw_connect(read_only=False) as con:
-                    apply_migrations(con)
+            return (self.root / INIT_MARKER).read_text().strip() == _schema_version()
         except OSError:
-            return
+            return False
+
+    def _initialise_unless_read_only(self) -> None:
+        """An existing catalog on a read-only filesystem is read as it is: readers
+        tolerate the columns an older schema lacks (union_by_name reads them as NULL)."""
+        try:
+            self._initialise()
+        except OSError:
+            if not self.db_path.exists():
+                raise
 
     def _define_views(self, con: duckdb.DuckDBPyConnection, *, temp: bool) -> None:
         parts = str(self.parts).replace("'", "''")
@@ -153,12 +161,18 @@ class Catalog:
             yield con
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self, *, wait: bool = True) -> Iterator[bool]:
+        """The cross-process writer lock; yields False (not held) only when `wait` is
+        False and another writer holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".writer.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -187,7 +201,9 @@ class Catalog:
         return table.select(TABLES[name].names).cast(TABLES[name])
 
     def _publish(self, tables: dict[str, pa.Table], batch: str) -> None:
+        """Write `batch` to staging and rename it into parts; the caller holds the lock."""
         staging = self.root / "staging" / batch
+        shutil.rmtree(staging, ignore_errors=True)  # a dead writer's copy of this name
         staging.mkdir(parents=True)
         try:
             for name, table in tables.items():
@@ -200,19 +216,58 @@ class Catalog:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _drop_known_revisions(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-        keyed = [n for n in ("models", "tensors") if n in tables and tables[n].num_rows]
-        if not keyed:
-            return tables
+        """Keep each fact once, whatever the batch and the catalog already hold.
+
+        models/tensors are keyed by (model_id, revision) (tensors also by name): rows
+        of a revision already committed, or repeated in this batch, are dropped. edges
+        are keyed by (parent, child, relation, source): the edges that came with a
+        dropped model row go with it, repeats in the batch are dropped, and edges that
+        come without a model row are dropped when already committed. Recovered edges
+        are a per-run snapshot (read by run_id), so only repeats within a batch count.
+        Called under the writer lock, so a concurrent writer's commit is seen."""
         known = self.known_revisions()
-        if not known:
-            return tables
         out = dict(tables)
-        for name in keyed:
-            table = tables[name]
-            keys = zip(table["model_id"].to_pylist(), table["revision"].to_pylist(), strict=True)
-            mask = pa.array([k not in known for k in keys])
-            out[name] = table.filter(mask)
+        kept, dropped = set(), set()
+        if "models" in tables:
+            keys = _rows(tables["models"], "model_id", "revision")
+            mask = _first_unseen(keys, known)
+            for (model_id, _), keep in zip(keys, mask, strict=True):
+                (kept if keep else dropped).add(model_id)
+            out["models"] = tables["models"].filter(pa.array(mask, pa.bool_()))
+        if "tensors" in tables:
+            keys = _rows(tables["tensors"], "model_id", "revision", "name")
+            known_tensors = {k for k in keys if k[:2] in known}
+            mask = _first_unseen(keys, known_tensors)
+            out["tensors"] = tables["tensors"].filter(pa.array(mask, pa.bool_()))
+        if "edges" in tables and tables["edges"].num_rows:
+            out["edges"] = self._new_edges(tables["edges"], kept, dropped - kept)
         return out
+
+    def _new_edges(self, edges: pa.Table, kept: set[str], dropped: set[str]) -> pa.Table:
+        keys = _rows(edges, "parent", "child", "relation", "source")
+        loose = {k[1] for k in keys if k[1] not in kept and k[3] != "recovered"}
+        committed = self._edge_keys(sorted(loose)) if loose else set()
+        seen: set[tuple] = set()
+        mask = []
+        for key in keys:
+            child = key[1]
+            keep = (
+                key not in seen
+                and child not in dropped
+                and not (child in loose and key in committed)
+            )
+            seen.add(key)
+            mask.append(keep)
+        return edges.filter(pa.array(mask, pa.bool_()))
+
+    def _edge_keys(self, children: list[str]) -> set[tuple]:
+        with self.reader() as con:
+            rows = con.execute(
+                "SELECT DISTINCT parent, child, relation, source FROM edges "
+                "WHERE child IN (SELECT unnest(?::VARCHAR[]))",
+                [children],
+            ).fetchall()
+        return set(rows)
 
     def known_revisions(self) -> set[tuple[str, str]]:
         """Every (model_id, revision) already committed."""
@@ -220,13 +275,46 @@ class Catalog:
             return set(con.execute("SELECT DISTINCT model_id, revision FROM models").fetchall())
 
     def sweep_staging(self) -> int:
-        """Remove batches a crashed writer left half-written; returns how many."""
+        """Remove batches a crashed writer left half-written (waits for the writer
+        lock, so a live writer's batch is never touched); returns how many."""
+        with self._lock():
+            return self._sweep_staging_locked()
+
+    def _sweep_if_idle(self) -> int:
+        """Sweep staging if no writer holds the lock right now; never waits."""
+        staging = self.root / "staging"
+        if not staging.is_dir() or not any(staging.iterdir()):
+            return 0
+        with self._lock(wait=False) as held:
+            return self._sweep_staging_locked() if held else 0
+
+    def _sweep_staging_locked(self) -> int:
         staging = self.root / "staging"
         leftovers = list(staging.iterdir()) if staging.exists() else []
-        with self._lock():
-            for path in leftovers:
-                shutil.rmtree(path, ignore_errors=True)
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
         return len(leftovers)
+
+
+def _rows(table: pa.Table, *columns: str) -> list[tuple]:
+    return list(zip(*(table[c].to_pylist() for c in columns), strict=True))
+
+
+def _first_unseen(keys: list[tuple], known: set[tuple]) -> list[bool]:
+    """True for each key not in `known` and not earlier in `keys`."""
+    seen: set[tuple] = set()
+    mask = []
+    for key in keys:
+        mask.append(key not in known and key not in seen)
+        seen.add(key)
+    return mask
+
+
+def _schema_version() -> str:
+    """The Parquet schema version and the newest SQL migration this code knows: the
+    marker holds it, so a catalog from an older version is brought up to date."""
+    newest = max((version for version, _, _ in available_migrations()), default=0)
+    return f"{SCHEMA_VERSION}.{newest}"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,7 +1,14 @@
-"""Index local model folders into a catalog (the library call behind `lineage index`)."""
+"""Index local model folders into a catalog (the library call behind `lineage index`).
+
+One bad model never stops the others: whatever goes wrong with one folder (a refused
+file, hostile metadata, an I/O error, even a bug) becomes one failure line naming the
+model and the reason, and a `failed` row in crawl_state; the rest of the batch is
+indexed. Every folder given is accounted for: indexed + unchanged + failed = folders.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,12 +17,13 @@ from tqdm import tqdm
 
 from catalog import Catalog
 from catalog.crawl_state import record_states
-from catalog.rows import ModelRef, fingerprint_tables
+from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_run
 from lineage.errors import LineageError
 from lineage.fingerprint import DEFAULT_WIDTH, ModelFingerprint, fingerprint_model
 from lineage.weights import open_model
 from lineage.weights.discover import discover_models, local_revision
+from lineage.weights.layout import resolve_layout
 
 
 @dataclass
@@ -24,6 +32,11 @@ class IndexReport:
     indexed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def accounted(self) -> int:
+        """Folders with an outcome: equals the number of distinct model folders found."""
+        return len(self.indexed) + len(self.unchanged) + len(self.failed)
 
 
 def index_local(
@@ -41,13 +54,13 @@ def index_local(
     keeps what it did and a re-run picks up the rest. A model that cannot be read is
     recorded as failed (with the reason) and the others go on.
     """
-    found = [(mid, folder) for p in paths for mid, folder in discover_models(p)]
+    found = _distinct(mid_folder for p in paths for mid_folder in discover_models(p))
     run_id = start_run(catalog, "index-local", {"paths": [str(p) for p in paths]})
     report = IndexReport(run_id)
-    todo = _plan(found, catalog.known_revisions(), report)
     run = _Indexing(catalog, report, allow_pickle, width, batch_size)
     status = "failed"
     try:
+        todo = run.plan(found, catalog.known_revisions())
         run.index(todo, progress)
         status = "succeeded"
     finally:
@@ -55,23 +68,12 @@ def index_local(
     return report
 
 
-def _plan(
-    found: list[tuple[str, Path]], known: set[tuple[str, str]], report: IndexReport
-) -> list[tuple[ModelRef, Path]]:
-    """The models whose (id, revision) is not in the catalog yet; the rest are unchanged."""
-    todo = []
+def _distinct(found) -> list[tuple[str, Path]]:
+    """Each model folder once, however many times (or by whichever path) it was given."""
+    seen: dict[Path, tuple[str, Path]] = {}
     for model_id, folder in found:
-        ref = ModelRef(
-            model_id,
-            local_revision(folder),
-            f"local:{folder.resolve()}",
-            datetime.fromtimestamp(folder.stat().st_mtime, UTC),
-        )
-        if (ref.model_id, ref.revision) in known:
-            report.unchanged.append(model_id)
-        else:
-            todo.append((ref, folder))
-    return todo
+        seen.setdefault(folder.resolve(), (model_id, folder))
+    return list(seen.values())
 
 
 @dataclass
@@ -82,14 +84,42 @@ class _Indexing:
     width: int
     batch_size: int
 
+    def plan(
+        self, found: list[tuple[str, Path]], known: set[tuple[str, str]]
+    ) -> list[tuple[ModelRef, Path]]:
+        """The models whose (id, revision) is not in the catalog yet (each once); the
+        rest are unchanged."""
+        todo: dict[tuple[str, str], tuple[ModelRef, Path]] = {}
+        for model_id, folder in found:
+            try:
+                ref = ModelRef(
+                    model_id,
+                    local_revision(folder),
+                    f"local:{folder.resolve()}",
+                    datetime.fromtimestamp(folder.stat().st_mtime, UTC),
+                )
+            except OSError as err:
+                self._fail(ModelRef(model_id, "", ""), f"{folder}: cannot be read ({err.strerror})")
+                continue
+            key = (ref.model_id, ref.revision)
+            if key in known or key in todo:
+                self.report.unchanged.append(model_id)
+            else:
+                todo[key] = (ref, folder)
+        return list(todo.values())
+
     def index(self, todo: list[tuple[ModelRef, Path]], progress: bool) -> None:
-        total = sum(_size(folder) for _, folder in todo)
+        sizes = {ref.model_id: _size(folder, self.allow_pickle) for ref, folder in todo}
         batch: list[tuple[ModelRef, ModelFingerprint]] = []
         with tqdm(
-            total=total, unit="B", unit_scale=True, desc="fingerprinting", disable=not progress
-        ) as bar:
+            total=sum(sizes.values()),
+            unit="B",
+            unit_scale=True,
+            desc="fingerprinting",
+            disable=not progress,
+        ) as self.bar:
             for ref, folder in todo:
-                fp = self._fingerprint(ref, folder, bar)
+                fp = self._fingerprint(ref, folder, sizes[ref.model_id])
                 if fp is not None:
                     batch.append((ref, fp))
                 if len(batch) >= self.batch_size:
@@ -97,29 +127,52 @@ class _Indexing:
                     batch = []
             self._commit(batch)
 
-    def _fingerprint(self, ref: ModelRef, folder: Path, bar: tqdm) -> ModelFingerprint | None:
+    def _fingerprint(self, ref: ModelRef, folder: Path, size: int) -> ModelFingerprint | None:
+        counted = 0
+
+        def advance(n: int) -> None:
+            nonlocal counted
+            counted += n
+            self.bar.update(n)
+
         try:
             with open_model(folder, allow_pickle=self.allow_pickle) as model:
-                return fingerprint_model(model, width=self.width, progress=bar.update)
+                _ = model.metadata  # hostile metadata is refused before any weight is read
+                return fingerprint_model(model, width=self.width, progress=advance)
         except LineageError as err:
-            self.report.failed[ref.model_id] = str(err)
-            record_states(self.catalog, [(ref.model_id, ref.revision, "failed", str(err))])
-            bar.write(f"failed: {ref.model_id}: {err}")
-            return None
+            self._fail(ref, str(err))
+        except OSError as err:  # unreadable file, or a map the machine refuses
+            self._fail(ref, f"{folder}: cannot be read ({type(err).__name__}: {err.strerror})")
+        except Exception as err:  # noqa: BLE001 - a bug must cost one model, not the run
+            self._fail(ref, f"unexpected {type(err).__name__} (a lineage bug, please report it)")
+        finally:
+            self.bar.update(max(0, size - counted))  # headers, or what a failure skipped
+        return None
+
+    def _fail(self, ref: ModelRef, why: str) -> None:
+        self.report.failed[ref.model_id] = why
+        record_states(self.catalog, [(ref.model_id, ref.revision, "failed", why)])
+        if hasattr(self, "bar"):
+            self.bar.write(f"failed: {ref.model_id}: {why}")
 
     def _commit(self, batch: list[tuple[ModelRef, ModelFingerprint]]) -> None:
         if not batch:
             return
-        self.catalog.commit(fingerprint_tables(batch, self.report.run_id))
-        states = [(ref.model_id, ref.revision, "done", None) for ref, _ in batch]
-        record_states(self.catalog, states)
-        self.report.indexed += [ref.model_id for ref, _ in batch]
+        tables, unfit = tables_per_model(batch, self.report.run_id)
+        self.catalog.commit(tables)
+        for ref, _ in batch:
+            if ref.model_id in unfit:
+                self._fail(ref, unfit[ref.model_id])
+        done = [(r.model_id, r.revision, "done", None) for r, _ in batch if r.model_id not in unfit]
+        record_states(self.catalog, done)
+        self.report.indexed += [r.model_id for r, _ in batch if r.model_id not in unfit]
 
 
-def _size(path: Path) -> int:
-    """Bytes of tensor data, from the headers only (what the progress bar counts)."""
+def _size(folder: Path, allow_pickle: bool) -> int:
+    """Bytes of the model's weight files, from os.stat alone (what the progress bar
+    counts): nothing is opened, mapped or unpickled to size it."""
     try:
-        with open_model(path, allow_pickle=True) as model:
-            return sum(info.nbytes for info in model.infos().values())
-    except LineageError:
+        layout = resolve_layout(folder, allow_pickle=allow_pickle)
+        return sum(os.stat(source.file).st_size for source in layout.sources)
+    except (LineageError, OSError):
         return 0

@@ -26,6 +26,15 @@ class MalformedWeightsError(LineageError):
     """A weights file is corrupt, truncated or lies about its contents."""
 
 
+class MalformedMetadataError(LineageError):
+    """A metadata file (config, adapter config, index, card) is oversized, too deeply
+    nested, not parseable, or holds a field of the wrong type or out of range."""
+
+
+class ResourceLimitError(LineageError):
+    """An input needs more memory or address space than this machine grants."""
+
+
 class UnsafeFormatError(LineageError):
     """A pickle-based format was refused because it can execute code when loaded."""
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from catalog import Catalog
 from catalog.crawl_state import known_card_edges, mark_pending, record_states, states
-from catalog.rows import ModelRef, fingerprint_tables
+from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
 from jobs.crawl.limiter import start_limiter
@@ -270,15 +270,22 @@ class _Crawl:
 
     # -- catalog ---------------------------------------------------------------------------
     def _commit(self) -> None:
-        """One atomic batch (fingerprints + new card edges), then its crawl_state rows."""
+        """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
+
+        A model whose rows do not fit the schema is recorded as failed on its own; the
+        rest of the batch is committed."""
         run_id = self.report.run_id
-        if self.batch or self.edges:
-            tables = fingerprint_tables(self.batch, run_id)
+        tables, unfit = tables_per_model(self.batch, run_id)
+        for ref, _ in self.batch:
+            if ref.model_id in unfit:
+                self._fail(ref.model_id, ref.revision, unfit[ref.model_id])
+        batch = [(ref, fp) for ref, fp in self.batch if ref.model_id not in unfit]
+        if batch or self.edges:
             tables["edges"] = _edge_table(self.edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
-        done = [(ref.model_id, ref.revision, "done", None) for ref, _ in self.batch]
+        done = [(ref.model_id, ref.revision, "done", None) for ref, _ in batch]
         record_states(self.catalog, done + self.state_rows)
-        self.report.fingerprinted += [ref.model_id for ref, _ in self.batch]
+        self.report.fingerprinted += [ref.model_id for ref, _ in batch]
         self.report.edges += len(self.edges)
         self.batch, self.edges, self.state_rows = [], [], []
 

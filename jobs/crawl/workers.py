@@ -88,6 +88,8 @@ class FingerprintWorker:
             error = None
         except LineageError as err:  # a refused file or a Hub failure: the model's fate
             fp, error = None, redact(str(err), os.environ.get("HF_TOKEN"))
+        except OSError as err:  # a full disk, an unreadable download: this model only
+            fp, error = None, f"{probe.model_id}: {type(err).__name__}: {err.strerror}"
         return WorkResult(
             probe.model_id,
             probe.sha,

@@ -9,11 +9,15 @@ on every request would make listings slow, so results are cached per
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import os
 import struct
 import threading
 from dataclasses import dataclass
+
+from lineage.errors import MalformedMetadataError
+from lineage.weights.header import MAX_HEADER_BYTES, MAX_NDIM
+from lineage.weights.untrusted import load_json
 
 # Files the Hub's default .gitattributes stores in LFS (weights, archives...), plus
 # anything big: their ETag is the sha256, the client reads X-Linked-Etag/Size.
@@ -84,21 +88,29 @@ def safetensors_parameters(path: str) -> dict[str, int] | None:
             if len(head) < 8:
                 return None
             (length,) = struct.unpack("<Q", head)
-            if length > 100_000_000:
+            if length > MAX_HEADER_BYTES:
                 return None
-            header = json.loads(f.read(length))
-    except (OSError, ValueError):
+            header = load_json(f.read(length), path, max_bytes=MAX_HEADER_BYTES)
+    except (OSError, MalformedMetadataError):
+        return None
+    if not isinstance(header, dict):
         return None
     counts: dict[str, int] = {}
     for name, info in header.items():
         if name == "__metadata__" or not isinstance(info, dict):
             continue
-        numel = 1
-        for dim in info.get("shape", []):
-            numel *= int(dim)
-        dtype = str(info.get("dtype", "?"))
-        counts[dtype] = counts.get(dtype, 0) + numel
+        shape = info.get("shape")
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape[:MAX_NDIM]):
+            return None
+        dtype = info.get("dtype")
+        if not isinstance(dtype, str) or len(shape) > MAX_NDIM:
+            return None
+        counts[dtype[:16]] = counts.get(dtype[:16], 0) + math.prod(shape)
     return counts
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 62
 
 
 class BlobCache:

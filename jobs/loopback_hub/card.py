@@ -9,26 +9,29 @@ else finetune.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
-import yaml
+from lineage.errors import MalformedMetadataError
+from lineage.weights.card import parse_front_matter
 
 RELATIONS = ("adapter", "merge", "quantized", "finetune")
 
 
 def read_front_matter(text: str) -> dict:
-    """The card's YAML metadata; {} when absent or malformed (the Hub shows such cards too)."""
-    lines = text.lstrip("\ufeff").splitlines()
-    if not lines or lines[0].strip() != "---":
+    """The card's YAML metadata; {} when absent or unreadable (the Hub shows such cards
+    too). Read by lineage's safe reader: an alias bomb or a 100 000-level document is
+    refused in linear time, and the result is plain JSON (dates become strings), so
+    whatever a card holds, every endpoint can serialise it."""
+    try:
+        return card_as_json(parse_front_matter(text.lstrip("\ufeff")))
+    except MalformedMetadataError:
         return {}
-    for end, line in enumerate(lines[1:], start=1):
-        if line.strip() == "---":
-            try:
-                data = yaml.safe_load("\n".join(lines[1:end]))
-            except yaml.YAMLError:
-                return {}
-            return data if isinstance(data, dict) else {}
-    return {}
+
+
+def card_as_json(card: dict) -> dict:
+    """`card` with every value JSON can carry (YAML dates, sets... become strings)."""
+    return json.loads(json.dumps(card, default=str))
 
 
 def base_models(card: dict) -> list[str]:

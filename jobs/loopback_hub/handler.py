@@ -9,6 +9,11 @@ URL shapes served (the ones huggingface_hub 2.x calls):
   GET|HEAD  /{org}/{name}/resolve/{rev}/{path}           hf_hub_download, file_exists, ranges
 Errors carry `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound), which is
 how the client picks its exception class.
+
+Every bad request gets a status, never a dropped connection: 414 for a URL over
+MAX_URL, 405 for methods that write, 431 for more than 100 headers or a header line
+over 64 KB (the standard library's limits, answered through our `send_response`),
+413 for a body over MAX_BODY, 400 for anything unparseable.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
     from jobs.loopback_hub.server import LoopbackHub
 
 _CHUNK = 1 << 16
+MAX_URL = 8 * 1024  # the Hub's front end refuses longer request targets too
+MAX_BODY = 1024 * 1024  # paths-info bodies are a few KB
+_CLOSE = {"Connection": "close"}  # sending it also sets close_connection
 
 
 class NotFound(Exception):
@@ -63,8 +71,15 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 class HubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
+    # Not HTTP/0.9: an unparseable request line is answered with a status line too.
+    default_request_version = "HTTP/1.0"
     timeout = 30  # seconds an idle keep-alive connection may sit before we close it
     hub: LoopbackHub  # set by the server class
+    # Defaults for answers sent before `_dispatch` ran (the standard library's own 400,
+    # 414 and 431 replies go through `send_response` too).
+    _logged = False
+    _url_path = ""
+    _drop_after: int | None = None
 
     # -- entry points ----------------------------------------------------------------
     def do_GET(self) -> None:
@@ -76,6 +91,22 @@ class HubHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self._refuse_write()
+
+    def do_DELETE(self) -> None:
+        self._refuse_write()
+
+    def do_PATCH(self) -> None:
+        self._refuse_write()
+
+    def _refuse_write(self) -> None:
+        self._logged = False
+        self._url_path = self.path[:MAX_URL]
+        if self._read_body() is None:
+            return
+        self._send_error(405, None, "this Hub is read-only", {"Allow": "GET, HEAD, POST"})
+
     def log_message(self, format: str, *args) -> None:
         if self.hub.verbose:
             super().log_message(format, *args)
@@ -85,19 +116,29 @@ class HubHandler(BaseHTTPRequestHandler):
         # already be reading the log.
         if not self._logged:
             self._logged = True
-            self.hub._log(self.command, self._url_path, code, self.headers.get("Range"))
+            headers = getattr(self, "headers", None)
+            range_ = headers.get("Range") if headers is not None else None
+            self.hub._log(self.command or "", self._url_path, code, range_)
         super().send_response(code, message)
 
     def _dispatch(self, method: str) -> None:
         self._logged = False
-        self._drop_after: int | None = None
-        url = urlsplit(self.path)
+        self._drop_after = None
+        self._url_path = self.path[:MAX_URL]
+        if len(self.path) > MAX_URL:
+            return self._send_error(414, None, f"request target over {MAX_URL} bytes")
+        try:
+            url = urlsplit(self.path)
+        except ValueError:
+            return self._send_error(400, "BadRequest", "unparseable request target")
         self._url_path = url.path
         self.hub._count(method, url.path)
-        # Read a POST body first, even if a fault answers: left unread, it would be taken
+        # Read a body first, even if a fault answers: left unread, it would be taken
         # for the next request on this keep-alive connection.
-        length = self.headers.get("Content-Length", "0") if method == "POST" else "0"
-        self._body = self.rfile.read(int(length)) if length.isdigit() and length != "0" else b""
+        body = self._read_body()
+        if body is None:
+            return
+        self._body = body if method == "POST" else b""
         try:
             if self._apply_fault(method, url.path):
                 self._route(method, url.path, parse_qs(url.query, keep_blank_values=True))
@@ -116,6 +157,21 @@ class HubHandler(BaseHTTPRequestHandler):
         finally:
             if not self._logged:  # hung up without a status line
                 self.hub._log(method, url.path, 0, self.headers.get("Range"))
+
+    def _read_body(self) -> bytes | None:
+        """The request body (b"" when none); None when it was refused (answered 400 or
+        413, and the connection closed, since the unread body cannot be skipped)."""
+        if self.headers.get("Transfer-Encoding"):
+            self._send_error(400, "BadRequest", "chunked request bodies are not supported", _CLOSE)
+            return None
+        length = self.headers.get("Content-Length", "0").strip() or "0"
+        if not length.isdigit():
+            self._send_error(400, "BadRequest", "Content-Length is not a number", _CLOSE)
+            return None
+        if len(length) > 12 or int(length) > MAX_BODY:
+            self._send_error(413, None, f"request body over {MAX_BODY} bytes", _CLOSE)
+            return None
+        return self.rfile.read(int(length)) if int(length) else b""
 
     def _apply_fault(self, method: str, path: str) -> bool:
         """Apply the fault plan; False when the request was answered (or dropped) by it."""

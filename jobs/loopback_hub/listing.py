@@ -47,12 +47,22 @@ def _matches(repo: Repo, query: dict[str, list[str]]) -> bool:
     return all(t in tags or t == repo.repo_id for t in wanted)
 
 
+def _matching(root: Path, cache: BlobCache, org: str, name: str, query) -> Repo | None:
+    """The repo if it matches; None if not, or if reading it fails in any way: one
+    broken repo is left out of listings, never the cause of a failed listing."""
+    try:
+        repo = open_repo(root, org, name, cache)
+        return repo if repo is not None and _matches(repo, query) else None
+    except Exception:  # noqa: BLE001 - isolation: its own endpoints report the problem
+        return None
+
+
 def select(root: Path, cache: BlobCache, query: dict[str, list[str]]) -> list[Repo]:
     """The repos matching the query, in the order the query asks for."""
     repos = [
         r
         for org, name in list_repo_ids(root)
-        if (r := open_repo(root, org, name, cache)) is not None and _matches(r, query)
+        if (r := _matching(root, cache, org, name, query)) is not None
     ]
     sort = query.get("sort", [""])[-1]
     if sort in _SORT_KEYS:
@@ -70,19 +80,24 @@ def page(root: Path, cache: BlobCache, query: dict[str, list[str]], page_size: i
         start, limit = 0, page_size
     size = max(1, min(limit, page_size))
     chunk = repos[start : start + size]
-    items = [
-        payloads.list_entry(
-            r,
+    items = [item for r in chunk if (item := _entry(r, query)) is not None]
+    more = start + size < len(repos)
+    next_query = {**query, "cursor": [str(start + size)]} if more else None
+    return Page(items, next_query)
+
+
+def _entry(repo: Repo, query: dict[str, list[str]]) -> dict | None:
+    """One listing item; a repo whose item cannot be built is left out (isolated)."""
+    try:
+        return payloads.list_entry(
+            repo,
             full=_flag(query, "full"),
             card_data=_flag(query, "cardData"),
             config=_flag(query, "config"),
             expand=query.get("expand"),
         )
-        for r in chunk
-    ]
-    more = start + size < len(repos)
-    next_query = {**query, "cursor": [str(start + size)]} if more else None
-    return Page(items, next_query)
+    except Exception:  # noqa: BLE001 - a broken repo must not fail everyone's listing
+        return None
 
 
 def encode_query(query: dict[str, list[str]]) -> str:

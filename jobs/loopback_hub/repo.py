@@ -13,7 +13,6 @@ exists: older shas are unknown revisions.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,8 @@ from pathlib import Path
 from jobs.loopback_hub import card as cards
 from jobs.loopback_hub.blobs import BlobCache, BlobId
 from jobs.loopback_hub.paths import BadName, check_relative_path, is_inside, is_plain_name
+from lineage.errors import MalformedMetadataError
+from lineage.weights.untrusted import MAX_CARD_BYTES, read_json_object
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ class Repo:
         readme = self.files.get("README.md")
         if readme is None:
             return {}
-        with open(readme.abspath, encoding="utf-8", errors="replace") as f:
-            return cards.read_front_matter(f.read())
+        with open(readme.abspath, "rb") as f:
+            text = f.read(MAX_CARD_BYTES).decode("utf-8", errors="replace")
+        return cards.read_front_matter(text)
 
     @cached_property
     def config(self) -> dict | None:
@@ -96,11 +98,9 @@ class Repo:
         if config is None:
             return None
         try:
-            with open(config.abspath, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+            return read_json_object(Path(config.abspath))
+        except (OSError, MalformedMetadataError):
+            return None  # a broken config shows as no config; the repo is still served
 
     @property
     def created_at(self) -> str:

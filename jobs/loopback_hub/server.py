@@ -33,6 +33,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = False  # joined by server_close(): nothing outlives stop()
     block_on_close = True
+    # The listen backlog: socketserver's default of 5 drops connections when a crawl's
+    # thread pools connect at once (the kernel caps it at net.core.somaxconn).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], handler: type) -> None:
         super().__init__(address, handler)

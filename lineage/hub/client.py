@@ -24,10 +24,12 @@ from lineage.hub.ratelimit import Limiter, LocalLimiter, TokenBuckets, default_r
 from lineage.hub.remote import RemoteModel, remote_model
 from lineage.hub.retry import RetryPolicy, call_with_retries
 from lineage.weights.header import FIX, MAX_HEADER_BYTES, SafetensorsHeader, parse_header
+from lineage.weights.untrusted import load_json
 
 TIMEOUT_S = 30.0
 FIRST_HEADER_READ = 100_000  # most headers fit: one request instead of two
 MAX_SMALL_FILE = 4 * 1024 * 1024  # index / config files read into memory
+MAX_LISTING_PAGE = 64 * 1024 * 1024  # one /api/models page (1000 models with siblings)
 
 
 def default_endpoint() -> str:
@@ -112,7 +114,7 @@ class HubClient:
     def _get_json(self, url: str, query: dict | None) -> tuple[list, str | None]:
         r = get_session().get(url, params=query, headers=self._headers(), timeout=TIMEOUT_S)
         hf_raise_for_status(r)
-        items = r.json()
+        items = load_json(r.content, f"listing {url}", max_bytes=MAX_LISTING_PAGE)
         if not isinstance(items, list):
             raise HubError(f"listing {url}", "did not return a JSON list", "")
         return items, r.links.get("next", {}).get("url")
@@ -194,12 +196,12 @@ class HubClient:
         length = int.from_bytes(head[:8], "little")
         if length > MAX_HEADER_BYTES:
             raise MalformedWeightsError(
-                f"safetensors file {where}", f"header length {length} exceeds the limit", FIX
+                f"safetensors file {where}", "its header length field exceeds the limit", FIX
             )
         if 8 + length > size:
             raise MalformedWeightsError(
                 f"safetensors file {where}",
-                f"header length {length} runs past the end of the {size}-byte file",
+                f"its header length field runs past the end of the {size}-byte file",
                 FIX,
             )
         if 8 + length > len(head):

@@ -65,8 +65,8 @@ def _listed(client: HubClient, seed: Seed, since: datetime | None) -> Iterator[R
     for item in client.list_models(**params):
         try:
             remote = remote_model(ModelInfo(**{**item, "siblings": item.get("siblings")}))
-        except (LineageError, TypeError, ValueError):
-            continue  # a hostile id or sha in a listing is skipped, not fatal
+        except (LineageError, TypeError, ValueError, AttributeError, KeyError, IndexError):
+            continue  # a hostile id, sha or card in a listing is skipped, not fatal
         if since is not None and remote.last_modified and remote.last_modified < since:
             return  # sorted by lastModified: everything after this is older
         yield remote

@@ -9,7 +9,6 @@ is fetched. Pickle-only repos are refused with UnsafeFormatError: never unpickle
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from lineage.hub.remote import RemoteModel
 from lineage.weights.header import SafetensorsHeader, TensorInfo
 from lineage.weights.layout import PICKLE_SUFFIXES, WEIGHT_STEMS
 from lineage.weights.metadata import architecture_signature
+from lineage.weights.untrusted import load_json_object, weight_map_files
 
 META_FILES = ("config.json", "adapter_config.json", "model_index.json", "README.md")
 ReadSmall = Callable[[str], bytes]  # repo file name -> its bytes
@@ -80,34 +80,23 @@ def _folder_sources(
 
 
 def _shards(remote: RemoteModel, index: str, read_small: ReadSmall) -> list[str]:
-    try:
-        weight_map = json.loads(read_small(index))["weight_map"]
-        names = sorted(set(weight_map.values()))
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise MalformedWeightsError(
-            f"shard index {remote.model_id}/{index}", f"has no readable weight_map ({err})", ""
-        ) from None
+    where = f"shard index {remote.model_id}/{index}"
+    names = weight_map_files(load_json_object(read_small(index), where), where)
     folder = index.rsplit("/", 1)[0] + "/" if "/" in index else ""
     for name in names:
         if not isinstance(name, str) or "/" in name or not is_safe_relpath(name):
             raise MalformedWeightsError(
-                f"shard index {remote.model_id}/{index}", f"names file {name!r}", ""
+                where, f"names file {name[:80]!r}, which is not a plain file name", ""
             )
         if f"{folder}{name}" not in remote.files:
-            raise MalformedWeightsError(
-                f"shard index {remote.model_id}/{index}", f"lists {name}, absent from the repo", ""
-            )
+            raise MalformedWeightsError(where, f"lists {name[:80]!r}, absent from the repo", "")
     return names
 
 
 def _diffusers_sources(remote: RemoteModel, read_small: ReadSmall) -> list[tuple[str, str]]:
-    try:
-        index = json.loads(read_small("model_index.json"))
-        components = sorted(k for k in index if isinstance(k, str) and not k.startswith("_"))
-    except (ValueError, TypeError, AttributeError) as err:
-        raise MalformedWeightsError(
-            f"diffusers index {remote.model_id}/model_index.json", f"is not JSON ({err})", ""
-        ) from None
+    where = f"diffusers index {remote.model_id}/model_index.json"
+    index = load_json_object(read_small("model_index.json"), where)
+    components = sorted(k for k in index if not k.startswith("_"))
     sources: list[tuple[str, str]] = []
     for component in components:
         if not is_safe_relpath(component) or "/" in component:

@@ -1,7 +1,9 @@
 """Model card front matter: the YAML block between `---` lines at the top of README.md.
 
-Cards come from strangers: parsed with yaml.safe_load only, size-limited, and a broken
-card is reported as `card_error` rather than failing the model.
+Cards come from strangers: read through `untrusted` (size-limited, depth- and
+alias-budgeted YAML with safe tags only, every field type-checked). A card's problems
+are never fatal: a card that cannot be read, or a field of the wrong type, is recorded
+as `card_error` and the model is indexed without it.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from lineage.errors import MalformedMetadataError
+from lineage.weights.untrusted import MAX_CARD_BYTES, Fields, load_yaml, read_bounded
 
-MAX_CARD_BYTES = 1024 * 1024
+__all__ = ["MAX_CARD_BYTES", "CardData", "card_from_front_matter", "parse_front_matter"]
 
 
 @dataclass(frozen=True)
@@ -24,47 +27,45 @@ class CardData:
     error: str | None = None
 
 
-def parse_front_matter(text: str) -> dict:
-    """The YAML front matter of a card as a dict ({} when there is none)."""
+def parse_front_matter(text: str, what: str = "card front matter") -> dict:
+    """The YAML front matter of a card as a dict ({} when there is none); raises
+    MalformedMetadataError when it is unreadable or over its budgets."""
     if not text.startswith("---"):
         return {}
     lines = text.splitlines()
-    try:
-        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
-    except StopIteration:
-        raise ValueError("front matter opened with '---' is never closed") from None
-    doc = yaml.safe_load("\n".join(lines[1:end])) or {}
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if end is None:
+        raise MalformedMetadataError(what, "opens with '---' and is never closed", "")
+    doc = load_yaml("\n".join(lines[1:end]), what) or {}
     if not isinstance(doc, dict):
-        raise ValueError(f"front matter is a {type(doc).__name__}, expected a mapping")
+        raise MalformedMetadataError(what, f"is a {type(doc).__name__}, expected a mapping", "")
     return doc
 
 
-def card_from_front_matter(doc: dict) -> CardData:
-    base = doc.get("base_model")
-    bases = [base] if isinstance(base, str) else list(base or [])
-    tags = doc.get("tags") or []
+def card_from_front_matter(doc: dict, what: str = "README.md") -> CardData:
+    """Typed card fields; a field of the wrong type is dropped and noted in `error`."""
+    fields = Fields(doc, what, strict=False)
+    # PEFT writes `base_model: ''` when it does not know; an empty id is no claim.
+    bases = fields.texts("base_model", one_or_many=True)
     return CardData(
-        # PEFT writes `base_model: ''` when it does not know; an empty id is no claim.
-        base_models=tuple(str(b).strip() for b in bases if isinstance(b, str) and b.strip()),
-        relation=_str_or_none(doc.get("base_model_relation")),
-        license=_str_or_none(doc.get("license")),
-        tags=tuple(str(t) for t in (tags if isinstance(tags, list) else [tags])),
+        base_models=tuple(b.strip() for b in bases if b.strip()),
+        relation=fields.text("base_model_relation"),
+        license=fields.text("license"),
+        tags=fields.texts("tags", one_or_many=True),
         raw=doc,
+        error="; ".join(fields.notes) or None,
     )
 
 
 def read_card(folder: str | Path) -> CardData:
     """Parse `folder/README.md` if present; never raises for a malformed card."""
     path = Path(folder) / "README.md"
-    if not path.is_file():
+    data = read_bounded(path, MAX_CARD_BYTES)
+    if data is None:
         return CardData()
-    with open(path, "rb") as fh:
-        text = fh.read(MAX_CARD_BYTES).decode("utf-8", errors="replace")
+    # Only the front matter matters: a long card body is cut, not refused.
+    text = data[:MAX_CARD_BYTES].decode("utf-8", errors="replace")
     try:
-        return card_from_front_matter(parse_front_matter(text))
-    except (ValueError, yaml.YAMLError) as err:
-        return CardData(error=f"{path.name}: {err}".splitlines()[0])
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
+        return card_from_front_matter(parse_front_matter(text, path.name), path.name)
+    except MalformedMetadataError as err:
+        return CardData(error=str(err).splitlines()[0])

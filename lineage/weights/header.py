@@ -8,17 +8,22 @@ untrusted input: every field is checked here so later code can index blindly.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from lineage.errors import MalformedWeightsError
+from lineage.errors import MalformedMetadataError, MalformedWeightsError
 from lineage.weights.dtypes import SAFETENSORS_DTYPES
+from lineage.weights.untrusted import load_json
 
 # The reference implementation refuses headers over 100 MB; so do we.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Shapes: torch and Arrow hold dims and element counts as int64. Every dim, and the
+# product of the non-zero dims (what a zero-size tensor would have if a 0 were a 1),
+# must fit, so no later arithmetic or allocation can overflow.
+MAX_NDIM = 32
+MAX_ELEMENTS = (1 << 62) - 1
 FIX = "Re-download or re-export the file; it cannot be read safely as it is"
 
 
@@ -63,9 +68,10 @@ def read_header(path: str | Path) -> SafetensorsHeader:
             raise _fail(path, f"file is {size} bytes, too short to hold the 8-byte header length")
         (length,) = struct.unpack("<Q", prefix)
         if length > MAX_HEADER_BYTES:
-            raise _fail(path, f"header length {length} exceeds the {MAX_HEADER_BYTES}-byte limit")
+            # The value is not echoed: it is 8 raw bytes of whatever the file really is.
+            raise _fail(path, f"its header length field exceeds the {MAX_HEADER_BYTES}-byte limit")
         if 8 + length > size:
-            raise _fail(path, f"header length {length} runs past the end of the {size}-byte file")
+            raise _fail(path, f"its header length field runs past the end of the {size}-byte file")
         raw = fh.read(length)
     return parse_header(raw, path=path, file_size=size)
 
@@ -73,9 +79,9 @@ def read_header(path: str | Path) -> SafetensorsHeader:
 def parse_header(raw: bytes, *, path: str, file_size: int) -> SafetensorsHeader:
     """Validate header JSON bytes `raw` of a file of `file_size` bytes."""
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _fail(path, f"header is not valid UTF-8 JSON ({err})") from None
+        doc = load_json(raw, "header", max_bytes=MAX_HEADER_BYTES)
+    except MalformedMetadataError as err:
+        raise _fail(path, f"header is not valid UTF-8 JSON: it {err.why}") from None
     if not isinstance(doc, dict):
         raise _fail(path, f"header JSON is a {type(doc).__name__}, expected an object")
     metadata = _validate_metadata(doc.pop("__metadata__", None), path)
@@ -104,29 +110,56 @@ def _validate_metadata(meta: object, path: str) -> dict[str, str]:
 
 
 def _validate_entry(name: str, entry: object, path: str, data_start: int) -> TensorInfo:
+    name_shown = _short(name)
     if not isinstance(entry, dict):
-        raise _fail(path, f"tensor {name!r}: entry is not an object")
+        raise _fail(path, f"tensor {name_shown}: entry is not an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if dtype not in SAFETENSORS_DTYPES:
-        raise _fail(path, f"tensor {name!r}: unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise _fail(path, f"tensor {name!r}: shape {shape!r} is not a list of non-negative ints")
+        raise _fail(path, f"tensor {name_shown}: unknown dtype {_short(dtype)}")
+    _check_shape(shape, name_shown, path)
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
         or not all(_is_count(o) for o in offsets)
         or offsets[0] > offsets[1]
     ):
-        raise _fail(path, f"tensor {name!r}: data_offsets {offsets!r} are not [begin, end]")
+        raise _fail(
+            path, f"tensor {name_shown}: data_offsets {_short(offsets)} are not [begin, end]"
+        )
     expected = math.prod(shape) * SAFETENSORS_DTYPES[dtype][1]
     span = offsets[1] - offsets[0]
     if span != expected:
         raise _fail(
             path,
-            f"tensor {name!r}: shape {shape} x {dtype} needs {expected} bytes "
+            f"tensor {name_shown}: shape {shape} x {dtype} needs {expected} bytes "
             f"but data_offsets span {span}",
         )
     return TensorInfo(name, dtype, tuple(shape), path, data_start + offsets[0], span)
+
+
+def _check_shape(shape: object, name: str, path: str) -> None:
+    """A list of at most MAX_NDIM non-negative ints whose non-zero product fits int64
+    (checked with Python ints, which cannot overflow)."""
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise _fail(
+            path, f"tensor {name}: shape {_short(shape)} is not a list of non-negative ints"
+        )
+    if len(shape) > MAX_NDIM:
+        raise _fail(
+            path, f"tensor {name}: shape has {len(shape)} dims, over the limit of {MAX_NDIM}"
+        )
+    if math.prod(max(d, 1) for d in shape) > MAX_ELEMENTS:
+        raise _fail(
+            path,
+            f"tensor {name}: shape {_short(shape)} has dims whose product exceeds 2**62 "
+            "(a zero-size tensor must still have representable dims)",
+        )
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """repr of an untrusted value, cut to `limit` characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_count(value: object) -> bool:
@@ -138,12 +171,12 @@ def _check_layout(tensors: list[TensorInfo], path: str, data_start: int, size: i
     previous_end, previous_name = data_start, None
     for info in tensors:
         if info.offset < previous_end:
-            raise _fail(path, f"tensor {info.name!r} overlaps tensor {previous_name!r}")
+            raise _fail(path, f"tensor {_short(info.name)} overlaps tensor {_short(previous_name)}")
         end = info.offset + info.nbytes
         if end > data_start + size:
             raise _fail(
                 path,
-                f"tensor {info.name!r} ends at byte {end - data_start} of a "
+                f"tensor {_short(info.name)} ends at byte {end - data_start} of a "
                 f"{size}-byte data buffer (file truncated?)",
             )
         previous_end, previous_name = end, info.name

@@ -7,11 +7,11 @@ index files come from strangers and are checked to stay inside the model folder.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lineage.errors import MalformedWeightsError, ModelNotFoundError, UnsafeFormatError
+from lineage.weights.untrusted import read_json_object, weight_map_files
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 WEIGHT_STEMS = ("model", "diffusion_pytorch_model", "adapter_model")
@@ -89,21 +89,16 @@ def _folder_sources(folder: Path, prefix: str, allow_pickle: bool) -> tuple[Sour
 
 
 def _shards_from_index(index: Path) -> list[Path]:
-    try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-        names = sorted(set(weight_map.values()))
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise MalformedWeightsError(
-            f"shard index {index}", f"has no readable weight_map ({err})", "Re-export the model"
-        ) from None
+    names = weight_map_files(read_json_object(index) or {}, str(index))
     return [_inside(index.parent, name, index) for name in names]
 
 
 def _inside(folder: Path, name: object, origin: Path) -> Path:
     """Resolve a file name from an index; refuse anything that escapes `folder`."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in {".", ".."}:
+    if not _is_plain_name(name):
+        shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
         raise MalformedWeightsError(
-            f"index {origin}", f"names file {name!r}, which is not a plain file name", ""
+            f"index {origin}", f"names file {shown}, which is not a plain file name", ""
         )
     path = folder / name
     if not path.is_file():
@@ -113,17 +108,23 @@ def _inside(folder: Path, name: object, origin: Path) -> Path:
     return path
 
 
+def _is_plain_name(name: object) -> bool:
+    """A single path component the OS accepts: no separators, no NUL, not . or .., at
+    most 255 bytes (longer names make stat() raise instead of answering False)."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name.encode("utf-8", "surrogatepass")) <= 255
+        and not any(c in name for c in "/\\\x00")
+        and name not in {".", ".."}
+    )
+
+
 def _diffusers_sources(root: Path, allow_pickle: bool) -> tuple[Source, ...]:
-    try:
-        index = json.loads((root / "model_index.json").read_text())
-    except ValueError as err:
-        raise MalformedWeightsError(
-            f"diffusers index {root / 'model_index.json'}", f"is not JSON ({err})", ""
-        ) from None
+    index = read_json_object(root / "model_index.json") or {}
     sources: list[Source] = []
     for component in sorted(k for k in index if not k.startswith("_")):
         sub = root / component
-        if "/" in component or component in {".", ".."} or not sub.is_dir():
+        if not _is_plain_name(component) or not sub.is_dir():
             continue  # schedulers and tokenizers have no weights folder
         try:
             sources += _folder_sources(sub, f"{component}.", allow_pickle)

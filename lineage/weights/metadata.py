@@ -15,12 +15,16 @@ from pathlib import Path
 
 from lineage.weights.card import CardData, read_card
 from lineage.weights.header import TensorInfo
+from lineage.weights.untrusted import MAX_JSON_BYTES, Fields, read_json_object
 
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_CONFIG_BYTES = MAX_JSON_BYTES
+MAX_ADAPTER_RANK = 1 << 20  # far above any real LoRA rank; fits the catalog's int32
 
 
 @dataclass(frozen=True)
 class ModelMetadata:
+    """What a model declares, every field already checked to be of its type."""
+
     kind: str
     config: dict = field(default_factory=dict)
     adapter_config: dict = field(default_factory=dict)
@@ -29,26 +33,10 @@ class ModelMetadata:
     n_bytes: int = 0
     dtypes: tuple[str, ...] = ()
     arch_signature: str = ""
-
-    @property
-    def model_type(self) -> str | None:
-        value = self.config.get("model_type") or self.config.get("_class_name")
-        if self.kind == "peft-adapter":
-            value = value or self.adapter_config.get("peft_type", "").lower() or None
-        return value
-
-    @property
-    def architectures(self) -> tuple[str, ...]:
-        return tuple(self.config.get("architectures") or ())
-
-    @property
-    def adapter_base(self) -> str | None:
-        return self.adapter_config.get("base_model_name_or_path")
-
-    @property
-    def adapter_rank(self) -> int | None:
-        rank = self.adapter_config.get("r")
-        return rank if isinstance(rank, int) else None
+    model_type: str | None = None
+    architectures: tuple[str, ...] = ()
+    adapter_base: str | None = None
+    adapter_rank: int | None = None
 
     @property
     def base_models(self) -> tuple[str, ...]:
@@ -58,17 +46,6 @@ class ModelMetadata:
         return (self.adapter_base,) if self.adapter_base else ()
 
 
-def read_json(path: Path) -> dict:
-    """A small JSON object file, or {} if absent or unreadable (metadata is optional)."""
-    if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
-        return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def architecture_signature(infos: Iterable[TensorInfo]) -> str:
     """Stable hash of sorted (name, shape): equal for models comparable tensor by tensor."""
     items = sorted((t.name, list(t.shape)) for t in infos)
@@ -76,14 +53,39 @@ def architecture_signature(infos: Iterable[TensorInfo]) -> str:
 
 
 def read_metadata(kind: str, root: Path, infos: list[TensorInfo]) -> ModelMetadata:
-    config = read_json(root / "config.json") or read_json(root / "model_index.json")
+    """The model's declared metadata; MalformedMetadataError (naming the file and the
+    field) when config.json, model_index.json or adapter_config.json is unreadable or
+    holds a field of the wrong type. The card never fails the model (see card.py)."""
+    config_path = root / "config.json"
+    config = read_json_object(config_path)
+    if config is None:
+        config_path = root / "model_index.json"
+        config = read_json_object(config_path) or {}
+    adapter_path = root / "adapter_config.json"
+    adapter = read_json_object(adapter_path) or {}
+    typed = _declared(kind, Fields(config, str(config_path)), Fields(adapter, str(adapter_path)))
     return ModelMetadata(
         kind=kind,
         config=config,
-        adapter_config=read_json(root / "adapter_config.json"),
+        adapter_config=adapter,
         card=read_card(root),
         n_params=sum(t.numel for t in infos),
         n_bytes=sum(t.nbytes for t in infos),
         dtypes=tuple(sorted({t.dtype for t in infos})),
         arch_signature=architecture_signature(infos),
+        **typed,
     )
+
+
+def _declared(kind: str, config: Fields, adapter: Fields) -> dict:
+    """The typed fields of config.json / model_index.json and adapter_config.json."""
+    model_type = config.text("model_type") or config.text("_class_name")
+    peft_type = adapter.text("peft_type")
+    if kind == "peft-adapter" and not model_type and peft_type:
+        model_type = peft_type.lower()
+    return {
+        "model_type": model_type,
+        "architectures": config.texts("architectures"),
+        "adapter_base": adapter.text("base_model_name_or_path") or None,
+        "adapter_rank": adapter.integer("r", 1, MAX_ADAPTER_RANK),
+    }

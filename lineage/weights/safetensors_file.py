@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from lineage.errors import ResourceLimitError
 from lineage.weights.dtypes import torch_dtype
 from lineage.weights.header import SafetensorsHeader, TensorInfo, read_header
 
@@ -24,8 +25,20 @@ class SafetensorsFile:
         self.path = str(path)
         self._file = open(self.path, "rb")
         # A private copy-on-write map: tensors are writable views (torch wants that), and
-        # a write would only ever touch private pages, never the file.
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_COPY)
+        # a write would only ever touch private pages, never the file. It covers the
+        # header and the tensors only: trailing bytes (a sparse tail) cost no address space.
+        end = max((t.offset + t.nbytes for t in self.header.tensors.values()), default=0)
+        self._map: mmap.mmap | None = None
+        if end > 0:
+            try:
+                self._map = mmap.mmap(self._file.fileno(), end, access=mmap.ACCESS_COPY)
+            except OSError as err:  # ENOMEM: a private map larger than RAM + swap
+                self._file.close()
+                raise ResourceLimitError(
+                    f"safetensors file {self.path}",
+                    f"needs a {end}-byte memory map, which this machine refuses ({err.strerror})",
+                    "Index it on a machine with more memory (or swap)",
+                ) from None
 
     @property
     def tensors(self) -> dict[str, TensorInfo]:
@@ -65,7 +78,8 @@ class SafetensorsFile:
     def close(self) -> None:
         # Views handed out may still be alive; the map then closes when they are gone.
         try:
-            self._map.close()
+            if self._map is not None:
+                self._map.close()
         except BufferError:
             pass
         self._file.close()

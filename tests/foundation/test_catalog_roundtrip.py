@@ -153,7 +153,7 @@ def test_failed_model_is_recorded_and_the_rest_indexed(models_dir, tmp_path):
         catalog, "SELECT model_id, status, error FROM crawl_state WHERE status = 'failed'"
     ).rows
     assert [row[:2] for row in state] == [("bad", "failed")]
-    assert "header length 16 runs past the end of the 12-byte file" in state[0][2]
+    assert "header length field runs past the end of the 12-byte file" in state[0][2]
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,7 @@ def _make_old(catalog: Catalog, dest) -> Catalog:
     """A copy of `catalog` as schema 1 wrote it: no evidence columns, no schema-2 batch,
     migration 0002 not applied."""
     shutil.copytree(catalog.root, dest)
+    (dest / ".initialised").unlink()  # schema 1 wrote no creation marker
     parts = dest / "parts"
     shutil.rmtree(parts / f"{SCHEMA_VERSION:08d}-schema")
     for path in parts.glob("*/tensors.parquet"):
@@ -78,7 +79,7 @@ def test_an_old_catalog_recovers_and_says_once_what_it_lacks(tiny_catalog, tmp_p
     old = _make_old(tiny_catalog, tmp_path / "old")
     assert (old.parts / f"{SCHEMA_VERSION:08d}-schema" / "tensors.parquet").exists()
     with duckdb.connect(str(old.db_path), read_only=True) as con:
-        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 2
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 3
     report = run_recover(old)
     notes = [n for n in report.result.notes if "indexed before" in n]
     assert len(notes) == 1 and "lineage index --catalog NEW" in notes[0]
