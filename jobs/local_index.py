@@ -83,6 +83,7 @@ class _Indexing:
     allow_pickle: bool
     width: int
     batch_size: int
+    bar: tqdm | None = None  # set while `index` runs
 
     def plan(
         self, found: list[tuple[str, Path]], known: set[tuple[str, str]]
@@ -152,7 +153,7 @@ class _Indexing:
     def _fail(self, ref: ModelRef, why: str) -> None:
         self.report.failed[ref.model_id] = why
         record_states(self.catalog, [(ref.model_id, ref.revision, "failed", why)])
-        if hasattr(self, "bar"):
+        if self.bar is not None:
             self.bar.write(f"failed: {ref.model_id}: {why}")
 
     def _commit(self, batch: list[tuple[ModelRef, ModelFingerprint]]) -> None:
