@@ -11,7 +11,6 @@ checks read weights, a few candidate pairs per model.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from catalog import Catalog
 from catalog.recovery_io import RECOVER_JOB, load_inputs, write_edges
 from catalog.resolve import CatalogResolver
 from catalog.runs import finish_run, start_run
+from jobs.entry import Parser, run_entry
 from lineage.recovery import RecoveryOptions, RecoveryResult, recover_graph
 
 
@@ -94,7 +94,11 @@ def summary(report: RecoverReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.recover", description=__doc__)
+    return run_entry("jobs.recover", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = Parser(prog="python -m jobs.recover", description=__doc__)
     parser.add_argument("--catalog", required=True, help="catalog directory")
     parser.add_argument("--no-ranks", action="store_true",
                         help="sketches only: no exact ranks from weights (no LoRA relation)")
