@@ -26,9 +26,6 @@ from pathlib import Path
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from browser import Browser  # noqa: E402  (tests/browser.py: DevTools over a pipe)
 
 from catalog import Catalog  # noqa: E402
 from catalog.recovery_io import RECOVER_JOB, write_edges  # noqa: E402
@@ -36,6 +33,7 @@ from catalog.runs import finish_run, start_run  # noqa: E402
 from catalog.schema import MODELS  # noqa: E402
 from jobs.cli import main as lineage  # noqa: E402
 from lineage.recovery.graph import RecoveredEdge  # noqa: E402
+from tests.browser import Browser  # noqa: E402  (DevTools protocol over a pipe)
 
 RELATIONS = ["finetune", "lora", "adapter", "merge", "quantized", "reupload"]
 

@@ -128,21 +128,32 @@ def _wait_for_dashboard(port: int, proc: subprocess.Popen, timeout: float = 180)
 
 def test_readme_lists_the_submit_lines():
     lines = readme_submit_lines()
-    assert [line.split()[8] for line in lines] == ["jobs.kinship", "jobs.recover"]
+    assert [line.split()[8] for line in lines] == ["jobs.kinship", "jobs.recover", "jobs.index"]
 
 
-def test_readme_ray_job_submit_lines_run_verbatim(project, head):
+def test_readme_ray_job_submit_lines_run_verbatim(project, head, models_dir):
+    from jobs.loopback_hub import LoopbackHub
+
     outputs = []
-    for line in readme_submit_lines():
-        done = subprocess.run(["bash", "-c", line], cwd=project, env=head["env"],
-                              capture_output=True, text=True, timeout=600)
+    with LoopbackHub(models_dir) as hub:  # what `lineage hub serve` serves
+        env = {**head["env"], "HF_ENDPOINT": hub.endpoint}
+        for line in readme_submit_lines():
+            done = subprocess.run(["bash", "-c", line], cwd=project, env=env,
+                                  capture_output=True, text=True, timeout=600)
+            outputs.append(done)
+    for done in outputs:
         out = done.stdout + done.stderr
         assert done.returncode == 0, out[-4000:]
         assert re.search(r"Job 'raysubmit_\w+' succeeded", out), out[-4000:]
-        outputs.append(out)
-    kinship, recover = outputs
+    kinship, recover, crawl = (d.stdout + d.stderr for d in outputs)
     assert re.search(r"kinship run kinship-\w+: 3 models, wrote \d+ rows", kinship), kinship
     assert re.search(r"run recover-\w+: 3 models", recover), recover
+    hub_catalog = project / "demo-output" / "hub-catalog"
+    crawled = subprocess.run([sys.executable, "-m", "lineage", "sql",
+                              "SELECT model_id FROM current_models ORDER BY 1", "--format", "csv",
+                              "--catalog", str(hub_catalog)],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert "org/gpt2" in crawled and "org/vit" in crawled, crawl
     # The job read and wrote the catalog of the copy, by the absolute path it was given.
     runs = subprocess.run([sys.executable, "-m", "lineage", "sql",
                            "SELECT job, status FROM runs ORDER BY started_at", "--format", "csv",
