@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import add_catalog_option
+from jobs.cli import add_catalog_option, existing_catalog
 from lineage.errors import SpecError
 
 
@@ -46,13 +46,9 @@ def _lams(text: str) -> float | list[float]:
 
 
 def _catalog(path: str, create: bool):
-    from pathlib import Path
-
     from catalog import Catalog
 
-    if create:
-        return Catalog(path)
-    return Catalog(path, create=False) if (Path(path) / "catalog.duckdb").exists() else None
+    return Catalog(path) if create else existing_catalog(path)
 
 
 def compress_command(args: argparse.Namespace) -> int:

@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from jobs.cli import add_catalog_option
+from jobs.cli import add_catalog_option, existing_catalog
 from lineage.errors import SpecError
 
 SELECTORS = ("top-k",)
@@ -70,9 +69,7 @@ def _catalog(args: argparse.Namespace, register: bool):
 
     if register:
         return Catalog(args.catalog)
-    # Not registering: still resolve catalog ids when the catalog exists.
-    exists = (Path(args.catalog) / "catalog.duckdb").exists()
-    return Catalog(args.catalog, create=False) if exists else None
+    return existing_catalog(args.catalog)  # not registering: still resolve catalog ids
 
 
 def merge(args: argparse.Namespace) -> int:
