@@ -2,10 +2,12 @@
 
 Every family at once (a family = a connected component of recovered edges), laid out by
 Cytoscape.js (vendored, inlined: the page opens from disk with no network), with search by
-id, zoom and pan, edges coloured by relation and weighted by confidence, a slider that
-hides edges below a confidence, card claims drawn as dashed edges, and a panel that shows
-a clicked model's card claims beside what its weights say. Built for thousands of models:
-labels appear only when zoomed in, and the page draws a texture while panning.
+id, zoom and pan, edges coloured by relation and as wide as their confidence, a slider
+that hides edges below a confidence, card claims the weights contradict drawn as dashed
+edges, and a panel that shows a clicked model's card claims beside what its weights say.
+Built for thousands of models: model labels appear only when zoomed in, edge labels
+(relation, confidence) around the chosen model and under the mouse, and the page draws
+a texture while panning.
 
 Input is plain data; output is text (this module never touches a catalog).
 """
@@ -167,47 +169,8 @@ say.</div>
   data.cards.forEach(([s, t, rel], k) => els.push({group: "edges", data: {
     id: "c" + k, source: "n" + s, target: "n" + t, rel: "card", conf: 1,
     label: "card: " + (rel || "base_model")}, classes: "card"}));
-  // Layout: each family by Cytoscape's breadthfirst layout (roots = models without a
-  // recovered parent) inside its own box; boxes packed on shelves, largest first. It runs
-  // on a headless, style-less copy of the graph (no text to measure, nothing to redraw
-  // per family), and the drawn graph starts from the positions found.
-  const lay = cytoscape({headless: true, styleEnabled: false,
-    elements: els.filter(e => e.group === "nodes" || e.classes === "rec")});
-  const members = data.families.map(() => []);  // node indices per family
-  N.forEach((n, i) => members[n.f].push(i));
-  const nodesOf = (graph, list) => graph.collection(list.map(i => graph.$id("n" + i)));
-  const loners = [], boxes = [];
-  members.forEach(list => {
-    if (list.length === 1) { loners.push(list[0]); return; }
-    const side = Math.ceil(Math.sqrt(list.length));
-    boxes.push({eles: nodesOf(lay, list), w: 150 * side + 100, h: 110 * side + 60});
-  });
-  if (loners.length) {
-    const side = Math.ceil(Math.sqrt(loners.length));
-    boxes.push({eles: nodesOf(lay, loners), w: 90 * side + 60, h: 70 * side + 60,
-      grid: true});
-  }
-  const area = boxes.reduce((a, b) => a + b.w * b.h, 0);
-  const shelf = Math.max(1200, Math.sqrt(area) * 1.4);
-  let x = 0, y = 0, rowH = 0;
-  lay.batch(() => boxes.forEach(b => {
-    if (x > 0 && x + b.w > shelf) { x = 0; y += rowH; rowH = 0; }
-    const bb = {x1: x, y1: y, w: b.w - 40, h: b.h - 40};
-    if (b.grid) {
-      b.eles.layout({name: "grid", boundingBox: bb, animate: false, fit: false}).run();
-    } else {
-      const eles = b.eles.union(b.eles.edgesWith(b.eles).filter(".rec"));
-      const roots = b.eles.filter(n => n.incomers("edge.rec").length === 0);
-      eles.layout({name: "breadthfirst", directed: true, roots: roots, boundingBox: bb,
-        animate: false, fit: false, spacingFactor: 1, avoidOverlap: true}).run();
-    }
-    x += b.w; rowH = Math.max(rowH, b.h);
-  }));
-  const tLayout = performance.now();
-  lay.nodes().forEach(n => { els[+n.id().slice(1)].position = Object.assign({}, n.position()); });
-  lay.destroy();
   const cy = cytoscape({
-    container: $("cy"), elements: els, layout: {name: "preset"},
+    container: $("cy"), elements: els, layout: {name: "null"},
     textureOnViewport: true, hideEdgesOnViewport: N.length > 2000, pixelRatio: 1,
     motionBlur: false, minZoom: 0.02, maxZoom: 4, wheelSensitivity: 0.3,
     style: [
@@ -221,13 +184,55 @@ say.</div>
         "height": 26, "font-size": 12, "font-weight": "bold", "min-zoomed-font-size": 0}},
       {selector: "edge", style: {"curve-style": "straight", "target-arrow-shape": "triangle",
         "arrow-scale": 0.8, "line-color": "data(colour)", "target-arrow-color": "data(colour)",
-        "width": "mapData(conf, 0, 1, 1, 4)", "label": "data(label)", "font-size": 8,
-        "min-zoomed-font-size": 9, "text-rotation": "autorotate", "color": "#333"}},
+        "width": "mapData(conf, 0, 1, 1, 4)"}},
+      // Labels (relation and confidence) on the edges around the chosen model and under
+      // the mouse: measuring thousands of edge labels up front costs seconds.
+      {selector: "edge.labelled", style: {"label": "data(label)", "font-size": 9,
+        "text-rotation": "autorotate", "color": "#222", "text-background-color": "#fafafa",
+        "text-background-opacity": 0.8}},
       {selector: "edge.card", style: {"line-style": "dashed", "line-color": "#ff7f0e",
         "target-arrow-color": "#ff7f0e", "width": 1.5, "opacity": 0.8}},
       {selector: ".gone", style: {"display": "none"}},
     ],
   });
+  // Layout: each family by Cytoscape's breadthfirst layout (roots = models without a
+  // recovered parent) inside its own box; boxes packed on shelves, largest first; all in
+  // one batch, so nothing is redrawn until every family is placed.
+  const members = data.families.map(() => []);  // node indices per family
+  N.forEach((n, i) => members[n.f].push(i));
+  const nodesOf = (graph, list) => graph.collection(list.map(i => graph.$id("n" + i)));
+  const hasParent = new Uint8Array(N.length);
+  data.edges.forEach(e => { hasParent[e[1]] = 1; });
+  const byFamily = data.families.map(() => []);  // node elements per family
+  cy.nodes().forEach(n => byFamily[n.data("f")].push(n));
+  const loners = [], boxes = [];
+  byFamily.forEach(list => {
+    if (list.length === 1) { loners.push(list[0]); return; }
+    const side = Math.ceil(Math.sqrt(list.length));
+    boxes.push({eles: cy.collection(list), w: 150 * side + 100, h: 110 * side + 60});
+  });
+  if (loners.length) {
+    const side = Math.ceil(Math.sqrt(loners.length));
+    boxes.push({eles: cy.collection(loners), w: 90 * side + 60, h: 70 * side + 60,
+      grid: true});
+  }
+  const area = boxes.reduce((a, b) => a + b.w * b.h, 0);
+  const shelf = Math.max(1200, Math.sqrt(area) * 1.4);
+  let x = 0, y = 0, rowH = 0;
+  cy.batch(() => boxes.forEach(b => {
+    if (x > 0 && x + b.w > shelf) { x = 0; y += rowH; rowH = 0; }
+    const bb = {x1: x, y1: y, w: b.w - 40, h: b.h - 40};
+    if (b.grid) {
+      b.eles.layout({name: "grid", boundingBox: bb, animate: false, fit: false}).run();
+    } else {
+      const eles = b.eles.union(b.eles.connectedEdges(".rec"));  // a family is closed
+      const roots = b.eles.filter(n => !hasParent[+n.id().slice(1)]);
+      eles.layout({name: "breadthfirst", directed: true, roots: roots, boundingBox: bb,
+        animate: false, fit: false, spacingFactor: 1, avoidOverlap: true}).run();
+    }
+    x += b.w; rowH = Math.max(rowH, b.h);
+  }));
+  const tLayout = performance.now();
   cy.fit(undefined, 20);
 
   // Side panel: stats, legend, families.
@@ -270,9 +275,14 @@ say.</div>
   }
   function focus(node) {
     cy.elements(":selected").unselect(); node.select(); show(node);
+    cy.edges(".labelled").removeClass("labelled"); node.connectedEdges().addClass("labelled");
     cy.animate({center: {eles: node}, zoom: Math.max(cy.zoom(), 1.2)}, {duration: 200});
   }
   cy.on("tap", "node", ev => focus(ev.target));
+  cy.on("mouseover", "edge", ev => ev.target.addClass("labelled"));
+  cy.on("mouseout", "edge", ev => {
+    if (!ev.target.connectedNodes().some(n => n.selected())) ev.target.removeClass("labelled");
+  });
 
   // Search by id: substring match, case-insensitive; Enter goes to the best match.
   const ids = N.map(n => n.id.toLowerCase());
