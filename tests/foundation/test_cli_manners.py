@@ -235,3 +235,18 @@ def test_hostile_ids_and_cards_are_printed_escaped(tmp_path):
         assert ("\\u001b" if fmt == "json" else "\\x1b") in out.stdout
     error = lineage("kinship", evil, "nothing-here")
     assert ESC not in error.stderr and "\\x1b[31m" in error.stderr
+
+
+def test_the_demo_prints_a_lineage_command_that_runs(tmp_path, monkeypatch):
+    """dev.sh does not activate the venv: the demo's suggestions name the venv's script
+    unless `lineage` on PATH is that same script."""
+    from jobs.demo import lineage_command
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no lineage on PATH
+    monkeypatch.chdir(tmp_path)
+    suggested = lineage_command()
+    assert Path(suggested).is_absolute() and Path(suggested).name == "lineage"
+    done = subprocess.run([suggested, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Recover the heredity" in done.stdout
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    assert lineage_command() == "lineage"
