@@ -36,6 +36,24 @@ def existing_catalog(path: str | os.PathLike):
     return Catalog(path, create=False) if (Path(path) / "catalog.duckdb").exists() else None
 
 
+def catalog_for(path: str | os.PathLike, models: list[str], create: bool):
+    """The catalog a command that takes models (and may register results) works with.
+
+    An existing catalog is used as is; one is created only when `create` and every model
+    is an existing path, so a typo in a model reference fails with the resolver's one-line
+    error instead of leaving an empty catalog behind."""
+    from catalog import Catalog
+    from catalog.resolve import CatalogResolver
+
+    found = existing_catalog(path)
+    if found is not None or not create:
+        return found
+    resolve = CatalogResolver(None)
+    for ref in models:
+        resolve(ref)  # raises ModelNotFoundError naming the reference
+    return Catalog(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="lineage", description="Recover the heredity of neural networks from weights."

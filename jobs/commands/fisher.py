@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import add_catalog_option, existing_catalog
+from jobs.cli import add_catalog_option, catalog_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,11 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from catalog import Catalog
     from jobs.merging import fisher_job
 
     # Not registering: still resolve a catalog id through the catalog when there is one.
-    catalog = existing_catalog(args.catalog) if args.no_register else Catalog(args.catalog)
+    catalog = catalog_for(args.catalog, [args.model], create=not args.no_register)
     report = fisher_job(args.model, args.data, args.out, kind=args.kind, n=args.n,
                         seed=args.seed, catalog=catalog, register=not args.no_register)
     note = "registered" if report.registered else "not registered"

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from jobs.cli import add_catalog_option, existing_catalog
 from lineage.errors import SpecError
@@ -75,6 +76,9 @@ def _catalog(args: argparse.Namespace, register: bool):
 def merge(args: argparse.Namespace) -> int:
     from jobs.merging import run_merge_job
 
+    if not Path(args.recipe).is_file():  # before a catalog is created for nothing
+        raise SpecError(f"recipe {args.recipe!r}", "is not a file",
+                        "Give the path of a mergekit-shaped YAML recipe")
     catalog = _catalog(args, not args.no_register)
     if args.ray:
         from jobs.ray_session import ray_session
