@@ -26,9 +26,9 @@ from lineage.errors import LineageError
 EXIT_BAD_INPUT = 1
 EXIT_INTERRUPTED = 130
 
-# Ray's errors for a cluster that is not there or does not accept us: named, not imported
-# (most entry points never import ray).
-_RAY_USER_ERRORS = {"AuthenticationError", "RaySystemError"}
+# Ray's error for a cluster that does not accept our token: named, not imported (most
+# entry points never import ray).
+_RAY_USER_ERRORS = {"AuthenticationError"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,7 +80,9 @@ def run_entry(prog: str, body: Callable[[], int]) -> int:
         try:
             return int(body() or 0)
         except SystemExit as done:  # argparse --help / errors: already printed
-            return done.code if isinstance(done.code, int) else EXIT_BAD_INPUT
+            if done.code is None or isinstance(done.code, int):
+                return done.code or 0
+            return _fail(prog, str(done.code))
         except BrokenPipeError:
             return _quiet_broken_pipe()
         except KeyboardInterrupt:
