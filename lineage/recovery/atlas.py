@@ -55,6 +55,11 @@ def families(nodes: list[str], edges: list[RecoveredEdge]) -> list[list[str]]:
     return sorted((sorted(g) for g in groups.values()), key=lambda g: (-len(g), g[0]))
 
 
+def _root_of(family: list[str], children: set[str]) -> str:
+    """The family's name in the list: its first model without a recovered parent."""
+    return next((m for m in family if m not in children), family[0])
+
+
 def _card_parents(claims: dict) -> list[str]:
     bases = claims.get("card_base_models") or []
     return [str(b) for b in bases if isinstance(b, str)]
@@ -66,6 +71,7 @@ def atlas_payload(atlas: Atlas) -> dict:
     index = {n: i for i, n in enumerate(nodes)}
     fams = families(nodes, atlas.edges)
     family_of = {n: k for k, g in enumerate(fams) for n in g}
+    children = {e.child for e in atlas.edges}
     disputed = defaultdict(list)
     for d in atlas.disagreements:
         disputed[d["child"]].append(d)
@@ -91,7 +97,7 @@ def atlas_payload(atlas: Atlas) -> dict:
         "edges": [[index[e.parent], index[e.child], e.relation, round(e.confidence, 3)]
                   for e in atlas.edges if e.parent in index and e.child in index],
         "cards": [list(c) for c in card_edges],
-        "families": [[index[g[0]], len(g)] for g in fams],
+        "families": [[index[_root_of(g, children)], len(g)] for g in fams],
     }
 
 
@@ -201,15 +207,28 @@ say.</div>
   const members = data.families.map(() => []);  // node indices per family
   N.forEach((n, i) => members[n.f].push(i));
   const nodesOf = (graph, list) => graph.collection(list.map(i => graph.$id("n" + i)));
-  const hasParent = new Uint8Array(N.length);
-  data.edges.forEach(e => { hasParent[e[1]] = 1; });
+  // Depth of each model (longest chain of recovered parents above it), to size each
+  // family's box by its widest level and its number of levels.
+  const hasParent = new Uint8Array(N.length), depth = new Int32Array(N.length);
+  const children = N.map(() => []);
+  data.edges.forEach(([s, t]) => { hasParent[t] = 1; children[s].push(t); });
+  const queue = [];
+  N.forEach((n, i) => { if (!hasParent[i]) queue.push(i); });
+  for (let q = 0; q < queue.length && q < 4 * N.length; q++) {  // bounded: merges revisit
+    const i = queue[q];
+    children[i].forEach(c => {
+      if (depth[c] < depth[i] + 1) { depth[c] = depth[i] + 1; queue.push(c); }
+    });
+  }
   const byFamily = data.families.map(() => []);  // node elements per family
   cy.nodes().forEach(n => byFamily[n.data("f")].push(n));
   const loners = [], boxes = [];
   byFamily.forEach(list => {
     if (list.length === 1) { loners.push(list[0]); return; }
-    const side = Math.ceil(Math.sqrt(list.length));
-    boxes.push({eles: cy.collection(list), w: 150 * side + 100, h: 110 * side + 60});
+    const perLevel = {};
+    list.forEach(n => { const d = depth[+n.id().slice(1)]; perLevel[d] = (perLevel[d] || 0) + 1; });
+    const widest = Math.max(...Object.values(perLevel)), levels = Object.keys(perLevel).length;
+    boxes.push({eles: cy.collection(list), w: 190 * widest + 80, h: 110 * levels + 80});
   });
   if (loners.length) {
     const side = Math.ceil(Math.sqrt(loners.length));
