@@ -201,6 +201,7 @@ say.</div>
       {selector: ".gone", style: {"display": "none"}},
     ],
   });
+  const tCreated = performance.now();
   // Layout: each family by Cytoscape's breadthfirst layout (roots = models without a
   // recovered parent) inside its own box; boxes packed on shelves, largest first; all in
   // one batch, so nothing is redrawn until every family is placed.
@@ -337,7 +338,7 @@ say.</div>
   $("conf").addEventListener("input", filterEdges);
   $("showCards").addEventListener("change", filterEdges);
   window.atlas = {cy: cy, search: search, focus: focus, loadMs: performance.now() - t0,
-    layoutMs: tLayout - t0};
+    createMs: tCreated - t0, layoutMs: tLayout - tCreated};
   document.body.dataset.ready = "1";
 })();
 </script></body></html>
