@@ -2,7 +2,7 @@
 
 Every module in `jobs/commands/` contributes its subcommands through
 `register(subparsers)`; each subcommand sets `func(args) -> int` as its handler.
-Errors from lineage are printed as one clear line, not a traceback.
+Errors are one clear line and exit 1, argument errors included (jobs.entry).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import argparse
 import importlib
 import os
 import pkgutil
-import sys
+from pathlib import Path
 
 import jobs.commands
-from lineage.errors import LineageError
+from jobs.entry import Parser, run_entry
 
 DEFAULT_CATALOG = "./lineage-catalog"
 
@@ -28,8 +28,34 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def existing_catalog(path: str | os.PathLike):
+    """The catalog at `path` when there is one, else None (commands that also take plain
+    paths resolve catalog ids through it, and never create one as a side effect)."""
+    from catalog import Catalog
+
+    return Catalog(path, create=False) if (Path(path) / "catalog.duckdb").exists() else None
+
+
+def catalog_for(path: str | os.PathLike, models: list[str], create: bool):
+    """The catalog a command that takes models (and may register results) works with.
+
+    An existing catalog is used as is; one is created only when `create` and every model
+    is an existing path, so a typo in a model reference fails with the resolver's one-line
+    error instead of leaving an empty catalog behind."""
+    from catalog import Catalog
+    from catalog.resolve import CatalogResolver
+
+    found = existing_catalog(path)
+    if found is not None or not create:
+        return found
+    resolve = CatalogResolver(None)
+    for ref in models:
+        resolve(ref)  # raises ModelNotFoundError naming the reference
+    return Catalog(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lineage", description="Recover the heredity of neural networks from weights."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,16 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except LineageError as err:
-        print(f"lineage: error: {err}", file=sys.stderr)
-        return 1
+    def body() -> int:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 1
+        return args.func(args)
+
+    return run_entry("lineage", body)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,16 @@ Every step is idempotent: a second run reuses the zoo and the catalog.
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from catalog import Catalog
 from catalog.query import run_query
 from jobs.cli import main as lineage_cli
 from jobs.crawl import CrawlOptions, crawl
+from jobs.entry import Parser, run_entry
 from jobs.kinship import run_kinship
 from jobs.loopback_hub import LoopbackHub
 from jobs.output import print_rows
@@ -32,6 +36,24 @@ SELECT model_type, kind, dtype, count(*) AS models, sum(n_params) AS params,
        count(*) FILTER (WHERE len(card_base_models) > 0) AS with_card_base
 FROM current_models GROUP BY ALL ORDER BY model_type, kind, dtype
 """
+
+
+def lineage_command() -> str:
+    """How to call the CLI from the user's shell: `lineage` when that is on PATH and is
+    this environment's, else the full path of this environment's script (dev.sh does not
+    activate the venv, so a bare `lineage` would not be found)."""
+    here = Path(sys.executable).parent / "lineage"
+    on_path = shutil.which("lineage")
+    if on_path and here.exists() and Path(on_path).resolve() == here.resolve():
+        return "lineage"
+    return shlex.quote(_relative(here)) if here.exists() else f"{sys.executable} -m lineage"
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def banner(text: str) -> None:
@@ -51,7 +73,11 @@ def crawl_zoo(zoo_root: Path, catalog: Catalog, workers: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__,
+    return run_entry("jobs.demo", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = Parser(prog="python -m jobs.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path("demo-output"))
     parser.add_argument("--preset", default="tiny", help="zoo preset or spec file")
@@ -83,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     html = (args.workdir / "graph.html").resolve()
     lineage_cli(["graph", root, "--format", "html", "--out", str(html),
                  "--catalog", str(catalog.root)])
+    lineage = lineage_command()
     print(f"open file://{html} in a browser; query the catalog with\n"
-          f"  lineage sql --catalog {catalog.root} \"SELECT * FROM card_disagreements()\"")
+          f"  {lineage} sql --catalog {catalog.root} \"SELECT * FROM card_disagreements()\"\n"
+          f"  {lineage} graph --all --format html --out {args.workdir / 'atlas.html'} "
+          f"--catalog {catalog.root}")
     return 0
 
 

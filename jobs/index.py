@@ -7,13 +7,13 @@ Runs as is on a laptop (starts a local Ray) and under
 from __future__ import annotations
 
 import argparse
-import sys
 
 from jobs.crawl.options import add_crawl_arguments, options_from_args
+from jobs.entry import Parser, run_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m jobs.index",
         description="Crawl Hub model families and fingerprint them into a catalog, on Ray.",
     )
@@ -43,14 +43,7 @@ def run_crawl(args: argparse.Namespace, **overrides: object) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lineage.errors import LineageError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return run_crawl(args)
-    except LineageError as err:
-        print(f"jobs.index: error: {err}", file=sys.stderr)
-        return 1
+    return run_entry("jobs.index", lambda: run_crawl(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

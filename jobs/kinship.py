@@ -12,7 +12,6 @@ Idempotent: a run over the same model revisions with the same options is skipped
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -30,6 +29,7 @@ from catalog.kinship_io import (
     load_tensor_hashes,
 )
 from catalog.runs import finish_run, last_successful_run, start_run
+from jobs.entry import Parser, run_entry
 from jobs.ray_session import ray_session
 from lineage.errors import LineageError
 from lineage.fingerprint import DEFAULT_WIDTH
@@ -197,7 +197,11 @@ def run_kinship(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.kinship", description=__doc__)
+    return run_entry("jobs.kinship", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = Parser(prog="python -m jobs.kinship", description=__doc__)
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument(
@@ -210,17 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=None, help="Ray address (default: auto)")
     parser.add_argument("--num-cpus", type=int, default=None)
     args = parser.parse_args(argv)
-    try:
-        with ray_session(args.address, num_cpus=args.num_cpus):
-            summary = run_kinship(
-                Catalog(args.catalog, create=False),
-                top_k=args.top_k,
-                rows_per_task=args.rows_per_task,
-                verify=args.verify,
-            )
-    except LineageError as err:
-        print(f"lineage: error: {err}", file=sys.stderr)
-        return 1
+    with ray_session(args.address, num_cpus=args.num_cpus):
+        summary = run_kinship(
+            Catalog(args.catalog, create=False),
+            top_k=args.top_k,
+            rows_per_task=args.rows_per_task,
+            verify=args.verify,
+        )
     state = "up to date, skipped" if summary["skipped"] else f"wrote {summary['rows']} rows"
     print(f"kinship run {summary['run_id']}: {summary['models']} models, {state}")
     return 0

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from lineage.errors import LineageError
+from jobs.entry import Parser, run_entry
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m jobs.merge", description=__doc__,
+    parser = Parser(prog="python -m jobs.merge", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", required=True, help="mergekit-shaped YAML recipe")
     parser.add_argument("--out", required=True, help="output model folder")
@@ -32,24 +31,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     from catalog import Catalog
     from jobs.commands.merge import print_report
     from jobs.merging import run_merge_job
     from jobs.ray_session import ray_session
 
-    args = parse_args(argv)
-    try:
-        with ray_session(args.address, num_cpus=args.num_cpus):
-            catalog = Catalog(args.catalog) if args.catalog else None
-            report = run_merge_job(args.recipe, args.out, catalog=catalog,
-                                   register=not args.no_register, overwrite=args.overwrite,
-                                   executor="ray")
-        print_report(report)
-        return 0
-    except LineageError as err:
-        print(f"jobs.merge: error: {err}", file=sys.stderr)
-        return 1
+    with ray_session(args.address, num_cpus=args.num_cpus):
+        catalog = Catalog(args.catalog) if args.catalog else None
+        report = run_merge_job(args.recipe, args.out, catalog=catalog,
+                               register=not args.no_register, overwrite=args.overwrite,
+                               executor="ray")
+    print_report(report)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_entry("jobs.merge", lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Everything runs in-process: recovery from stored fingerprints is seconds even fo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from catalog import Catalog
 from catalog.recovery_io import RECOVER_JOB, load_inputs, missing_evidence, write_edges
 from catalog.runs import finish_run, start_run
+from jobs.entry import Parser, run_entry
 from lineage.recovery import RecoveryOptions, RecoveryResult, recover_graph
 
 # A catalog never fingerprints a revision it already holds (commits drop known
@@ -88,7 +88,11 @@ def summary(report: RecoverReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.recover", description=__doc__)
+    return run_entry("jobs.recover", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = Parser(prog="python -m jobs.recover", description=__doc__)
     parser.add_argument("--catalog", required=True, help="catalog directory")
     parser.add_argument("--no-ranks", action="store_true", help="deprecated, ignored")
     args = parser.parse_args(argv)

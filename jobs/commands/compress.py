@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import add_catalog_option
+from jobs.cli import add_catalog_option, catalog_for, existing_catalog
 from lineage.errors import SpecError
 
 
@@ -45,20 +45,10 @@ def _lams(text: str) -> float | list[float]:
     return values[0] if len(values) == 1 else values
 
 
-def _catalog(path: str, create: bool):
-    from pathlib import Path
-
-    from catalog import Catalog
-
-    if create:
-        return Catalog(path)
-    return Catalog(path, create=False) if (Path(path) / "catalog.duckdb").exists() else None
-
-
 def compress_command(args: argparse.Namespace) -> int:
     from jobs.merging import compress_job
 
-    catalog = _catalog(args.catalog, not args.no_register)
+    catalog = catalog_for(args.catalog, [args.base, *args.models], create=not args.no_register)
     result, new = compress_job(args.base, args.models, args.out, lam=_lams(args.lam),
                                merge=args.merge, density=args.density, catalog=catalog,
                                register=not args.no_register, overwrite=args.overwrite)
@@ -74,7 +64,7 @@ def reconstruct_command(args: argparse.Namespace) -> int:
     from jobs.merging import reconstruct_job
 
     result = reconstruct_job(args.bundle, args.model, args.out, base=args.base,
-                             catalog=_catalog(args.catalog, False), overwrite=args.overwrite)
+                             catalog=existing_catalog(args.catalog), overwrite=args.overwrite)
     print(f"reconstructed {result.model_ids[-1]} -> {result.out_dir} "
           f"({result.n_tensors} tensors, {result.total_bytes / 1e6:.2f} MB)")
     return 0

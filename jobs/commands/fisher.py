@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import add_catalog_option
+from jobs.cli import add_catalog_option, catalog_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,14 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from catalog import Catalog
     from jobs.merging import fisher_job
 
-    catalog = None if args.no_register else Catalog(args.catalog)
+    # Not registering: still resolve a catalog id through the catalog when there is one.
+    catalog = catalog_for(args.catalog, [args.model], create=not args.no_register)
     report = fisher_job(args.model, args.data, args.out, kind=args.kind, n=args.n,
                         seed=args.seed, catalog=catalog, register=not args.no_register)
     note = "registered" if report.registered else "not registered"
-    if catalog is not None and not report.registered:
+    if not args.no_register and not report.registered:
         note += " (already registered, or the model is not in the catalog: `lineage index`)"
     print(f"{report.kind} Fisher of {report.model_id} over {report.n_examples} examples "
           f"-> {report.path} ({note})")

@@ -32,15 +32,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=16,
         help="models per committed batch (what a crash can lose at most)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar, no per-model failure lines (the summary stays)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON (run id, indexed, unchanged, failed)")
     add_catalog_option(parser)
     parser.set_defaults(func=run)
 
 
+def check_paths(paths: list[str]) -> None:
+    """Refuse, before any catalog is created, a path that does not exist or holds no
+    model (indexing nothing and saying `indexed 0` hides a typo)."""
+    from pathlib import Path
+
+    from lineage.errors import ModelNotFoundError
+    from lineage.weights.discover import discover_models
+
+    for path in paths:
+        if not Path(path).exists():
+            raise ModelNotFoundError(f"path {path!r}", "does not exist",
+                                     "Give a model folder, a .safetensors file, or a "
+                                     "directory of model folders")
+        if next(iter(discover_models(path)), None) is None:
+            raise ModelNotFoundError(
+                f"path {path!r}", "holds no model folder (none has model.safetensors, "
+                "model.safetensors.index.json, adapter_config.json or model_index.json)",
+                "Give a model folder or a directory of them; pickle-only folders need "
+                "--allow-pickle and a .bin/.pt file given directly")
+
+
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from catalog import Catalog  # heavy imports (torch) only when the command runs
     from jobs.local_index import index_local
 
+    check_paths(args.paths)
     catalog = Catalog(args.catalog)
     report = index_local(
         catalog,
@@ -48,13 +75,18 @@ def run(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         width=args.sketch_width,
         batch_size=args.batch_size,
-        progress=not args.quiet,
+        progress=not (args.quiet or args.json),
     )
+    if args.json:
+        print(json.dumps({"run_id": report.run_id, "catalog": str(catalog.root),
+                          "indexed": report.indexed, "unchanged": report.unchanged,
+                          "failed": report.failed}, indent=1))
+        return 1 if report.failed and not report.indexed else 0
     print(
         f"run {report.run_id}: indexed {len(report.indexed)}, unchanged "
         f"{len(report.unchanged)}, failed {len(report.failed)} -> {catalog.root}"
     )
-    for model_id, error in report.failed.items():
+    for model_id, error in report.failed.items() if not args.quiet else ():
         print(f"  failed {model_id}: {error}")
     # Failing only when nothing worked: a re-run that finds every good model unchanged
     # and the bad ones failing again has worked.

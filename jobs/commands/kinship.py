@@ -1,7 +1,7 @@
 """`lineage kinship M1 M2 [--base B]`: exact kinship of two models, streamed.
 
-A thin shell over lineage.kinship.kinship. Models are local folders or .safetensors
-files for now; catalog ids will resolve through the same `resolve` hook.
+A thin shell over lineage.kinship.kinship. Models are catalog ids (resolved through
+--catalog to their folders, catalog.resolve.CatalogResolver) or local folders/files.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import math
 from typing import TYPE_CHECKING
 
+from jobs.cli import add_catalog_option, existing_catalog
 from lineage.kinship.metrics import DEFAULT_METRICS, METRICS
 
 if TYPE_CHECKING:
@@ -25,9 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Exact kinship of two models, streamed tensor by tensor in float64. "
         f"Metrics: {metric_help}.",
     )
-    parser.add_argument("model_a", help="model folder or .safetensors file")
-    parser.add_argument("model_b", help="model folder or .safetensors file")
-    parser.add_argument("--base", help="common base model: cs/pcc/ed compare model - base")
+    parser.add_argument("model_a", help="catalog id, model folder or .safetensors file")
+    parser.add_argument("model_b", help="catalog id, model folder or .safetensors file")
+    parser.add_argument("--base", help="common base model (catalog id or path): cs/pcc/ed "
+                        "compare model - base")
     parser.add_argument(
         "--metrics",
         default=",".join(DEFAULT_METRICS),
@@ -38,10 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--abs", action="store_true", help="report |cs|, as Model Kinship's merge_cal prints"
     )
+    add_catalog_option(parser)
     parser.set_defaults(func=kinship_command)
 
 
 def kinship_command(args: argparse.Namespace) -> int:
+    from catalog.resolve import CatalogResolver
     from lineage.kinship import kinship
 
     result = kinship(
@@ -51,6 +55,7 @@ def kinship_command(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         per_layer=args.per_layer,
         absolute=args.abs,
+        resolve=CatalogResolver(existing_catalog(args.catalog)),
     )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.cli import add_catalog_option
+from jobs.cli import add_catalog_option, existing_catalog
 from lineage.errors import SpecError
 
 SELECTORS = ("top-k",)
@@ -70,14 +70,15 @@ def _catalog(args: argparse.Namespace, register: bool):
 
     if register:
         return Catalog(args.catalog)
-    # Not registering: still resolve catalog ids when the catalog exists.
-    exists = (Path(args.catalog) / "catalog.duckdb").exists()
-    return Catalog(args.catalog, create=False) if exists else None
+    return existing_catalog(args.catalog)  # not registering: still resolve catalog ids
 
 
 def merge(args: argparse.Namespace) -> int:
     from jobs.merging import run_merge_job
 
+    if not Path(args.recipe).is_file():  # before a catalog is created for nothing
+        raise SpecError(f"recipe {args.recipe!r}", "is not a file",
+                        "Give the path of a mergekit-shaped YAML recipe")
     catalog = _catalog(args, not args.no_register)
     if args.ray:
         from jobs.ray_session import ray_session

@@ -23,15 +23,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         help="a value bound to the next ? placeholder (repeatable)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="table (for people), csv or json (for scripts)")
+    # Defaults live in catalog.query (QueryLimits); None here means "the library's".
+    parser.add_argument("--timeout", type=duration, default=None,
+                        help="stop a query after this long: 60, 60s, 5m; 0 = never "
+                        "(default 60s)")
+    parser.add_argument("--memory-limit", default=None,
+                        help="DuckDB memory limit for the query, e.g. 512MB, 4GB "
+                        "(default 2GB)")
     add_catalog_option(parser)
     parser.set_defaults(func=run)
 
 
+def duration(text: str) -> float:
+    """60 / 60s / 5m / 1h -> seconds (argparse turns a ValueError into a usage error)."""
+    text = text.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+    value = float(text[:-1] if scale else text)
+    if value < 0:
+        raise ValueError(text)
+    return value * (scale or 1)
+
+
 def run(args: argparse.Namespace) -> int:
     from catalog import Catalog
-    from catalog.query import run_query
+    from catalog.query import QueryLimits, run_query
 
-    result = run_query(Catalog(args.catalog, create=False), args.query, args.param)
+    given: dict = {}
+    if args.timeout is not None:
+        given["timeout_s"] = args.timeout or None  # 0: no timeout
+    if args.memory_limit is not None:
+        given["memory_limit"] = args.memory_limit
+    limits = QueryLimits(**given)
+    result = run_query(Catalog(args.catalog, create=False), args.query, args.param, limits)
     print_rows(result.columns, result.rows, args.format)
     return 0

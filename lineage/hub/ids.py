@@ -3,26 +3,15 @@ before they reach a URL, a local path or the catalog."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path, PurePosixPath
 
 from lineage.errors import HubError
+from lineage.ids import REPO_ID, is_repo_id
 
-# The Hub's own rules: [namespace/]name, each part 1-96 chars of letters, digits, "-",
-# "_", "."; no part starts or ends with "-" or ".", and "--" / ".." are reserved.
-_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
-REPO_ID = re.compile(rf"^(?:{_PART}/)?{_PART}$")
+__all__ = ["REPO_ID", "is_repo_id", "local_dir_name", "redact", "safe_join", "validate_repo_id"]
+
 MAX_PATH_CHARS = 1024
 _FIX_ID = "Give a Hub repo id such as 'org/name' (letters, digits, '-', '_', '.')"
-
-
-def is_repo_id(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and REPO_ID.fullmatch(value) is not None
-        and "--" not in value
-        and ".." not in value
-    )
 
 
 def validate_repo_id(value: object) -> str:
@@ -63,3 +52,4 @@ def redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         text = text.replace(secret, "***")
     return text
+

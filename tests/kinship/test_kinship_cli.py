@@ -41,7 +41,7 @@ def test_errors_are_one_line(zoo, capsys):
         "Valid metrics: cs, ed, l2, mother, pcc\n"
     )
     assert main(["kinship", "org/missing", str(zoo["ft2"])]) == 1
-    assert "model 'org/missing': is not an existing local file" in capsys.readouterr().err
+    assert "model 'org/missing': is neither a catalog id" in capsys.readouterr().err
     assert main(["kinship", str(zoo["ft1"]), str(zoo["llama"])]) == 1
     assert "share no float tensor" in capsys.readouterr().err
 
