@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from lineage.errors import SpecError
 from lineage.zoo.plan import Node
 
 State = dict[str, torch.Tensor]
@@ -28,7 +29,9 @@ OWN_METHODS = ("task_arithmetic", "ties")
 def merge_node_states(node: Node, base: State | None, models: list[State]) -> State:
     """The merged weights of a planned merge `node` from its parents' (and base's)."""
     if node.merge_method in OWN_METHODS:
-        assert base is not None, "task arithmetic and TIES merge against a base"
+        if base is None:
+            raise SpecError(f"zoo merge {node.id}", f"{node.merge_method} has no base model",
+                            "Plan task-vector merges with a merge base")
         return merge_states(
             base, models, node.merge_method, node.merge_scale, node.merge_density or 0.0
         )
@@ -77,7 +80,8 @@ def _library_merge(node: Node, base: State | None, models: list[State]) -> State
         value = given.get(p.name)
         value = p.default if value is None else value
         if value is REQUIRED:
-            raise ValueError(f"zoo merge {node.id}: {method.name} needs {p.name}")
+            raise SpecError(f"zoo merge {node.id}", f"{method.name} needs {p.name}",
+                            f"Give merges[].{p.name} in the spec")
         kwargs[p.keyword] = [value] * len(models) if p.per_model else value
     if node.merge_method == "slerp":  # from the first parent to the second
         base, models = models[0], models[1:]
