@@ -4,9 +4,11 @@
     python bench/merge_mergekit_parity.py --mergekit-path /tmp/mk [--hidden 256]
 
 Builds a small Llama (transformers, random weights) and two fine-tunes of it in a temporary
-folder, runs every recipe below with mergekit (in-process, CPU) and with lineage, and prints
-per recipe the largest absolute difference over all tensors and the time ratio
-lineage / mergekit. mergekit is not a dependency of lineage: point --mergekit-path at a
+folder, runs every recipe below with mergekit (CPU) and with lineage, each run in a fresh
+process at 1 thread (no warm-up run), and prints per recipe the largest absolute
+difference over all tensors, the time ratio lineage / mergekit and the ratio of peak-RSS
+rises during the merge (VmHWM reset before it, minus the RSS before it).
+mergekit is not a dependency of lineage: point --mergekit-path at a
 folder where it was installed with --no-deps.
 """
 
@@ -98,6 +100,39 @@ def run_lineage(recipe: dict, out: Path) -> float:
     return time.perf_counter() - start
 
 
+def _rss_kb(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _child(job) -> tuple[float, int]:
+    tool, recipe, out, mk_path = job
+    sys.path.insert(0, mk_path)
+    import torch
+
+    torch.set_num_threads(1)
+    run = run_mergekit if tool == "mergekit" else run_lineage
+    # No warm-up run: mergekit keeps its loaders (and their mapped pages) in a process-wide
+    # cache, so a second run in the same process would not count reading its inputs.
+    if tool == "mergekit":
+        import mergekit.merge  # noqa: F401 - imports outside the measured window
+    else:
+        import lineage.merge  # noqa: F401
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _rss_kb("VmRSS")
+    seconds = run(recipe, Path(out))
+    return seconds, max(0, _rss_kb("VmHWM") - before)
+
+
+def isolated(tool: str, recipe: dict, out: Path, mk_path: str) -> tuple[float, int]:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_child, ((tool, recipe, str(out), mk_path),))
+
+
 def max_diff(a: Path, b: Path) -> tuple[float, int, int]:
     from lineage.weights import open_model
 
@@ -122,18 +157,20 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="mk-parity-"))
     paths = build(work / "models", args.hidden, args.layers)
-    print(f"{'recipe':34s} {'max |diff|':>11s} {'tensors':>8s} {'names differ':>12s} "
-          f"{'lineage s':>9s} {'mergekit s':>10s} {'ratio':>6s}")
+    print(f"{'recipe':32s} {'max |diff|':>10s} {'tensors':>7s} {'lineage s':>9s} "
+          f"{'mergekit s':>10s} {'time':>5s} {'+MB lin':>7s} {'+MB mk':>7s} {'RSS':>5s}")
     for name, recipe in recipes(paths, args.layers).items():
         slug = name.split()[0]
         try:
-            mk = run_mergekit(recipe, work / "mk" / slug)
+            mk, mk_kb = isolated("mergekit", recipe, work / "mk" / slug, args.mergekit_path)
         except Exception as e:  # noqa: BLE001 - report and go on
-            print(f"{name:34s} mergekit failed: {type(e).__name__}: {str(e)[:80]}")
+            print(f"{name:32s} mergekit failed: {type(e).__name__}: {str(e)[:80]}")
             continue
-        ln = run_lineage(recipe, work / "ln" / slug)
+        ln, ln_kb = isolated("lineage", recipe, work / "ln" / slug, args.mergekit_path)
         diff, n, odd = max_diff(work / "mk" / slug, work / "ln" / slug)
-        print(f"{name:34s} {diff:11.2e} {n:8d} {odd:12d} {ln:9.2f} {mk:10.2f} {ln / mk:6.2f}")
+        names = "" if odd == 0 else f" ({odd} names differ)"
+        print(f"{name:32s} {diff:10.2e} {n:7d} {ln:9.2f} {mk:10.2f} {ln / mk:5.2f} "
+              f"{ln_kb / 1024:7.1f} {mk_kb / 1024:7.1f} {ln_kb / max(mk_kb, 1):5.2f}{names}")
     print(f"work folder: {work}")
     return 0
 
