@@ -73,7 +73,10 @@ def _exact(grams, features, rounding, child, base, regressors):
         ata, aty, yy = _system(g, child, base, regressors)
         if yy <= 0.0:
             continue
-        coef, resid = nnls_on_gram(ata, aty, yy, nonneg=False)
+        noise = float(max(rounding.error[k] * norms[k, q] for k in regressors))
+        if base is not None:
+            noise += float(rounding.error[base] * norms[base, q])
+        coef, resid = nnls_on_gram(ata, aty, yy, nonneg=False, noise=noise)
         terms = {child: 1.0, **{k: float(c) for k, c in zip(regressors, coef, strict=True)}}
         if base is not None:
             terms[base] = terms.get(base, 0.0) + 1.0 - float(coef.sum())

@@ -104,7 +104,11 @@ def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = 
     aty = g[cols, child] - gb[cols] - g[base, child] + g[base, base]
     yy = max(g[child, child] - 2 * g[base, child] + g[base, base], 1e-300)
     diag = np.maximum(np.diag(ata), 1e-300)
-    coef, resid_abs = nnls_on_gram(ata, aty, yy)
+    noise = None
+    if rounding is not None:  # each column's own rounding: x_k's and the base's
+        noise = float((rounding.error[cols] * rounding.norms[cols]).max()
+                      + rounding.error[base] * rounding.norms[base])
+    coef, resid_abs = nnls_on_gram(ata, aty, yy, noise=noise)
     single = np.sqrt(max(0.0, 1.0 - float((np.maximum(aty, 0.0) ** 2 / diag).max()) / yy))
     terms = {child: 1.0, base: 1.0 - coef.sum(), **{int(cols[k]): float(coef[k])
                                                     for k in np.flatnonzero(coef)}}
@@ -117,33 +121,43 @@ def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = 
                     float(single), bound=float(bound / np.sqrt(yy)))
 
 
-def nnls_on_gram(ata: np.ndarray, aty: np.ndarray, yy: float, *, nonneg: bool = True
-                 ) -> tuple[np.ndarray, float]:
+def nnls_on_gram(ata: np.ndarray, aty: np.ndarray, yy: float, *, nonneg: bool = True,
+                 noise: float | None = None) -> tuple[np.ndarray, float]:
     """(c minimising ||A c - y||, c >= 0 unless `nonneg` is False; the residual norm)
-    from A^T A, A^T y and |y|^2."""
-    # A square root of A^T A that survives near-collinear columns (fine-tunes of one
-    # base are nearly parallel in absolute weights): eigenvalues below float64 noise of
-    # the largest are dropped rather than failing a Cholesky.
+    from A^T A, A^T y and |y|^2. `noise`: the rounding norm of one column."""
+    # Columns dependent up to rounding (two siblings and their average, whose task
+    # vectors against it are exactly opposite) span a direction no larger than their
+    # rounding; fitting along it gives huge cancelling coefficients. A ridge at that
+    # floor (or float64's, for near-parallel absolute weights) keeps such directions
+    # at zero and changes nothing a real combination needs.
     vals, vecs = np.linalg.eigh((ata + ata.T) / 2.0)
-    keep = vals > 1e-13 * max(float(vals.max()), 1e-300)
-    root = np.sqrt(vals[keep])[:, None] * vecs[:, keep].T  # [r, K]: root^T root ~ A^T A
-    z = (vecs[:, keep].T @ aty) / np.sqrt(vals[keep])
+    floor = 1e-13 * max(float(vals.max()), 1e-300)
+    if noise is not None:  # K columns of rounding noise span at most K * noise^2
+        floor = max(floor, 4.0 * len(aty) * noise**2)
+    ridged = np.maximum(vals, 0.0) + floor
+    root = np.sqrt(ridged)[:, None] * vecs.T  # [K, K]: root^T root = A^T A + floor I
+    z = (vecs.T @ aty) / np.sqrt(ridged)
     if nonneg:
-        coef = _polish(nnls(root, z)[0], ata, aty)
+        coef = _polish(nnls(root, z)[0], ata, aty, floor)
     else:
         coef = np.linalg.lstsq(root, z, rcond=None)[0]
     return coef, float(np.sqrt(max(yy - 2.0 * coef @ aty + coef @ ata @ coef, 0.0)))
 
 
-def _polish(coef: np.ndarray, ata: np.ndarray, aty: np.ndarray) -> np.ndarray:
+def _polish(coef: np.ndarray, ata: np.ndarray, aty: np.ndarray, floor: float
+            ) -> np.ndarray:
     """NNLS stops at its own tolerance (~1e-6 relative, the size of float32 rounding);
     re-solve the normal equations exactly on its active set so an exact fit reads as
-    exact. Kept only if every coefficient stays positive."""
+    exact. Kept only if the active columns are independent above `floor` (else the
+    exact solve would amplify rounding) and every coefficient stays positive."""
     active = np.flatnonzero(coef > 0)
     if active.size == 0:
         return coef
+    sub = ata[np.ix_(active, active)]
+    if float(np.linalg.eigvalsh((sub + sub.T) / 2.0).min()) <= floor:
+        return coef
     try:
-        exact = np.linalg.solve(ata[np.ix_(active, active)], aty[active])
+        exact = np.linalg.solve(sub, aty[active])
     except np.linalg.LinAlgError:
         return coef
     if (exact <= 0).any():
