@@ -31,6 +31,7 @@ MAX_WITNESSES = 64  # models that vote on centrality (evenly spaced beyond this 
 
 
 SIGNALS = ("kurtosis", "norm", "centrality")
+BLOCK_ELEMENTS = 1 << 22  # (i, j, witness) triples held at once by centrality_votes
 
 
 def kurtosis_votes(features: GroupFeatures) -> np.ndarray:
@@ -56,11 +57,13 @@ def centrality_votes(features: GroupFeatures) -> np.ndarray:
     for k, q in enumerate(np.flatnonzero(mask)):
         d = pair_distances(features.sketches[q])[:, witnesses]  # [n, W]
         nearer = np.zeros((n, n))
-        for i in range(n):  # sum over witnesses x (neither i nor j) of sign(d_jx - d_ix)
-            s = np.sign(d - d[i][None, :])
-            s[own] = 0.0
-            s[:, own[i]] = 0.0
-            nearer[i] = s.sum(axis=1)
+        step = max(1, BLOCK_ELEMENTS // max(n * witnesses.size, 1))
+        for start in range(0, n, step):  # blocks of i, vectorised over (i, j, x):
+            # sum over witnesses x (neither i nor j) of sign(d_jx - d_ix)
+            s = np.sign(d[None, :, :] - d[start:start + step, None, :])
+            s[:, own] = 0.0
+            s[own[start:start + step][:, None, :].repeat(n, axis=1)] = 0.0
+            nearer[start:start + step] = s.sum(axis=2)
         changed = h[:, None, k] != h[None, :, k]
         total += np.sign(nearer) * changed
         count += changed

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import betainc, betaln, logsumexp
 
 GRID = 2048  # midpoint rule for J over p in [1/2, 1]
 _P = 0.5 + (np.arange(GRID) + 0.5) / (2 * GRID)
@@ -39,8 +39,29 @@ _LOG_P, _LOG_Q = np.log(_P), np.log1p(-_P)
 
 
 def log_j(k: np.ndarray, m: float) -> np.ndarray:
-    """log J(k, m) for soft counts k (array) of m votes."""
-    k = np.asarray(k, dtype=np.float64)[..., None]
+    """log J(k, m) for soft counts k (array) of m votes.
+
+    Closed form: J = 2 B(k+1, m-k+1) I_{1/2}(m-k+1, k+1) (substitute q = 1 - p), one
+    special-function call per element; where the incomplete beta underflows (a tail far
+    below 1e-300, large m), the midpoint rule over GRID points in log space, in blocks
+    so a component of 100k edges never holds an [n, GRID] array."""
+    k = np.clip(np.asarray(k, dtype=np.float64), 0.0, m)
+    a, b = m - k + 1.0, k + 1.0
+    with np.errstate(divide="ignore"):
+        out = np.log(2.0) + betaln(a, b) + np.log(betainc(a, b, 0.5))
+    bad = np.flatnonzero(~np.isfinite(out))
+    flat = out.reshape(-1)
+    for start in range(0, bad.size, LOG_J_BLOCK):
+        idx = bad[start:start + LOG_J_BLOCK]
+        flat[idx] = _log_j_midpoint(k.reshape(-1)[idx], m)
+    return out
+
+
+LOG_J_BLOCK = 4096
+
+
+def _log_j_midpoint(k: np.ndarray, m: float) -> np.ndarray:
+    k = k[..., None]
     return logsumexp(k * _LOG_P + (m - k) * _LOG_Q, axis=-1) + np.log(2.0 / (2 * GRID))
 
 
@@ -51,15 +72,25 @@ class Tree:
     n: int
     edges: list[tuple[int, int]]
     adj: list[list[int]] = field(init=False)
+    _rooted: dict[int, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.adj = [[] for _ in range(self.n)]
         for u, v in self.edges:
             self.adj[u].append(v)
             self.adj[v].append(u)
+        self._rooted = {}
 
     def parents(self, root: int) -> np.ndarray:
-        """Parent of every node when rooted at `root` (-1 for the root); BFS order."""
+        """Parent of every node when rooted at `root` (-1 for the root); BFS order.
+        Read-only and cached: every slot of a tree reroots from the same node."""
+        if root not in self._rooted:
+            parent = self._parents(root)
+            parent.setflags(write=False)
+            self._rooted[root] = parent
+        return self._rooted[root]
+
+    def _parents(self, root: int) -> np.ndarray:
         parent = np.full(self.n, -1, dtype=np.int64)
         seen = np.zeros(self.n, dtype=bool)
         seen[root] = True
