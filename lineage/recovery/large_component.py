@@ -22,7 +22,7 @@ from lineage.recovery.direction import MAX_WITNESSES
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.rank import has_rank_evidence, rank_fraction
 
-PAIR_BLOCK = 16384
+PAIR_BLOCK = 4096  # candidate pairs x witnesses held at once (2 MiB per array)
 
 
 def prepare_large_component(

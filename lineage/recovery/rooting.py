@@ -42,13 +42,18 @@ def log_j(k: np.ndarray, m: float) -> np.ndarray:
     """log J(k, m) for soft counts k (array) of m votes.
 
     Closed form: J = 2 B(k+1, m-k+1) I_{1/2}(m-k+1, k+1) (substitute q = 1 - p), one
-    special-function call per element; where the incomplete beta underflows (a tail far
-    below 1e-300, large m), the midpoint rule over GRID points in log space, in blocks
-    so a component of 100k edges never holds an [n, GRID] array."""
+    special-function call per element. Where the incomplete beta underflows (below
+    1e-300 of the whole Beta integral: large m, most votes against), the integrand
+    p^k (1 - p)^(m-k) falls from its maximum at p = 1/2 at rate 2(m - 2k), so the
+    integral is 0.5^m / (2(m - 2k)) to a relative (m - 2k)^-2 m: such a root carries
+    less than 1e-300 of the posterior either way. The midpoint rule is kept for any
+    other non-finite case, in blocks (never an [n, GRID] array for a large tree)."""
     k = np.clip(np.asarray(k, dtype=np.float64), 0.0, m)
     a, b = m - k + 1.0, k + 1.0
     with np.errstate(divide="ignore"):
         out = np.log(2.0) + betaln(a, b) + np.log(betainc(a, b, 0.5))
+    tail = ~np.isfinite(out) & (m - 2.0 * k > 0)
+    out[tail] = np.log(2.0) + m * np.log(0.5) - np.log(2.0 * (m - 2.0 * k[tail]))
     bad = np.flatnonzero(~np.isfinite(out))
     flat = out.reshape(-1)
     for start in range(0, bad.size, LOG_J_BLOCK):
@@ -57,7 +62,7 @@ def log_j(k: np.ndarray, m: float) -> np.ndarray:
     return out
 
 
-LOG_J_BLOCK = 4096
+LOG_J_BLOCK = 64  # rows of [rows, GRID] float64: 1 MiB
 
 
 def _log_j_midpoint(k: np.ndarray, m: float) -> np.ndarray:
