@@ -76,11 +76,15 @@ def recover_graph(
     card_edges: Sequence[CardEdge] = (),
     *,
     options: RecoveryOptions | None = None,
+    map_groups: Callable[[Callable[..., GroupResult], list[tuple]], list[GroupResult]]
+    | None = None,
 ) -> RecoveryResult:
     """Recover the Model Graph of `models` from their fingerprints.
 
     `card_edges` (what cards and adapter configs declare) are one more direction signal
-    and are checked against the weights; they never place an edge."""
+    and are checked against the weights; they never place an edge. Architecture groups
+    are independent tasks: `map_groups(fn, tasks)` returns [fn(*t) for t in tasks] in
+    order (default: options.workers local processes; a Ray job passes its own)."""
     options = options or RecoveryOptions()
     models = sorted(models, key=lambda m: m.model_id)  # input order never matters
     named = Counter(b for m in models for b in m.card_base_models)
@@ -92,7 +96,10 @@ def recover_graph(
         groups[m.arch_signature].append(m)
     tasks = [(sig, members, options, named, orgs, tuple(card_edges))
              for sig, members in sorted(groups.items())]
-    results = map_tasks(recover_group, tasks, options.workers, options.threads)
+    if map_groups is None:
+        results = map_tasks(recover_group, tasks, options.workers, options.threads)
+    else:
+        results = map_groups(recover_group, tasks)
     notes: list[str] = []
     direction = _merge_groups(results, [sig for sig, *_ in tasks], edges, notes)
     edges += _adapter_edges(models, notes)

@@ -22,8 +22,7 @@ from lineage.recovery.candidates import (
 from lineage.recovery.distance import centred_cosines, mother_distance, relative_distance
 from lineage.recovery.features import group_features
 from lineage.recovery.large_component import prepare_large_component
-from lineage.recovery.merges import candidate_merges, no_exact_fit
-from lineage.recovery.merges import Rounding, gram
+from lineage.recovery.merges import Rounding, candidate_merges, gram, no_exact_fit
 from lineage.recovery.recover import recover_parts
 from lineage.recovery.rooting import _log_j_midpoint, log_j
 from lineage.recovery.sparse_group import as_float64, split_sparse
@@ -173,3 +172,14 @@ def test_log_j_closed_form_matches_the_integral() -> None:
     big = log_j(np.array([0.0, 1e5]), 1e5)  # tails beyond 1e-300 and a sharp peak
     assert np.isfinite(big).all()
     assert big[1] == pytest.approx(np.log(2.0 / (1e5 + 1)), rel=1e-6)
+
+
+def test_groups_as_ray_tasks_give_the_same_graph(ray_cluster) -> None:
+    from jobs.recover import ray_map_groups
+
+    models = synthetic_group(100, 20, arch="arch-a", seed=1) + synthetic_group(
+        100, 20, arch="arch-b", seed=2)
+    serial = recover_graph(models)
+    on_ray = recover_graph(models, map_groups=ray_map_groups)
+    assert _triples(on_ray) == _triples(serial)
+    assert on_ray.direction["groups"] == serial.direction["groups"]
