@@ -41,10 +41,11 @@ class Component:
         return self.features.ids
 
 
-def find_merges(features: GroupFeatures, dtypes: list[str | None]
-                ) -> list[tuple[MergeFit, float, int]]:
-    """Every merge of the component, one explanation per dependency."""
-    near = mother_distance(features, matrix_sq_dists(features))
+def find_merges(features: GroupFeatures, dtypes: list[str | None],
+                near: np.ndarray | None = None) -> list[tuple[MergeFit, float, int]]:
+    """Every merge of the component, one explanation per dependency. `near`: the
+    component's MoTHer distances when already computed."""
+    near = mother_distance(features, matrix_sq_dists(features)) if near is None else near
     fits = candidate_merges(features, dtypes)
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, near, {f.child for f in fits})
@@ -56,10 +57,14 @@ def prepare_component(
     rank_neighbours: int = 4, group: str = "", dtypes: list[str | None] | None = None,
 ) -> Component:
     dtypes = dtypes if dtypes is not None else [None] * features.n
-    chosen = find_merges(features, dtypes) if find else []
+    near = mother_distance(features, matrix_sq_dists(features))
+    chosen = find_merges(features, dtypes, near) if find else []
     merged = {f.child for f, _, _ in chosen}
-    tree = features.take([i for i in range(features.n) if i not in merged])
-    raw = mother_distance(tree, matrix_sq_dists(tree))
+    if merged:  # the tree's distances without the merges (recentred sketches)
+        tree = features.take([i for i in range(features.n) if i not in merged])
+        raw = mother_distance(tree, matrix_sq_dists(tree))
+    else:  # nothing taken out: the same distances
+        tree, raw = features, near
     factors = np.ones_like(raw)
     ranks: dict[tuple[int, int], list[int | None]] = {}
     if has_rank_evidence(tree) and tree.n > 1:

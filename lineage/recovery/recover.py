@@ -55,7 +55,7 @@ class RecoveryOptions:
     rank_neighbours: int = 4  # sketch ranks for each node's k nearest
     dense_limit: int = 1000  # larger groups: candidate pairs (sparse_group.py), not n x n
     component_limit: int = 1000  # larger components: sparse tree (large_component.py)
-    neighbours: int = 10  # candidate neighbours per model in the sparse group stage
+    neighbours: int = 8  # candidate neighbours per model in the sparse group stage
     workers: int = 1  # processes that groups are spread over (pool.py)
     threads: int = 1  # BLAS / faiss threads per worker
 
