@@ -211,9 +211,10 @@ def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict, 
     comps: list[Component] = []
     for label in np.unique(clustering.labels):
         rows = [keep[i] for i in np.flatnonzero(clustering.labels == label)]
-        comps.append(prepare_component(features.take(rows), find=options.find_merges,
-                                       rank_neighbours=options.rank_neighbours,
-                                       group=sig, dtypes=[members[i].dtype for i in rows]))
+        comps.append(_release_sketches(prepare_component(
+            features.take(rows), find=options.find_merges,
+            rank_neighbours=options.rank_neighbours, group=sig,
+            dtypes=[members[i].dtype for i in rows])))
     info = {
         "models": len(members),
         "trees": len(comps),
@@ -234,13 +235,21 @@ def _split_sparse(sig, members, options, named, orgs) -> tuple[list, list, dict,
         if rows.size > options.component_limit:
             comp, note = prepare_large_component(
                 part, pairs, rank_neighbours=options.rank_neighbours, group=sig)
-            comps.append(comp)
+            comps.append(_release_sketches(comp))
             notes.append(note)
             continue
-        comps.append(prepare_component(part, find=options.find_merges,
-                                       rank_neighbours=options.rank_neighbours,
-                                       group=sig, dtypes=[members[i].dtype for i in rows]))
+        comps.append(_release_sketches(prepare_component(
+            part, find=options.find_merges, rank_neighbours=options.rank_neighbours,
+            group=sig, dtypes=[members[i].dtype for i in rows])))
     return comps, split.edges, split.info, notes
+
+
+def _release_sketches(comp: Component) -> Component:
+    """Orientation and edges read a prepared component's pair arrays and ids, never its
+    sketches: dropping them keeps a group's thousands of components from holding a
+    float64 copy of every sketch until the last one is oriented."""
+    comp.features = replace(comp.features, sketches=[], rank_sketches=[], samples=[])
+    return comp
 
 
 def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
