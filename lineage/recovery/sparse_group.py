@@ -145,24 +145,23 @@ def sparse_cast_copies(
         bound[at] = cast_bounds(features, dtype or None)[src[at]]
     score = rel2 / np.maximum(bound, 1e-300)
     ok = score <= 1.0
-    src, dst, score, bound = src[ok], dst[ok], score[ok], bound[ok]
+    src, dst, score, bound, rel2 = src[ok], dst[ok], score[ok], bound[ok], rel2[ok]
     n = len(models)
     parent = np.arange(n)
     edges = []
-    options: dict[int, list[tuple[float, int, float]]] = {}
-    for s, d, sc, b in zip(src.tolist(), dst.tolist(), score.tolist(), bound.tolist(),
-                           strict=True):
-        options.setdefault(d, []).append((sc, s, b))
+    options: dict[int, list[tuple[float, int, float, float]]] = {}
+    for s, d, sc, b, r in zip(src.tolist(), dst.tolist(), score.tolist(), bound.tolist(),
+                              rel2.tolist(), strict=True):
+        options.setdefault(d, []).append((sc, s, b, r))
     order = sorted(options, key=lambda j: _copy_rank(models[j], named, orgs))
     for j in order:  # most precise first: a source is settled before its casts
         live = sorted(o for o in options[j] if parent[o[1]] == o[1])
         if not live:
             continue
-        _, i, b = live[0]
+        _, i, b, r = live[0]
         parent[j] = i
         upcast = precision_rank(models[i].dtype) <= precision_rank(models[j].dtype)
-        k = _pair_index(pairs, i, j)
-        evidence = {"relative_distance": float(rel[k]), "rounding_bound": float(b),
+        evidence = {"relative_distance": float(r), "rounding_bound": float(b),
                     "dtype": [models[i].dtype, models[j].dtype],
                     "rule": "upcast (values exact in the source dtype)" if upcast
                     else "rounding signature of the cast"}
@@ -170,11 +169,6 @@ def sparse_cast_copies(
                                    "reupload" if upcast else "quantized", CAST_CONFIDENCE,
                                    evidence))
     return [i for i in range(n) if parent[i] == i], edges
-
-
-def _pair_index(pairs: CandidatePairs, a: int, b: int) -> int:
-    lo, hi = min(a, b), max(a, b)
-    return int(np.flatnonzero((pairs.i == lo) & (pairs.j == hi))[0])
 
 
 def as_float64(features: GroupFeatures) -> GroupFeatures:
