@@ -1,6 +1,7 @@
 """Model Graph recovery on the zoo, ours against MoTHer's own recipe, and at scale.
 
-    python bench/recovery_bench.py [ZOO...] [--cache DIR] [--work DIR] [--scale N]
+    python bench/recovery_bench.py [ZOO...] [--cache DIR] [--work DIR] [--scale N[,N...]]
+                                   [--workers W]
 
 ZOO: vthr, mixed, tiny, any preset, or a built zoo's folder (default: vthr mixed). Each is
 built (or fetched from the zoo cache), indexed into a catalog under --work (reused
@@ -9,12 +10,15 @@ ground truth; a zoo with VTHR splits (vthr: full-FT and LoRA trees, both in one
 catalog) is scored per split as well. MoTHer's recipe (fixed kurtosis regime, lam 0.3,
 the tree count per architecture given, Ward clustering; rank distance on the LoRA
 split) runs on the same fingerprints through our code. --scale N times recovery of N
-synthetic fingerprinted models (in memory: no weights, no catalog).
+synthetic fingerprinted models (no weights, no catalog; groups of at most 100k made
+lazily, one per worker), --scale 10000,100000,1000000 prints the growth curve; --workers
+sets the processes (default 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import defaultdict
@@ -98,25 +102,92 @@ def run_zoo(name: str, cache: Path | None, work: Path) -> None:
     print(f"  direction: {report.result.direction.get('rule')}")
 
 
-def time_scale(n_models: int, per_tree: int = 20, groups: int = 5) -> None:
-    """Recovery of `n_models` SYNTHETIC fingerprints (lineage.recovery.synthetic: random
-    walk trees, 4 square 32x32 matrices per model, `groups` architectures), timed from
-    fingerprints in memory to graph; the catalog load is timed separately on tiny."""
-    from lineage.recovery import recover_graph
-    from lineage.recovery.synthetic import synthetic_zoo
+GROUP_LIMIT = 100_000  # models per synthetic architecture group (the issue's largest)
 
-    trees = max(1, n_models // (per_tree * groups))
-    zoos = [synthetic_zoo(trees, per_tree, arch=f"arch-{g}", seed=g) for g in range(groups)]
-    models = [m for z in zoos for m in z.models]
+
+def time_scale(n_models: int, per_tree: int = 20, workers: int = 2) -> None:
+    """Recovery of `n_models` SYNTHETIC fingerprinted models (synthetic.synthetic_group:
+    random-walk trees of `per_tree`, 4 square 32x32 matrices per model), in groups of at
+    most GROUP_LIMIT models, each generated lazily inside the worker that recovers it
+    (a million models' sketches would not fit in memory at once). Prints wall time
+    (generation included, and recovery alone summed over workers), the peak RSS of this
+    process and its workers together (sampled), and directed accuracy on the truth."""
+    from functools import partial
+
+    from lineage.recovery import RecoveryOptions
+    from lineage.recovery.recover import recover_parts
+    from lineage.recovery.synthetic import synthetic_edges, synthetic_group
+
+    size = min(n_models, GROUP_LIMIT)
+    groups = -(-n_models // size)
+    parts = [partial(synthetic_group, size, per_tree, arch=f"arch-{g}", seed=g)
+             for g in range(groups)]
+    sampler = RssSampler()
+    cpu = cpu_seconds()
     started = time.perf_counter()
-    result = recover_graph(models)
+    result, done = recover_parts(parts, options=RecoveryOptions(workers=workers, threads=1))
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
+    peak = sampler.stop()
     found = {(e.parent, e.child) for e in result.edges}
-    true = [e for z in zoos for e in z.edges]
+    true = [e for g in range(groups)
+            for e in synthetic_edges(size, per_tree, arch=f"arch-{g}")]
     acc = sum(e in found for e in true) / len(true)
-    print(f"\n== scale: {len(models)} synthetic models ({groups} architectures x {trees} trees "
-          f"x {per_tree}): recovered in {seconds:.1f}s on this machine, {len(result.trees)} "
-          f"trees found, directed accuracy {acc:.3f}")
+    load = sum(p.load_seconds for p in done)
+    work = sum(p.recover_seconds for p in done)
+    load_avg = os.getloadavg()[0]
+    print(f"== scale: {groups * size} synthetic models ({groups} groups x {size // per_tree} "
+          f"trees x {per_tree}), {workers} workers: {seconds:.1f}s wall "
+          f"(generation {load:.1f}s + recovery {work:.1f}s summed over workers; "
+          f"{cpu:.1f} CPU-s in all), "
+          f"peak RSS {peak / 2**30:.2f} GiB, {len(result.trees)} trees, directed accuracy "
+          f"{acc:.4f}, load average {load_avg:.1f} on {os.cpu_count()} CPUs", flush=True)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children: on a shared
+    machine the wall time says as much about the others' load as about this run."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class RssSampler:
+    """Peak resident memory of this process and all its children together, sampled
+    every 0.2 s in a thread (ru_maxrss would give the largest single process)."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:  # a worker that just exited
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(float(x)) for x in text.split(",") if x.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,12 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("zoos", nargs="*", help="default: vthr mixed (none with --scale)")
     parser.add_argument("--cache", type=Path, default=None, help="zoo cache directory")
     parser.add_argument("--work", type=Path, default=Path("/tmp/lineage-recovery-bench"))
-    parser.add_argument("--scale", type=int, default=0, help="synthetic models to time")
+    parser.add_argument("--scale", type=_sizes, default=[],
+                        help="synthetic models to time: N, or N1,N2,... for the growth curve")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes for --scale (one group each at a time)")
     args = parser.parse_args(argv)
     for name in args.zoos or ([] if args.scale else ["vthr", "mixed"]):
         run_zoo(name, args.cache, args.work)
-    if args.scale:
-        time_scale(args.scale)
+    for n in args.scale:
+        time_scale(n, workers=args.workers)
     return 0
 
 

@@ -45,10 +45,12 @@ class Component:
         return self.features.ids
 
 
-def find_merges(features: GroupFeatures, dtypes: list[str | None]
-                ) -> list[tuple[MergeFit, float, int]]:
-    """Every merge of the component, one explanation per dependency."""
-    near = placement_distance(features, matrix_sq_dists(features))
+def find_merges(features: GroupFeatures, dtypes: list[str | None],
+                near: np.ndarray | None = None) -> list[tuple[MergeFit, float, int]]:
+    """Every merge of the component, one explanation per dependency. `near`: the
+    component's placement distances when already computed."""
+    if near is None:
+        near = placement_distance(features, matrix_sq_dists(features))
     fits = candidate_merges(features, dtypes)
     fits += layerwise_merges(features, Rounding.of(features, dtypes), near,
                              {f.child for f in fits})
@@ -62,10 +64,14 @@ def prepare_component(
     rank_neighbours: int = 4, group: str = "", dtypes: list[str | None] | None = None,
 ) -> Component:
     dtypes = dtypes if dtypes is not None else [None] * features.n
-    chosen = find_merges(features, dtypes) if find else []
+    near = placement_distance(features, matrix_sq_dists(features))
+    chosen = find_merges(features, dtypes, near) if find else []
     merged = {f.child for f, _, _ in chosen}
-    tree = features.take([i for i in range(features.n) if i not in merged])
-    raw = placement_distance(tree, matrix_sq_dists(tree))
+    if merged:  # the tree's distances without the merges (recentred sketches)
+        tree = features.take([i for i in range(features.n) if i not in merged])
+        raw = placement_distance(tree, matrix_sq_dists(tree))
+    else:  # nothing taken out: the same distances
+        tree, raw = features, near
     factors = np.ones_like(raw)
     ranks: dict[tuple[int, int], dict[str, int | None]] = {}
     if has_rank_evidence(tree) and tree.n > 1:

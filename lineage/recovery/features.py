@@ -88,8 +88,10 @@ def matrix_names(model: ModelInput) -> list[str]:
     )
 
 
-def group_features(models: Sequence[ModelInput]) -> GroupFeatures:
-    """Arrays for models of one architecture signature (same tensor names and shapes)."""
+def group_features(models: Sequence[ModelInput], sketch_dtype: type = np.float64
+                   ) -> GroupFeatures:
+    """Arrays for models of one architecture signature (same tensor names and shapes).
+    `sketch_dtype` float32 halves a large group's memory (the sparse group stage)."""
     names = matrix_names(models[0]) if models else []
     n, m = len(models), len(names)
     kurt = np.zeros((n, m))
@@ -102,7 +104,7 @@ def group_features(models: Sequence[ModelInput]) -> GroupFeatures:
     sample_ok = np.zeros((n, m), dtype=bool)
     for j, name in enumerate(names):
         rows = [model.tensors[name] for model in models]
-        sketches.append(np.stack([np.asarray(t.sketch, dtype=np.float64) for t in rows]))
+        sketches.append(np.stack([np.asarray(t.sketch, dtype=sketch_dtype) for t in rows]))
         kurt[:, j] = [t.kurtosis for t in rows]
         norms[:, j] = [t.sq_norm for t in rows]
         means[:, j] = [t.mean for t in rows]

@@ -173,6 +173,24 @@ def _base_free(coef: np.ndarray, rounding: Rounding, base: int, bound: float) ->
     return abs(1.0 - coef.sum()) * rounding.norms[base] <= bound
 
 
+def no_exact_fit(g: np.ndarray, rounding: Rounding) -> bool:
+    """True when no fit of any child on any base can be exact: a screen that reads the
+    same as running every fit, at the cost of one eigendecomposition.
+
+    Every fit's residual is ||sum_t a_t x_t|| with sum_t a_t = 0 and a_child = 1, and its
+    bound is sum_t |a_t| error_t norm_t <= max(error * norm) sqrt(n) ||a||. On the
+    sum-zero subspace (the Gram matrix is centred: that subspace is where it lives)
+    ||sum a_t x_t|| >= sigma_min ||a||, so sigma_min above sqrt(n) max(error * norm)
+    (twice, for float rounding in the fits) leaves every residual outside its bound.
+    Independent fine-tunes keep sigma_min at the size of their own increments, orders
+    of magnitude above rounding; a merge makes it zero."""
+    n = g.shape[0]
+    basis = np.linalg.qr(np.eye(n) - 1.0 / n)[0][:, : n - 1]  # orthonormal, sum-zero
+    lowest = float(np.linalg.eigvalsh(basis.T @ g @ basis)[0])
+    floor = 2.0 * np.sqrt(n) * float((rounding.error * rounding.norms).max())
+    return lowest > floor**2
+
+
 def accepted(fit: MergeFit) -> bool:
     """Exact to rounding, with at least two parents carrying weight."""
     return len(fit.parents) >= 2 and fit.residual <= fit.bound
@@ -185,6 +203,8 @@ def candidate_merges(features: GroupFeatures, dtypes: list[str | None]) -> list[
         return []
     g = gram(features)
     rounding = Rounding.of(features, dtypes)
+    if no_exact_fit(g, rounding):
+        return []
     sq = np.diag(g)
     dist = sq[:, None] + sq[None, :] - 2 * g
     found = []

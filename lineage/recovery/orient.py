@@ -15,12 +15,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import sparse
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from lineage.recovery.component import Component
 from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
 from lineage.recovery.rooting import Rooting, Slot, Tree, root_tree
+
+ORIENT_RULE = "per-tree root posterior (signs integrated out, group prior)"
 
 
 def spanning_tree(dist: np.ndarray) -> Tree:
@@ -29,7 +32,12 @@ def spanning_tree(dist: np.ndarray) -> Tree:
     n = dist.shape[0]
     if n < 2:
         return Tree(n, [])
-    mst = minimum_spanning_tree(np.maximum((dist + dist.T) / 2.0, 1e-300)).tocoo()
+    if sparse.issparse(dist):  # candidate pairs only: a sparse spanning tree
+        sym = ((dist + dist.T) / 2.0).tocsr()
+        sym.data = np.maximum(sym.data, 1e-300)
+        mst = minimum_spanning_tree(sym).tocoo()
+    else:
+        mst = minimum_spanning_tree(np.maximum((dist + dist.T) / 2.0, 1e-300)).tocoo()
     edges = sorted((min(int(u), int(v)), max(int(u), int(v)))
                    for u, v in zip(mst.row, mst.col, strict=True))
     return Tree(n, edges)
@@ -39,16 +47,26 @@ def signal_slots(comp: Component, tree: Tree, priors: dict[str, float]) -> list[
     """One slot per signal: soft agreements of each edge read u -> v. Full and low-rank
     (LoRA) edges share a slot: a small tree has too few edges to give each relation
     class a sign of its own, and the sign follows the tree's init and recipe."""
+    us = np.array([u for u, _ in tree.edges], dtype=np.int64)
+    vs = np.array([v for _, v in tree.edges], dtype=np.int64)
     slots = []
     for signal in SIGNALS:
-        votes = comp.votes[signal]
-        ids, agree = [], []
-        for e, (u, v) in enumerate(tree.edges):
-            if votes[u, v] != 0:
-                ids.append(e)
-                agree.append((1.0 + votes[u, v]) / 2.0)
-        slots.append(Slot(signal, ids, np.array(agree), priors.get(signal, 0.5)))
+        votes = gather(comp.votes[signal], us, vs).astype(np.float64)
+        ids = np.flatnonzero(votes != 0)
+        slots.append(Slot(signal, ids.tolist(), (1.0 + votes[ids]) / 2.0,
+                          priors.get(signal, 0.5)))
     return slots
+
+
+def gather(matrix: np.ndarray | sparse.spmatrix, rows: np.ndarray, cols: np.ndarray
+           ) -> np.ndarray:
+    """matrix[rows[e], cols[e]] for every e, from a dense array or a sparse matrix (a
+    component too large for dense [n, n] arrays keeps its candidate pairs only)."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=matrix.dtype)
+    if sparse.issparse(matrix):
+        return np.asarray(matrix[rows, cols]).reshape(-1)
+    return matrix[rows, cols]
 
 
 def card_slot(comp: Component, tree: Tree, cards: Sequence[CardEdge]) -> Slot:
@@ -89,15 +107,16 @@ def ancestry_slot(name: str, comp: Component, tree: Tree,
 
 def pooled_priors(signs: list[dict[str, float]], groups: list[str]) -> list[dict[str, float]]:
     """Per component, each slot's prior P(sign = +1): Laplace's rule of succession over
-    the OTHER components of its architecture group, each counting its posterior."""
-    out = []
-    for i, g in enumerate(groups):
-        prior = {}
-        for name in signs[i]:
-            others = [s[name] for j, s in enumerate(signs) if j != i and groups[j] == g]
-            prior[name] = (1.0 + sum(others)) / (2.0 + len(others))
-        out.append(prior)
-    return out
+    the OTHER components of its architecture group, each counting its posterior.
+    Group totals minus the component's own: linear in the number of components."""
+    totals: dict[tuple[str, str], float] = defaultdict(float)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for s, g in zip(signs, groups, strict=True):
+        for name, value in s.items():
+            totals[(g, name)] += value
+            counts[(g, name)] += 1
+    return [{name: (1.0 + totals[(g, name)] - value) / (1.0 + counts[(g, name)])
+             for name, value in s.items()} for s, g in zip(signs, groups, strict=True)]
 
 
 def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
@@ -108,7 +127,7 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
     first = [_root(c, t, {}, cards) for c, t in zip(comps, trees, strict=True)]
     priors = pooled_priors([r.sign_plus for r in first], groups)
     final = [_root(c, t, p, cards) for c, t, p in zip(comps, trees, priors, strict=True)]
-    info = {"rule": "per-tree root posterior (signs integrated out, group prior)",
+    info = {"rule": ORIENT_RULE,
             "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
                       for c, r in zip(comps, final, strict=True)}}
     return final, info

@@ -18,12 +18,14 @@ weights.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import networkx as nx
 import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from lineage.recovery.calibration import merge_confidence, placement_probability
 from lineage.recovery.cards import card_disagreements, undocumented_edges
@@ -39,15 +41,34 @@ from lineage.recovery.distance import (
 from lineage.recovery.features import group_features, matrix_names
 from lineage.recovery.graph import RecoveredEdge, RecoveryResult
 from lineage.recovery.inputs import CardEdge, ModelInput
+from lineage.recovery.large_component import prepare_large_component, sparse_placement_margins
 from lineage.recovery.merges import MergeFit
-from lineage.recovery.orient import orient_all
+from lineage.recovery.orient import ORIENT_RULE, gather, orient_all
+from lineage.recovery.pool import map_tasks
 from lineage.recovery.rooting import Rooting, placement_margins
+from lineage.recovery.sparse_group import as_float64, split_sparse
 
 
 @dataclass(frozen=True)
 class RecoveryOptions:
     find_merges: bool = True
     rank_neighbours: int = 4  # sketch ranks for each node's k nearest
+    dense_limit: int = 1000  # larger groups: candidate pairs (sparse_group.py), not n x n
+    component_limit: int = 1000  # larger components: sparse tree (large_component.py)
+    neighbours: int = 8  # candidate neighbours per model in the sparse group stage
+    workers: int = 1  # processes that groups are spread over (pool.py)
+    threads: int = 1  # BLAS / faiss threads per worker
+
+
+@dataclass
+class GroupResult:
+    """What one architecture group contributes: picklable, so groups run anywhere."""
+
+    edges: list[RecoveredEdge]
+    info: dict
+    signs: dict  # component -> per-slot P(sign = +1)
+    rule: str  # how direction was decided
+    notes: list[str]
 
 
 def recover_graph(
@@ -55,11 +76,15 @@ def recover_graph(
     card_edges: Sequence[CardEdge] = (),
     *,
     options: RecoveryOptions | None = None,
+    map_groups: Callable[[Callable[..., GroupResult], list[tuple]], list[GroupResult]]
+    | None = None,
 ) -> RecoveryResult:
     """Recover the Model Graph of `models` from their fingerprints.
 
     `card_edges` (what cards and adapter configs declare) are one more direction signal
-    and are checked against the weights; they never place an edge."""
+    and are checked against the weights; they never place an edge. Architecture groups
+    are independent tasks: `map_groups(fn, tasks)` returns [fn(*t) for t in tasks] in
+    order (default: options.workers local processes; a Ray job passes its own)."""
     options = options or RecoveryOptions()
     models = sorted(models, key=lambda m: m.model_id)  # input order never matters
     named = Counter(b for m in models for b in m.card_base_models)
@@ -69,16 +94,14 @@ def recover_graph(
     groups: dict[str, list[ModelInput]] = defaultdict(list)
     for m in reps:
         groups[m.arch_signature].append(m)
-    comps, info, notes = [], {}, []
-    for sig, members in sorted(groups.items()):
-        group_comps, group_edges, info[sig] = _split_group(sig, members, options, named,
-                                                           orgs)
-        comps += group_comps
-        edges += group_edges
-    rootings, direction = orient_all(comps, card_edges)
-    for comp, rooting in zip(comps, rootings, strict=True):
-        edges += _tree_edges(comp, rooting) + _merge_edges(comp, rooting)
-    direction["groups"] = info
+    tasks = [(sig, members, options, named, orgs, tuple(card_edges))
+             for sig, members in sorted(groups.items())]
+    if map_groups is None:
+        results = map_tasks(recover_group, tasks, options.workers, options.threads)
+    else:
+        results = map_groups(recover_group, tasks)
+    notes: list[str] = []
+    direction = _merge_groups(results, [sig for sig, *_ in tasks], edges, notes)
     edges += _adapter_edges(models, notes)
     known = {m.model_id for m in models}
     return RecoveryResult(
@@ -91,8 +114,93 @@ def recover_graph(
     )
 
 
-def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict]:
-    """Casts set aside, then tree components of one architecture group."""
+@dataclass
+class PartResult:
+    """One part's graph (recover_parts), with how long loading and recovery took."""
+
+    ids: list[str]
+    result: RecoveryResult
+    load_seconds: float
+    recover_seconds: float
+
+
+def recover_parts(
+    parts: Sequence[Callable[[], Sequence[ModelInput]]],
+    card_edges: Sequence[CardEdge] = (),
+    *,
+    options: RecoveryOptions | None = None,
+) -> tuple[RecoveryResult, list[PartResult]]:
+    """recover_graph for more fingerprints than fit in memory at once. Each part is a
+    picklable zero-argument callable returning some models; it is called only in the
+    worker that recovers it (options.workers processes), so at most `workers` parts are
+    in memory together. A part must hold whole architecture groups with their adapters:
+    exact duplicates, organisation sizes and card counts are read within a part."""
+    options = options or RecoveryOptions()
+    inner = replace(options, workers=1)
+    done = map_tasks(_recover_part, [(p, inner, tuple(card_edges)) for p in parts],
+                     options.workers, options.threads)
+    edges: list[RecoveredEdge] = []
+    notes: list[str] = []
+    direction: dict = {"rule": ORIENT_RULE, "signs": {}, "groups": {}}
+    for part in done:
+        edges += part.result.edges
+        notes += part.result.notes
+        direction["signs"].update(part.result.direction["signs"])
+        direction["groups"].update(part.result.direction["groups"])
+    ids = [m for part in done for m in part.ids]
+    result = RecoveryResult(
+        edges=edges,
+        trees=connected_ids(ids, edges),
+        card_disagreements=card_disagreements(edges, card_edges, set(ids)),
+        undocumented=undocumented_edges(edges, card_edges),
+        direction=direction,
+        notes=notes,
+    )
+    for part in done:  # the edges live in `result`; the parts keep their timings
+        part.result = replace(part.result, edges=[], undocumented=[], trees=[])
+    return result, done
+
+
+def _recover_part(part: Callable[[], Sequence[ModelInput]], options: RecoveryOptions,
+                  card_edges: Sequence[CardEdge]) -> PartResult:
+    started = time.perf_counter()
+    models = part()
+    loaded = time.perf_counter()
+    result = recover_graph(models, card_edges, options=options)
+    return PartResult([m.model_id for m in models], result, loaded - started,
+                      time.perf_counter() - loaded)
+
+
+def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOptions,
+                  named: Counter, orgs: Counter, card_edges: Sequence[CardEdge] = ()
+                  ) -> GroupResult:
+    """Casts, trees, merges and orientation of one architecture group (groups are
+    independent: the direction prior pools over one group's trees only)."""
+    comps, edges, info, notes = _split_group(sig, members, options, named, orgs)
+    rootings, direction = orient_all(comps, card_edges)
+    for comp, rooting in zip(comps, rootings, strict=True):
+        edges += _tree_edges(comp, rooting) + _merge_edges(comp, rooting)
+    return GroupResult(edges, info, direction["signs"], direction["rule"], notes)
+
+
+def _merge_groups(results: Sequence[GroupResult], sigs: Sequence[str],
+                  edges: list[RecoveredEdge], notes: list[str]) -> dict:
+    """Appends every group's edges and notes; returns the direction summary."""
+    direction: dict = {"rule": ORIENT_RULE, "signs": {}, "groups": {}}
+    for sig, result in zip(sigs, results, strict=True):
+        edges += result.edges
+        notes += result.notes
+        direction["rule"] = result.rule
+        direction["signs"].update(result.signs)
+        direction["groups"][sig] = result.info
+    return direction
+
+
+def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict, list]:
+    """Casts set aside, then tree components of one architecture group: dense pairs up
+    to options.dense_limit models, candidate pairs above it (same rules)."""
+    if len(members) > options.dense_limit:
+        return _split_sparse(sig, members, options, named, orgs)
     features = group_features(members)
     sq = matrix_sq_dists(features)
     rel = relative_distance(features, sq)
@@ -103,38 +211,72 @@ def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict]:
     comps: list[Component] = []
     for label in np.unique(clustering.labels):
         rows = [keep[i] for i in np.flatnonzero(clustering.labels == label)]
-        comps.append(prepare_component(features.take(rows), find=options.find_merges,
-                                       rank_neighbours=options.rank_neighbours,
-                                       group=sig, dtypes=[members[i].dtype for i in rows]))
+        comps.append(_release_sketches(prepare_component(
+            features.take(rows), find=options.find_merges,
+            rank_neighbours=options.rank_neighbours, group=sig,
+            dtypes=[members[i].dtype for i in rows])))
     info = {
         "models": len(members),
         "trees": len(comps),
         "cut": {"cosine_threshold": round(clustering.threshold, 6),
                 "null_sigma": round(clustering.sigma, 6), "rule": clustering.rule},
     }
-    return comps, edges, info
+    return comps, edges, info, []
+
+
+def _split_sparse(sig, members, options, named, orgs) -> tuple[list, list, dict, list]:
+    features = group_features(members, sketch_dtype=np.float32)
+    split = split_sparse(members, features, named, orgs, neighbours=options.neighbours,
+                         threads=options.threads)
+    comps: list[Component] = []
+    notes = []
+    for rows, pairs in zip(split.components, split.pairs, strict=True):
+        part = as_float64(features.take(rows))
+        if rows.size > options.component_limit:
+            comp, note = prepare_large_component(
+                part, pairs, rank_neighbours=options.rank_neighbours, group=sig)
+            comps.append(_release_sketches(comp))
+            notes.append(note)
+            continue
+        comps.append(_release_sketches(prepare_component(
+            part, find=options.find_merges, rank_neighbours=options.rank_neighbours,
+            group=sig, dtypes=[members[i].dtype for i in rows])))
+    return comps, split.edges, split.info, notes
+
+
+def _release_sketches(comp: Component) -> Component:
+    """Orientation and edges read a prepared component's pair arrays and ids, never its
+    sketches: dropping them keeps a group's thousands of components from holding a
+    float64 copy of every sketch until the last one is oriented."""
+    comp.features = replace(comp.features, sketches=[], rank_sketches=[], samples=[])
+    return comp
 
 
 def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
     parents = rooting.parents
-    margin = placement_margins(comp.dist, parents)
+    large = sparse.issparse(comp.dist)
+    margin = (sparse_placement_margins if large else placement_margins)(comp.dist, parents)
+    cs = np.flatnonzero(parents >= 0)
+    ps = parents[cs]
+    at = {name: gather(a, ps, cs).tolist() for name, a in (
+        ("distance", comp.raw_dist), ("rank_fraction", comp.factors),
+        ("lowrank", comp.lowrank), *((k, comp.votes[k]) for k in
+                                    ("kurtosis", "norm")))}
     edges = []
-    for c, p in enumerate(parents):
-        if p < 0:
-            continue
+    for e, (c, p) in enumerate(zip(cs.tolist(), ps.tolist(), strict=True)):
         direction = float(rooting.direction_confidence[c])
         placement = placement_probability(float(margin[c]))
         evidence = {
-            "distance": round(float(comp.raw_dist[p, c]), 8),
-            "rank_fraction": round(float(comp.factors[p, c]), 4),
+            "distance": round(float(at["distance"][e]), 8),
+            "rank_fraction": round(float(at["rank_fraction"][e]), 4),
             "ranks": comp.ranks.get((min(p, c), max(p, c))),
-            "kurtosis_vote": round(float(comp.votes["kurtosis"][p, c]), 4),
-            "norm_vote": round(float(comp.votes["norm"][p, c]), 4),
+            "kurtosis_vote": round(float(at["kurtosis"][e]), 4),
+            "norm_vote": round(float(at["norm"][e]), 4),
             "direction_probability": round(direction, 4),
             "placement_margin": round(float(margin[c]), 4),
             "placement_probability": round(placement, 4),
         }
-        relation = "lora" if comp.lowrank[p, c] else "finetune"
+        relation = "lora" if at["lowrank"][e] else "finetune"
         edges.append(RecoveredEdge(comp.ids[p], comp.ids[c], relation,
                                    float(np.clip(direction * placement, 0.0, 1.0)), evidence))
     return edges
@@ -200,7 +342,20 @@ def _adapter_edges(models: Sequence[ModelInput], notes: list[str]) -> list[Recov
 
 
 def _trees(models: Sequence[ModelInput], edges: Sequence[RecoveredEdge]) -> list[list[str]]:
-    graph = nx.Graph()
-    graph.add_nodes_from(m.model_id for m in models)
-    graph.add_edges_from((e.parent, e.child) for e in edges)
-    return sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
+    return connected_ids([m.model_id for m in models], edges)
+
+
+def connected_ids(ids: Sequence[str], edges: Sequence[RecoveredEdge]) -> list[list[str]]:
+    """Connected components of the models under the edges, each sorted, by first id
+    (scipy on integer indices: a million models in seconds)."""
+    names = sorted(set(ids) | {e.parent for e in edges} | {e.child for e in edges})
+    index = {m: i for i, m in enumerate(names)}
+    rows = np.array([index[e.parent] for e in edges], dtype=np.int64)
+    cols = np.array([index[e.child] for e in edges], dtype=np.int64)
+    n = len(names)
+    graph = sparse.coo_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    trees: dict[int, list[str]] = defaultdict(list)
+    for name, label in zip(names, labels.tolist(), strict=True):
+        trees[label].append(name)  # names are sorted: every tree is too
+    return sorted(trees.values(), key=lambda c: c[0])

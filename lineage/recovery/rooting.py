@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import betainc, betaln, logsumexp
 
 GRID = 2048  # midpoint rule for J over p in [1/2, 1]
 _P = 0.5 + (np.arange(GRID) + 0.5) / (2 * GRID)
@@ -39,8 +39,34 @@ _LOG_P, _LOG_Q = np.log(_P), np.log1p(-_P)
 
 
 def log_j(k: np.ndarray, m: float) -> np.ndarray:
-    """log J(k, m) for soft counts k (array) of m votes."""
-    k = np.asarray(k, dtype=np.float64)[..., None]
+    """log J(k, m) for soft counts k (array) of m votes.
+
+    Closed form: J = 2 B(k+1, m-k+1) I_{1/2}(m-k+1, k+1) (substitute q = 1 - p), one
+    special-function call per element. Where the incomplete beta underflows (below
+    1e-300 of the whole Beta integral: large m, most votes against), the integrand
+    p^k (1 - p)^(m-k) falls from its maximum at p = 1/2 at rate 2(m - 2k), so the
+    integral is 0.5^m / (2(m - 2k)) to a relative (m - 2k)^-2 m: such a root carries
+    less than 1e-300 of the posterior either way. The midpoint rule is kept for any
+    other non-finite case, in blocks (never an [n, GRID] array for a large tree)."""
+    k = np.clip(np.asarray(k, dtype=np.float64), 0.0, m)
+    a, b = m - k + 1.0, k + 1.0
+    with np.errstate(divide="ignore"):
+        out = np.log(2.0) + betaln(a, b) + np.log(betainc(a, b, 0.5))
+    tail = ~np.isfinite(out) & (m - 2.0 * k > 0)
+    out[tail] = np.log(2.0) + m * np.log(0.5) - np.log(2.0 * (m - 2.0 * k[tail]))
+    bad = np.flatnonzero(~np.isfinite(out))
+    flat = out.reshape(-1)
+    for start in range(0, bad.size, LOG_J_BLOCK):
+        idx = bad[start:start + LOG_J_BLOCK]
+        flat[idx] = _log_j_midpoint(k.reshape(-1)[idx], m)
+    return out
+
+
+LOG_J_BLOCK = 64  # rows of [rows, GRID] float64: 1 MiB
+
+
+def _log_j_midpoint(k: np.ndarray, m: float) -> np.ndarray:
+    k = k[..., None]
     return logsumexp(k * _LOG_P + (m - k) * _LOG_Q, axis=-1) + np.log(2.0 / (2 * GRID))
 
 
@@ -51,15 +77,25 @@ class Tree:
     n: int
     edges: list[tuple[int, int]]
     adj: list[list[int]] = field(init=False)
+    _rooted: dict[int, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.adj = [[] for _ in range(self.n)]
         for u, v in self.edges:
             self.adj[u].append(v)
             self.adj[v].append(u)
+        self._rooted = {}
 
     def parents(self, root: int) -> np.ndarray:
-        """Parent of every node when rooted at `root` (-1 for the root); BFS order."""
+        """Parent of every node when rooted at `root` (-1 for the root); BFS order.
+        Read-only and cached: every slot of a tree reroots from the same node."""
+        if root not in self._rooted:
+            parent = self._parents(root)
+            parent.setflags(write=False)
+            self._rooted[root] = parent
+        return self._rooted[root]
+
+    def _parents(self, root: int) -> np.ndarray:
         parent = np.full(self.n, -1, dtype=np.int64)
         seen = np.zeros(self.n, dtype=bool)
         seen[root] = True

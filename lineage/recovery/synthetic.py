@@ -57,3 +57,51 @@ def synthetic_zoo(
             models.append(_model(ids[k], arch, mats[k]))
         trees.append(ids)
     return SyntheticZoo(models, edges, trees)
+
+
+TREE_BLOCK = 256  # trees generated at once by synthetic_group
+
+
+def synthetic_group(
+    n_models: int, per_tree: int = 20, *, arch: str = "arch-0", side: int = 32,
+    n_mats: int = 4, step: float = 0.3, branching: int = 3, seed: int = 0,
+) -> list[ModelInput]:
+    """The models of `n_models // per_tree` trees of one architecture, vectorised (the
+    scale bench makes 100k-model groups one at a time): the same random walk as
+    synthetic_zoo, ids f"{arch}-t{tree}/m{k}", node k's parent (k - 1) // branching
+    (synthetic_edges gives the truth without generating anything)."""
+    rng = np.random.default_rng(seed)
+    models = []
+    n_trees = n_models // per_tree
+    for first in range(0, n_trees, TREE_BLOCK):
+        trees = min(TREE_BLOCK, n_trees - first)
+        shape = (trees, n_mats, side * side)
+        mats = np.empty((trees, per_tree, n_mats, side * side), dtype=np.float32)
+        mats[:, 0] = rng.standard_normal(shape, dtype=np.float32)
+        for k in range(1, per_tree):
+            mats[:, k] = mats[:, (k - 1) // branching] + np.float32(step) * \
+                rng.standard_normal(shape, dtype=np.float32)
+        mean = mats.mean(axis=-1, dtype=np.float64)  # moments of the stored values
+        centred = mats - mean[..., None].astype(np.float32)
+        squares = np.square(centred, dtype=np.float64)
+        var = squares.mean(axis=-1)
+        std = np.sqrt(var)
+        kurt = np.square(squares).mean(axis=-1) / var**2 - 3.0
+        flat = mats
+        for t in range(trees):
+            for k in range(per_tree):
+                model_id = f"{arch}-t{first + t}/m{k}"
+                tensors = {f"layer.{q}.weight": TensorStat(
+                    (side, side), "F32", f"{model_id}/{q}", float(mean[t, k, q]),
+                    float(std[t, k, q]), float(kurt[t, k, q]), flat[t, k, q])
+                    for q in range(n_mats)}
+                models.append(ModelInput(model_id, arch_signature=arch, dtype="F32",
+                                         tensors=tensors))
+    return models
+
+
+def synthetic_edges(n_models: int, per_tree: int = 20, *, arch: str = "arch-0",
+                    branching: int = 3) -> list[tuple[str, str]]:
+    """The true (parent, child) edges of synthetic_group with the same arguments."""
+    return [(f"{arch}-t{t}/m{(k - 1) // branching}", f"{arch}-t{t}/m{k}")
+            for t in range(n_models // per_tree) for k in range(1, per_tree)]
