@@ -23,6 +23,11 @@ from lineage.recovery.merges import MergeFit, Rounding, nnls_on_gram
 
 REGRESSORS = 6  # nearest models a per-matrix fit may use (a merge sits near its parents)
 BASES = 3  # nearest models tried as the origin, besides zero
+# A per-matrix fit has a coefficient per matrix, so a dependency's mirror readings fit
+# exactly too (with weights below 0 or above 1 on average). Merge tools average with
+# weights in (0, 1] (model stock's ratio, SLERP's sin-weights, layer gradients), so the
+# mean weight of every parent must lie there; the slack absorbs float32 rounding.
+PLAUSIBLE_SLACK = 1e-3
 
 
 def matrix_grams(features: GroupFeatures) -> list[np.ndarray]:
@@ -52,6 +57,8 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
     if len(keep) < 2:
         return None
     coefficients = [float(np.mean(weights[k + len(features.ids)])) for k in keep]
+    if min(coefficients) <= 0.0 or max(coefficients) > 1.0 + PLAUSIBLE_SLACK:
+        return None  # per-matrix freedom reads mirrors too: only a tool's range counts
     return MergeFit(child, base, sorted(keep), [c for _, c in sorted(zip(keep, coefficients,
                                                                           strict=True))],
                     float(worst), 1.0, bound=float(worst_bound),
@@ -104,12 +111,27 @@ def _system(g: np.ndarray, child: int, base: int | None, cols: list[int]):
     return ata, aty, yy
 
 
+def _likely_parents(whole: np.ndarray, child: int, base: int | None, near: list[int]
+                    ) -> list[int]:
+    """The models a whole-model fit leans on most, then the nearest: a SLERP or model
+    stock of two far-apart models sits between them, near neither, but an average over
+    all matrices already puts its weight on them."""
+    others = [k for k in near if k != base]
+    ata, aty, yy = _system(whole, child, base, others)
+    coef, _ = nnls_on_gram(ata, aty, yy)
+    carried = coef * np.sqrt(np.maximum(np.diag(ata), 0.0))
+    ranked = [others[i] for i in np.argsort(-carried, kind="stable") if coef[i] > 0]
+    picked = ranked[:REGRESSORS - 2]
+    return picked + [k for k in others if k not in picked][:REGRESSORS - len(picked)]
+
+
 def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarray,
                      skip: set[int]) -> list[MergeFit]:
     """Per-matrix merges of the component's models not already explained (`skip`)."""
     if features.n < 3:
         return []
     grams = matrix_grams(features)
+    whole = np.sum(grams, axis=0)  # the uncentred Gram over all matrices
     found = []
     for m in range(features.n):
         if m in skip:
@@ -117,7 +139,7 @@ def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarr
         near = [int(k) for k in np.argsort(dist[m], kind="stable") if k != m]
         fits = []
         for base in [None, *near[:BASES]]:
-            regressors = [k for k in near if k != base][:REGRESSORS]
+            regressors = _likely_parents(whole, m, base, near)
             fit = fit_layerwise(grams, features, rounding, m, base, regressors)
             if fit is not None:
                 fits.append(fit)
