@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="models per committed batch (what a crash can lose at most)",
     )
     parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar, no per-model failure lines (the summary stays)")
+                        help="no progress bar (the per-model failure lines and the summary "
+                        "stay: a failure is never silent)")
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON (run id, indexed, unchanged, failed)")
     add_catalog_option(parser)
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         f"run {report.run_id}: indexed {len(report.indexed)}, unchanged "
         f"{len(report.unchanged)}, failed {len(report.failed)} -> {catalog.root}"
     )
-    for model_id, error in report.failed.items() if not args.quiet else ():
+    for model_id, error in report.failed.items():
         print(f"  failed {model_id}: {error}")
     # Failing only when nothing worked: a re-run that finds every good model unchanged
     # and the bad ones failing again has worked.
