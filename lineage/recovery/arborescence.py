@@ -96,19 +96,3 @@ def _find_cycle(parent: np.ndarray) -> list[int]:
 
 def tree_cost(costs: np.ndarray, parents: np.ndarray) -> float:
     return float(sum(costs[p, c] for c, p in enumerate(parents) if p >= 0))
-
-
-def second_best_margin(dist: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    """[n] how much closer each node's parent is than its next-nearest other model:
-    1 - d(parent) / d(runner-up), in [0, 1]; 0 for the root."""
-    n = dist.shape[0]
-    margin = np.zeros(n)
-    for c, p in enumerate(parents):
-        if p < 0:
-            continue
-        others = np.delete(dist[:, c], [c, p])
-        if others.size:
-            margin[c] = max(0.0, 1.0 - dist[p, c] / max(others.min(), 1e-300))
-        else:
-            margin[c] = 1.0
-    return margin

@@ -44,9 +44,7 @@ def direction_votes(features: GroupFeatures) -> dict[str, np.ndarray]:
 
 def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:
     """[n, n]: mean over the matrices that differ of sign(values_j - values_i)."""
-    mask = np.ones(len(features.names), dtype=bool)
-    k = values[:, mask]  # [n, Q]
-    h = features.hashes[:, mask]
+    k, h = values, features.hashes  # [n, Q]
     rises = np.sign(k[None, :, :] - k[:, None, :])  # [n, n, Q]: sign(k_j - k_i)
     changed = h[:, None, :] != h[None, :, :]
     count = changed.sum(axis=2)

@@ -77,7 +77,7 @@ class Tree:
     n: int
     edges: list[tuple[int, int]]
     adj: list[list[int]] = field(init=False)
-    _rooted: dict[int, np.ndarray] = field(init=False, repr=False)
+    _rooted: dict[int, tuple[np.ndarray, list[int]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.adj = [[] for _ in range(self.n)]
@@ -87,35 +87,28 @@ class Tree:
         self._rooted = {}
 
     def parents(self, root: int) -> np.ndarray:
-        """Parent of every node when rooted at `root` (-1 for the root); BFS order.
-        Read-only and cached: every slot of a tree reroots from the same node."""
-        if root not in self._rooted:
-            parent = self._parents(root)
-            parent.setflags(write=False)
-            self._rooted[root] = parent
-        return self._rooted[root]
-
-    def _parents(self, root: int) -> np.ndarray:
-        parent = np.full(self.n, -1, dtype=np.int64)
-        seen = np.zeros(self.n, dtype=bool)
-        seen[root] = True
-        order = [root]
-        for u in order:
-            for v in sorted(self.adj[u]):
-                if not seen[v]:
-                    seen[v], parent[v] = True, u
-                    order.append(v)
-        return parent
+        """Parent of every node when rooted at `root` (-1 for the root). Read-only and
+        cached: every slot of a tree reroots from the same node."""
+        return self._bfs(root)[0]
 
     def order(self, root: int) -> list[int]:
-        parent = self.parents(root)
-        out, seen = [root], {root}
-        for u in out:
-            for v in sorted(self.adj[u]):
-                if v not in seen and parent[v] == u:
-                    seen.add(v)
-                    out.append(v)
-        return out
+        """Nodes in breadth-first order from `root` (parents before children)."""
+        return self._bfs(root)[1]
+
+    def _bfs(self, root: int) -> tuple[np.ndarray, list[int]]:
+        if root not in self._rooted:
+            parent = np.full(self.n, -1, dtype=np.int64)
+            seen = np.zeros(self.n, dtype=bool)
+            seen[root] = True
+            order = [root]
+            for u in order:
+                for v in sorted(self.adj[u]):
+                    if not seen[v]:
+                        seen[v], parent[v] = True, u
+                        order.append(v)
+            parent.setflags(write=False)
+            self._rooted[root] = (parent, order)
+        return self._rooted[root]
 
 
 @dataclass(frozen=True)
