@@ -51,9 +51,9 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     component's placement distances when already computed."""
     if near is None:
         near = placement_distance(features, matrix_sq_dists(features))
-    fits = candidate_merges(features, dtypes)
-    fits += layerwise_merges(features, Rounding.of(features, dtypes), near,
-                             {f.child for f in fits})
+    rounding = Rounding.of(features, dtypes)
+    fits = candidate_merges(features, dtypes, rounding)
+    fits += layerwise_merges(features, rounding, near, {f.child for f in fits})
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, near, {f.child for f in fits})
     return choose_explanations(fits, near, features.ids)

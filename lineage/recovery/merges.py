@@ -196,13 +196,15 @@ def accepted(fit: MergeFit) -> bool:
     return len(fit.parents) >= 2 and fit.residual <= fit.bound
 
 
-def candidate_merges(features: GroupFeatures, dtypes: list[str | None]) -> list[MergeFit]:
+def candidate_merges(features: GroupFeatures, dtypes: list[str | None],
+                     rounding: Rounding | None = None) -> list[MergeFit]:
     """Every exact fit of every model on its nearest bases (mirrors included: see
-    dependencies.choose_explanations)."""
+    dependencies.choose_explanations). `rounding`: Rounding.of(features, dtypes), when
+    the caller already has it."""
     if features.n < 3:
         return []
     g = gram(features)
-    rounding = Rounding.of(features, dtypes)
+    rounding = rounding or Rounding.of(features, dtypes)
     if no_exact_fit(g, rounding):
         return []
     sq = np.diag(g)
