@@ -23,6 +23,10 @@ import math
 # 0.95 at margin 1, 0.91 at 0.3, 0.66 at 0.02 (a conservative prior, see above).
 PLACEMENT_A, PLACEMENT_B = 3.0, 0.6
 # P(right merge child) = 1/k + (1 - 1/k) * tanh(MERGE_SCALE * margin), k readings tied.
+# Like the placement constants, a prior set by hand, not fitted: 1/k for a tie is the
+# only derived part; MERGE_SCALE makes a 5 % spanning-cost margin count as 0.76 and
+# UNIQUE_MERGE caps an unrivalled reading below certainty. Held-out draws 1000/8-10
+# had merge precision 1.0 with these, too few merge edges to fit them.
 MERGE_SCALE = 20.0
 UNIQUE_MERGE = 0.98  # no other member of the dependency could be the child
 
