@@ -16,6 +16,7 @@ from lineage.recovery.distance import matrix_sq_dists, placement_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.layer_merges import layerwise_merges
 from lineage.recovery.merges import MergeFit, Rounding, candidate_merges
+from lineage.recovery.placement import ALL_PAIRS_LIMIT, all_pairs, rank_sums, tiered_key
 from lineage.recovery.rank import candidate_pairs, has_rank_evidence, rank_factors
 from lineage.recovery.sparse_merges import detect_sparse_merges, has_sample_evidence
 
@@ -32,13 +33,15 @@ class Component:
     merges: list[MergeFit]  # indices into `all_ids`
     merge_margins: list[tuple[float, int]]  # per merge: (margin, readings that tie)
     all_ids: list[str]  # every model of the component, merges included
-    dist: np.ndarray  # [n, n] placement distance, rank-scaled
+    dist: np.ndarray  # [n, n] the spanning tree's key (placement.tiered_key, dense;
+    # rank-scaled distance in large components)
     raw_dist: np.ndarray  # [n, n] placement distance (distance.placement_distance)
     votes: dict[str, np.ndarray]  # signal -> [n, n] votes (direction.SIGNALS)
     lowrank: np.ndarray  # bool [n, n]: pair differs at low rank
     factors: np.ndarray  # [n, n] rank fractions (1 where not computed)
     ranks: dict[tuple[int, int], dict[str, int | None]] = field(default_factory=dict)
     group: str = ""  # the architecture signature
+    rank_sum: np.ndarray | None = None  # [n, n] total rank of low-rank pairs (dense)
 
     @property
     def ids(self) -> list[str]:
@@ -46,9 +49,11 @@ class Component:
 
 
 def find_merges(features: GroupFeatures, dtypes: list[str | None],
-                near: np.ndarray | None = None) -> list[tuple[MergeFit, float, int]]:
+                near: np.ndarray | None = None, cost: np.ndarray | None = None
+                ) -> list[tuple[MergeFit, float, int]]:
     """Every merge of the component, one explanation per dependency. `near`: the
-    component's placement distances when already computed."""
+    component's placement distances when already computed; `cost`: the spanning-tree
+    key the explanations are compared by (placement.tiered_key; `near` by default)."""
     if near is None:
         near = placement_distance(features, matrix_sq_dists(features))
     rounding = Rounding.of(features, dtypes)
@@ -56,7 +61,18 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     fits += layerwise_merges(features, rounding, near, {f.child for f in fits})
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, near, {f.child for f in fits})
-    return choose_explanations(fits, near, features.ids)
+    return choose_explanations(fits, near if cost is None else cost, features.ids)
+
+
+def component_ranks(features: GroupFeatures, dist: np.ndarray, rank_neighbours: int
+                    ) -> tuple[np.ndarray, dict[tuple[int, int], dict[str, int | None]]]:
+    """(rank fractions [n, n], per-matrix ranks by pair): every pair of a component up
+    to placement.ALL_PAIRS_LIMIT models, each model's nearest above it."""
+    if not (has_rank_evidence(features) and features.n > 1):
+        return np.ones_like(dist), {}
+    pairs = (list(all_pairs(features.n)) if features.n <= ALL_PAIRS_LIMIT
+             else candidate_pairs(dist, rank_neighbours))
+    return rank_factors(features, pairs)
 
 
 def prepare_component(
@@ -65,28 +81,38 @@ def prepare_component(
 ) -> Component:
     dtypes = dtypes if dtypes is not None else [None] * features.n
     near = placement_distance(features, matrix_sq_dists(features))
-    chosen = find_merges(features, dtypes, near) if find else []
+    factors, ranks = component_ranks(features, near, rank_neighbours)
+    lowrank = factors < FULL_RANK
+    rank_sum = rank_sums(features.n, ranks, lowrank)
+    # Which member of a dependency is the merge is judged by the tree the rest leaves,
+    # ranks included: a LoRA base taken out splits its LoRA family.
+    chosen = (find_merges(features, dtypes, near, tiered_key(near, rank_sum))
+              if find else [])
     merged = {f.child for f, _, _ in chosen}
     if merged:  # the tree's distances without the merges (recentred sketches)
-        tree = features.take([i for i in range(features.n) if i not in merged])
+        keep = [i for i in range(features.n) if i not in merged]
+        tree = features.take(keep)
         raw = placement_distance(tree, matrix_sq_dists(tree))
+        factors, lowrank, rank_sum = (a[np.ix_(keep, keep)] for a in (factors, lowrank, rank_sum))
+        ranks = _reindex(ranks, keep)
     else:  # nothing taken out: the same distances
         tree, raw = features, near
-    factors = np.ones_like(raw)
-    ranks: dict[tuple[int, int], dict[str, int | None]] = {}
-    if has_rank_evidence(tree) and tree.n > 1:
-        pairs = candidate_pairs(raw, rank_neighbours)
-        factors, ranks = rank_factors(tree, pairs)
     return Component(
         features=tree,
         merges=[f for f, _, _ in chosen],
         merge_margins=[(m, t) for _, m, t in chosen],
         all_ids=features.ids,
-        dist=raw * np.maximum(factors, RANK_FLOOR),
+        dist=tiered_key(raw, rank_sum),
         raw_dist=raw,
         votes=direction_votes(tree),
-        lowrank=factors < FULL_RANK,
+        lowrank=lowrank,
         factors=factors,
         ranks=ranks,
         group=group,
+        rank_sum=rank_sum,
     )
+
+
+def _reindex(ranks: dict[tuple[int, int], dict], keep: list[int]) -> dict:
+    new = {old: k for k, old in enumerate(keep)}
+    return {(new[i], new[j]): r for (i, j), r in ranks.items() if i in new and j in new}

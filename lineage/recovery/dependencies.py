@@ -21,6 +21,7 @@ equally good readings).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
@@ -47,13 +48,50 @@ def implausibility(fit: MergeFit) -> float:
     return round(float(outside), COEFFICIENT_DIGITS)
 
 
+SPARSE_RULE = "sparse"  # TIES/DARE fits: not linear relations, no mirror readings
+
+
+def mirror_readings(fit: MergeFit) -> list[MergeFit]:
+    """Every reading of a linear fit's dependency, the fit's own first.
+
+    child = base + sum_k c_k (p_k - base) is the relation sum_t a_t x_t = 0 with
+    a_child = 1, a_base = -(1 - sum c), a_pk = -c_k (sum a = 0). Any member t with
+    a_t != 0 can be read as the child: x_t = sum_{s != t} w_s x_s, w_s = -a_s / a_t,
+    weights summing to 1. The member with a negative weight (task arithmetic's base
+    enters with 1 - k * lambda < 0) is that reading's base; with none, it is a weighted
+    average. Each fit finder proposes the reading it met first; enumerating them here
+    lets the family, not the search order, choose (a near-copy of the base otherwise
+    decides which reading is found at all)."""
+    if fit.rule.startswith(SPARSE_RULE):
+        return [fit]
+    a = {fit.child: 1.0}
+    if fit.base is not None:
+        a[fit.base] = -(1.0 - float(sum(fit.coefficients)))
+    for p, c in zip(fit.parents, fit.coefficients, strict=True):
+        a[p] = a.get(p, 0.0) - c
+    readings = [fit]
+    for t, a_t in sorted(a.items()):
+        if t == fit.child or abs(a_t) < 1e-9:
+            continue
+        w = {s: -a_s / a_t for s, a_s in a.items() if s != t}
+        base = min(w, key=lambda s: (w[s], s)) if min(w.values()) < 0 else None
+        parents = sorted(s for s in w if s != base)
+        readings.append(replace(fit, child=t, base=base, parents=parents,
+                                coefficients=[w[s] for s in parents]))
+    return readings
+
+
 def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]
                         ) -> list[tuple[MergeFit, float, int]]:
     """(the fit kept per dependency, its margin over the runner-up: relative spanning
     cost, inf when no other reading is as plausible, and how many readings tie)."""
     by_dependency: dict[frozenset, list[MergeFit]] = defaultdict(list)
     for fit in fits:
-        by_dependency[fit.members].append(fit)
+        known = {f.child for f in by_dependency[fit.members]}
+        for reading in mirror_readings(fit):
+            if reading.child not in known:
+                by_dependency[fit.members].append(reading)
+                known.add(reading.child)
     chosen, taken = [], set()
     for members in sorted(by_dependency, key=lambda m: (len(m), sorted(m))):
         candidates = [f for f in by_dependency[members] if f.child not in taken]

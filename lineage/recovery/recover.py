@@ -44,6 +44,7 @@ from lineage.recovery.inputs import CardEdge, ModelInput
 from lineage.recovery.large_component import prepare_large_component, sparse_placement_margins
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.orient import ORIENT_RULE, gather, orient_all
+from lineage.recovery.placement import tiered_margins
 from lineage.recovery.pool import map_tasks
 from lineage.recovery.rooting import Rooting, placement_margins
 from lineage.recovery.sparse_group import as_float64, split_sparse
@@ -255,7 +256,12 @@ def _release_sketches(comp: Component) -> Component:
 def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
     parents = rooting.parents
     large = sparse.issparse(comp.dist)
-    margin = (sparse_placement_margins if large else placement_margins)(comp.dist, parents)
+    if large:
+        margin = sparse_placement_margins(comp.dist, parents)
+    elif comp.rank_sum is not None:
+        margin = tiered_margins(comp.raw_dist, comp.rank_sum, parents)
+    else:
+        margin = placement_margins(comp.dist, parents)
     cs = np.flatnonzero(parents >= 0)
     ps = parents[cs]
     at = {name: gather(a, ps, cs).tolist() for name, a in (

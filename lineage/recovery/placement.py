@@ -1,0 +1,97 @@
+"""Placement in two tiers: low-rank (LoRA) edges by rank, then the rest by distance.
+
+A merged LoRA adds B @ A of rank r to the matrices it targets. Along a path of LoRA
+edges the changes add, and ranks of generic low-rank changes add too:
+rank(W_i - W_j) is the sum of the edges' ranks on the path between them (up to the
+matrix's size). Summed over matrices, the rank is then an additive tree metric
+on every set of models joined by LoRA edges only: a pair that is not an edge is at the
+sum of its path's edges, strictly more than each of them, so Kruskal's algorithm on the
+ranks keeps exactly the LoRA edges. Distances cannot do that: two rank-1 siblings with
+tiny steps sit closer to each other than a rank-16 child sits to its parent.
+
+A pair whose difference is full rank has a full fine-tune somewhere on its path, so
+low-rank pairs never cross a full edge: the first tier joins models into LoRA clusters,
+and the second joins the clusters with the fine-tuning distance (distance.py), by
+the same minimum spanning tree rule as before. Both tiers are one spanning tree over
+a lexicographic key (rank first for low-rank pairs, distance for the rest), with
+distance breaking ties among equal ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+ALL_PAIRS_LIMIT = 96  # components up to this size get the rank of every pair: n^2 / 2
+# small SVDs; larger ones the ranks of each model's nearest candidates
+
+
+def rank_sums(n: int, ranks: dict[tuple[int, int], dict[str, int | None]],
+              lowrank: np.ndarray) -> np.ndarray:
+    """[n, n]: total rank over changed matrices for low-rank pairs; inf elsewhere
+    (full-rank pairs, pairs whose rank was not computed)."""
+    out = np.full((n, n), np.inf)
+    for (i, j), by_matrix in ranks.items():
+        if lowrank[i, j]:
+            out[i, j] = out[j, i] = float(sum(r for r in by_matrix.values() if r))
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def tiered_key(dist: np.ndarray, rank_sum: np.ndarray) -> np.ndarray:
+    """[n, n] one number per pair whose order is (rank for low-rank pairs, then
+    distance): low-rank pairs get rank + distance scaled below 1, the rest come after
+    every low-rank pair, in distance order."""
+    scale = 2.0 * max(float(dist.max()), 1e-300)
+    low = np.isfinite(rank_sum)
+    above = float(rank_sum[low].max()) + 1.0 if low.any() else 0.0
+    key = np.where(low, np.where(low, rank_sum, 0.0) + dist / scale, above + 1.0 + dist)
+    np.fill_diagonal(key, 0.0)
+    return key
+
+
+def tiered_margins(dist: np.ndarray, rank_sum: np.ndarray, parents: np.ndarray
+                   ) -> np.ndarray:
+    """[n] per node: how clearly its parent beats the runner-up among the nodes outside
+    its own subtree. A low-rank edge is compared by rank (1 - rank / runner-up's rank;
+    1 when no other candidate is low-rank: a full-rank parent cannot add a low-rank
+    change), a full edge by distance (1 - d / runner-up's d). 0 for the root."""
+    n = len(parents)
+    below = subtree_sets(parents)
+    margin = np.zeros(n)
+    for c, p in enumerate(parents):
+        if p < 0:
+            continue
+        others = [x for x in range(n) if x not in below[c] and x != p]
+        if not others:
+            margin[c] = 1.0
+        elif np.isfinite(rank_sum[p, c]) and rank_sum[p, c] > 0:
+            runner_up = float(rank_sum[others, c].min())
+            margin[c] = 1.0 - rank_sum[p, c] / runner_up if np.isfinite(runner_up) else 1.0
+        else:
+            runner_up = float(dist[others, c].min())
+            margin[c] = max(0.0, 1.0 - float(dist[p, c]) / max(runner_up, 1e-300))
+    return np.clip(margin, 0.0, 1.0)
+
+
+def subtree_sets(parents: np.ndarray) -> list[set[int]]:
+    """Per node, the set of nodes in its subtree (itself included)."""
+    n = len(parents)
+    children: list[list[int]] = [[] for _ in range(n)]
+    for c, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(c)
+    out = []
+    for c in range(n):
+        below, stack = {c}, [c]
+        while stack:
+            for k in children[stack.pop()]:
+                below.add(k)
+                stack.append(k)
+        out.append(below)
+    return out
+
+
+def all_pairs(n: int) -> Iterable[tuple[int, int]]:
+    return ((i, j) for i in range(n) for j in range(i + 1, n))

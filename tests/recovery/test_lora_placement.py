@@ -1,0 +1,100 @@
+"""LoRA families placed by rank additivity, and merge dependencies read from every side
+(issue 10: development draws where tiny LoRA steps chained siblings, and where a merge
+over a near-copy of its base was only found as its mirror)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lineage.fingerprint import rank_sketch
+from lineage.recovery import recover_graph
+from lineage.recovery.dependencies import choose_explanations, mirror_readings
+from lineage.recovery.distance import matrix_sq_dists, placement_distance
+from lineage.recovery.features import group_features
+from lineage.recovery.inputs import ModelInput, TensorStat
+from lineage.recovery.merges import MergeFit
+
+SIDE, MATS = 32, 4
+
+
+def _model(model_id: str, mats: list[np.ndarray]) -> ModelInput:
+    tensors = {}
+    for k, m in enumerate(mats):
+        m = m.astype(np.float32)
+        flat = m.reshape(-1).astype(np.float64)
+        mean, std = float(flat.mean()), float(flat.std())
+        kurt = float(((flat - mean) ** 4).mean() / std**4 - 3.0)
+        tensors[f"layer.{k}.q.weight"] = TensorStat(
+            m.shape, "F32", f"{model_id}/{k}", mean, std, kurt, m.reshape(-1),
+            rank_sketch=rank_sketch(torch.from_numpy(m)).reshape(SIDE, SIDE))
+    return ModelInput(model_id, arch_signature="a", dtype="F32", tensors=tensors)
+
+
+def _low_rank(rng: np.random.Generator, rank: int, size: float) -> np.ndarray:
+    b, a = rng.standard_normal((SIDE, rank)), rng.standard_normal((rank, SIDE))
+    delta = b @ a
+    return size * delta / np.linalg.norm(delta)
+
+
+def _lora_family(rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """root -> A (rank 4) -> a1, a2 (rank 1, tiny steps), a3 (rank 16, a large step).
+    Each tiny step leans towards a3's change (u^T R v > 0), so a3 is nearer a1 and a2
+    than its parent A: the distance-only spanning tree hangs a3 under a sibling."""
+    root = [0.05 * rng.standard_normal((SIDE, SIDE)) for _ in range(MATS)]
+    fam = {"root": root, "A": [m + _low_rank(rng, 4, 0.3) for m in root]}
+    big = [_low_rank(rng, 16, 0.5) for _ in range(MATS)]
+    fam["a3"] = [m + r for m, r in zip(fam["A"], big, strict=True)]
+    for name in ("a1", "a2"):
+        tiny = []
+        for r in big:
+            u, v = rng.standard_normal(SIDE), rng.standard_normal(SIDE)
+            step = np.outer(u, v) * np.sign(u @ r @ v)
+            tiny.append(0.01 * step / np.linalg.norm(step))
+        fam[name] = [m + t for m, t in zip(fam["A"], tiny, strict=True)]
+    return fam
+
+
+def test_a_lora_family_is_placed_by_rank_not_by_distance():
+    fam = _lora_family(np.random.default_rng(3))
+    models = [_model(f"org/{k}", v) for k, v in fam.items()]
+    features = group_features(models)
+    near = placement_distance(features, matrix_sq_dists(features))
+    ix = {m.model_id.split("/")[1]: i for i, m in enumerate(models)}
+    # the trap is real: by distance alone a3 sits nearer a sibling than its parent
+    assert min(near[ix["a1"], ix["a3"]], near[ix["a2"], ix["a3"]]) < near[ix["A"], ix["a3"]]
+    result = recover_graph(models)
+    found = {frozenset((e.parent, e.child)): e.relation for e in result.edges}
+    expected = {frozenset(("org/root", "org/A")), *(frozenset(("org/A", f"org/{c}"))
+                                                     for c in ("a1", "a2", "a3"))}
+    assert set(found) == expected
+    assert {found[frozenset(("org/A", f"org/{c}"))] for c in ("a1", "a2", "a3")} == {"lora"}
+
+
+def test_every_reading_of_a_dependency_is_weighed_and_the_base_is_kept():
+    """M = B + 0.69 * sum_k (F_k - B) over three near-copies F_k of B, B with its own
+    parent and two more children. Only the mirror reading (B as the 'merge' of M and the
+    F_k) is handed in, as a fit finder met it first; the family picks M."""
+    rng = np.random.default_rng(5)
+    d = 400
+    root = rng.standard_normal(d)
+    base = root + 0.5 * rng.standard_normal(d)
+    fts = [base + 0.001 * rng.standard_normal(d) for _ in range(3)]
+    kids = [base + 0.3 * rng.standard_normal(d) for _ in range(2)]
+    lam = 0.69
+    merge = base + lam * sum(f - base for f in fts)
+    points = [root, base, *fts, *kids, merge]
+    ids = ["root", "B", "F1", "F2", "F3", "C1", "C2", "M"]
+    x = np.stack(points)
+    dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    # the mirror: B = M + c * sum_k (F_k - M), c = lam / (3 * lam - 1)
+    c = lam / (3 * lam - 1)
+    mirror = MergeFit(child=1, base=7, parents=[2, 3, 4], coefficients=[c] * 3,
+                      residual=0.0, single_residual=1.0)
+    readings = {r.child: r for r in mirror_readings(mirror)}
+    assert set(readings) == {1, 2, 3, 4, 7}
+    true = readings[7]
+    assert true.base == 1 and true.parents == [2, 3, 4]
+    np.testing.assert_allclose(true.coefficients, [lam] * 3, rtol=1e-9)
+    [(chosen, _, _)] = choose_explanations([mirror], dist, ids)
+    assert ids[chosen.child] == "M" and ids[chosen.base] == "B"
