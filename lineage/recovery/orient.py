@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from scipy import sparse
@@ -21,6 +22,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from lineage.recovery.component import Component
 from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
+from lineage.recovery.merges import MergeFit
 from lineage.recovery.rooting import Rooting, Slot, Tree, root_tree
 
 ORIENT_RULE = "per-tree root posterior (signs integrated out, group prior)"
@@ -119,10 +121,44 @@ def pooled_priors(signs: list[dict[str, float]], groups: list[str]) -> list[dict
              for name, value in s.items()} for s, g in zip(signs, groups, strict=True)]
 
 
+def average_base(fit: MergeFit, comp: Component, tree: Tree) -> MergeFit:
+    """A weighted average (weights summing to 1) reads the same with any parent as the
+    base; model stock and task arithmetic mix their base in this way. The parent the
+    others branch off from, each in a branch of its own in the placed tree (so it lies
+    on the path between every two of them), is that base, not a merged model. Read
+    from the undirected tree, before direction, so the base then votes on direction."""
+    if fit.base is not None or len(fit.parents) < 3:
+        return fit
+    index = {m: i for i, m in enumerate(comp.ids)}
+    nodes = {p: index[comp.all_ids[p]] for p in fit.parents if comp.all_ids[p] in index}
+    bases = [p for p, x in nodes.items()
+             if _separate_branches(tree, x, [y for q, y in nodes.items() if q != p])]
+    if len(bases) != 1 or len(nodes) != len(fit.parents):
+        return fit
+    keep = [k for k, p in enumerate(fit.parents) if p != bases[0]]
+    return replace(fit, base=bases[0], parents=[fit.parents[k] for k in keep],
+                   coefficients=[fit.coefficients[k] for k in keep])
+
+
+def _separate_branches(tree: Tree, x: int, others: list[int]) -> bool:
+    """Every node of `others` hangs off x through a different neighbour of x."""
+    parents = tree.parents(x)
+    branches = set()
+    for y in others:
+        while parents[y] != x:
+            if parents[y] < 0:
+                return False
+            y = int(parents[y])
+        branches.add(y)
+    return len(branches) == len(others)
+
+
 def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
                ) -> tuple[list[Rooting], dict]:
     """The rooting of every component, and a summary of the signs decided."""
     trees = [spanning_tree(c.dist) for c in comps]
+    for comp, tree in zip(comps, trees, strict=True):
+        comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
     first = [_root(c, t, {}, cards) for c, t in zip(comps, trees, strict=True)]
     priors = pooled_priors([r.sign_plus for r in first], groups)

@@ -303,9 +303,9 @@ def _merge_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
 
 
 def _split_base(fit: MergeFit, comp: Component, rooting: Rooting) -> MergeFit:
-    """A weighted average whose weights sum to 1 reads the same with any parent as the
-    base; task arithmetic and model stock mix in their base this way. The parent that
-    is a tree ancestor of the other parents is that base, not a merged model."""
+    """What orient.average_base could not settle from the undirected tree (parents
+    that are merges themselves, or two parents in one branch), read from the rooted
+    tree: the parent that is an ancestor of the other parents is the base."""
     if fit.base is not None or len(fit.parents) < 3:
         return fit
     tree_index = {m: i for i, m in enumerate(comp.ids)}
