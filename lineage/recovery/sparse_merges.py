@@ -13,10 +13,17 @@ coordinates per matrix, the same for every model of an architecture
 those samples, never the weights:
 
   base    the near model c shares the most bit-identical weights with (a fine-tune
-          changes nearly every weight; a sparse merge leaves most at its base);
-  parents models k for which d / t_k takes one value on a good share of d's support;
-  accept  d's support is explained, to storage rounding, by fixed multiples of sums of
-          >= 2 parents' task vectors.
+          changes nearly every weight; a sparse merge leaves at its base every weight
+          all parents dropped: most at TIES densities, (1 - p)^K for DARE at density p);
+  parents models k for which d / t_k takes one value, per matrix, on at least
+          MIN_MATCHES coordinates (where k alone survived). Per matrix: DARE rescales
+          each parent's survivors per tensor (mergekit matches the l1 norm, so the
+          multiple is near 1/p but not equal across tensors or parents);
+  accept  d's support is explained, to storage rounding, either by fixed multiples of
+          sums of >= 2 parents' task vectors (TIES: the mean of the agreeing survivors)
+          or by sums of each survivor's own multiple (DARE, linear or with sign
+          election: at density p most weights keep several parents, each at its own
+          rescale).
 
 Unrelated weights hit one ratio to ~1e-4 only by chance, so a root never reads as a
 merge of its children. The samples of the first PROBES changed matrices are
@@ -35,8 +42,10 @@ from lineage.recovery.merges import MergeFit
 
 PROBES = 8  # changed matrices whose samples are read per pair
 BASES = 8  # nearest models tried as the base
-MIN_UNCHANGED = 0.1  # share of bit-identical weights that makes a pair a candidate
-MIN_PARENT_SHARE = 0.05  # share of d's support one parent must explain alone
+MIN_MATCHES = 16  # coordinates at one ratio (to ~1e-6) that make a model a candidate
+# parent: unrelated weights land on one ratio to rounding by chance with probability
+# ~1e-6 each, so 16 such coincidences in a few thousand coordinates do not happen
+MIN_SUBSET_SHARE = 0.05 / 4  # share of d's support a subset sum must explain to count
 MAX_PARENTS = 4
 MIN_COVERAGE = 0.95  # share of d's support the parents must explain
 ROUNDING_MARGIN = 8.0  # tolerance in unit roundoffs of c's dtype (2^-21 for float32)
@@ -59,6 +68,15 @@ class _Probe:
         h, ok = self.f.hashes, self.f.sample_ok
         return [q for q in self.names
                 if h[i, q] != h[j, q] and ok[i, q] and ok[j, q]][:PROBES]
+
+    def segments(self, qs: list[int]) -> list[slice]:
+        """Where each matrix's sample sits in `flat`."""
+        out, start = [], 0
+        for q in qs:
+            size = self.f.samples[q].shape[1]
+            out.append(slice(start, start + size))
+            start += size
+        return out
 
     def flat(self, i: int, qs: list[int]) -> np.ndarray:
         return np.concatenate([self.f.samples[q][i].astype(np.float64) for q in qs])
@@ -91,6 +109,38 @@ def _matches(d: np.ndarray, u: np.ndarray, tol: np.ndarray) -> np.ndarray:
     return (u != 0) & (np.abs(d - scale * u) <= tol)
 
 
+def _segment_ratios(d: np.ndarray, u: np.ndarray, tol: np.ndarray, support: np.ndarray,
+                    segs: list[slice]) -> tuple[np.ndarray, np.ndarray]:
+    """(per coordinate: the modal ratio d / u of its matrix, 0 where none; bool: d is
+    that multiple of u to rounding), each matrix on its own support."""
+    ratio = np.zeros_like(d)
+    hit = np.zeros_like(d, dtype=bool)
+    for seg in segs:
+        on = np.flatnonzero(support[seg]) + seg.start
+        if on.size == 0:
+            continue
+        scale = _mode_ratio(d[on], u[on])
+        if scale is None:
+            continue
+        ratio[seg] = scale
+        hit[on] = (u[on] != 0) & (np.abs(d[on] - scale * u[on]) <= tol[on])
+    return ratio, hit
+
+
+def _additive_coverage(d: np.ndarray, taus: list[np.ndarray], ratios: list[np.ndarray],
+                       tol: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """bool: d equals the sum of some parents' own multiples (DARE's survivors, each
+    rescaled per tensor), to the rounding of that sum and of d's storage."""
+    terms = [r * t for r, t in zip(ratios, taus, strict=True)]
+    hit = np.zeros_like(d, dtype=bool)
+    for size in range(1, len(terms) + 1):
+        for subset in combinations(range(len(terms)), size):
+            total = np.sum([terms[k] for k in subset], axis=0)
+            spread = np.sum([np.abs(terms[k]) for k in subset], axis=0)
+            hit |= np.abs(d - total) <= tol + ROUNDING_MARGIN * u * spread
+    return hit
+
+
 def _coverage(d: np.ndarray, taus: list[np.ndarray], tol: np.ndarray) -> float:
     """Share of d explained by fixed multiples of sums of subsets of `taus`, greedily
     from single parents up (TIES: a lone survivor, then the agreeing means)."""
@@ -100,9 +150,9 @@ def _coverage(d: np.ndarray, taus: list[np.ndarray], tol: np.ndarray) -> float:
             u = np.sum([taus[k] for k in subset], axis=0)
             hit = np.zeros_like(left)
             hit[left] = _matches(d[left], u[left], tol[left])
-            if hit.sum() >= MIN_PARENT_SHARE * d.size / 4:
+            if hit.sum() >= MIN_SUBSET_SHARE * d.size:
                 left &= ~hit
-    return 1.0 - left.mean()
+    return ~left
 
 
 def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
@@ -116,36 +166,53 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
     support = np.abs(d) > INFORMATIVE * tol
     if support.sum() < 64:
         return None
-    shares = {}
+    segs = probe.segments(qs)
+    u = tol / (ROUNDING_MARGIN * np.maximum(np.abs(c), 1e-300))  # unit roundoff per entry
+    taus, ratios, shares = {}, {}, {}
     for k in range(probe.f.n):
         if k not in (child, base) and probe.has(k, qs):
             t = probe.flat(k, qs) - b
-            shares[k] = _matches(d[support], t[support], tol[support]).mean()
-    parents = sorted((k for k, s in shares.items() if s >= MIN_PARENT_SHARE),
-                     key=lambda k: -shares[k])[:MAX_PARENTS]
+            ratio, hit = _segment_ratios(d, t, tol, support, segs)
+            if hit.sum() >= MIN_MATCHES:
+                taus[k], ratios[k] = t[support], ratio[support]
+                shares[k] = float(hit[support].mean())
+    parents = sorted(shares, key=lambda k: -shares[k])[:MAX_PARENTS]
     if len(parents) < 2:
         return None
-    taus = {k: (probe.flat(k, qs) - b)[support] for k in parents}
-    parents, cover = _fewest(d[support], taus, tol[support])
+    ev = _Evidence(d[support], tol[support], u[support], taus, ratios)
+    parents, cover = _fewest(ev, parents)
     if len(parents) < 2 or cover < MIN_COVERAGE:
         return None
-    return MergeFit(child, base, parents, [round(float(shares[k]), 4) for k in parents],
+    return MergeFit(child, base, parents, [round(shares[k], 4) for k in parents],
                     residual=float(1.0 - cover),
                     single_residual=float(1.0 - max(shares.values())),
                     rule="sparse (TIES/DARE) on coordinate samples; coefficients: share "
                          "explained alone")
 
 
-def _fewest(d: np.ndarray, taus: dict[int, np.ndarray], tol: np.ndarray
-            ) -> tuple[list[int], float]:
+class _Evidence:
+    """d on its support, with each candidate parent's task vector and per-matrix ratio."""
+
+    def __init__(self, d, tol, u, taus, ratios) -> None:  # noqa: ANN001
+        self.d, self.tol, self.u, self.taus, self.ratios = d, tol, u, taus, ratios
+
+    def coverage(self, parents: list[int]) -> float:
+        taus = [self.taus[k] for k in parents]
+        ties = _coverage(self.d, taus, self.tol)
+        dare = _additive_coverage(self.d, taus, [self.ratios[k] for k in parents],
+                                  self.tol, self.u)
+        return float((ties | dare).mean())
+
+
+def _fewest(ev: _Evidence, parents: list[int]) -> tuple[list[int], float]:
     """Drop parents the others already explain (a linear merge of the same parents
     equals the TIES merge wherever both survived and agree), weakest first."""
-    keep = list(taus)
-    cover = _coverage(d, [taus[k] for k in keep], tol)
-    for k in reversed(list(taus)):
+    keep = list(parents)
+    cover = ev.coverage(keep)
+    for k in reversed(parents):
         rest = [j for j in keep if j != k]
         if len(rest) >= 2:
-            without = _coverage(d, [taus[j] for j in rest], tol)
+            without = ev.coverage(rest)
             if without >= MIN_COVERAGE:
                 keep, cover = rest, without
     return keep, cover
@@ -175,7 +242,7 @@ def detect_sparse_merges(
         near = [int(b) for b in np.argsort(dist[m]) if b != m][:BASES]
         same = {b: unchanged_fraction(probe, m, b) for b in near}
         base = max(same, key=same.get)
-        if same[base] >= MIN_UNCHANGED:
+        if same[base] > 0.0:  # the acceptance test, not this screen, decides
             fit = fit_sparse_merge(probe, m, base)
             if fit is not None:
                 found.append(fit)

@@ -7,6 +7,7 @@ subset of the weights, as they do at scale."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from lineage.fingerprint import rank_sketch, sample_values
@@ -124,3 +125,33 @@ def test_recover_graph_finds_ties_merges_from_fingerprints_alone():
     # Fingerprints from before the samples existed: no sparse merge is claimed.
     without = recover_graph([_model(k, v, evidence=False) for k, v in fam.items()])
     assert not [e for e in without.edges if e.relation == "merge"]
+
+
+def _dense_dare(base: np.ndarray, parents: list[np.ndarray], density: float, seed: int,
+                ties: bool = False) -> np.ndarray:
+    """DARE as mergekit stores it: each parent's survivors rescaled per tensor to keep
+    the task vector's l1 norm (so each parent gets its own multiple, near 1 / density),
+    summed (dare_linear) or, with `ties`, only the entries agreeing with the elected
+    sign summed (dare_ties)."""
+    rng = np.random.default_rng(seed)
+    kept = []
+    for p in parents:
+        tau = p.astype(np.float64) - base
+        mask = rng.random(tau.shape) < density
+        kept.append(np.where(mask, tau, 0.0) * np.abs(tau).sum() / np.abs(tau[mask]).sum())
+    kept = np.stack(kept) * 0.7
+    if ties:
+        sign = np.sign(kept.sum(0))
+        kept = np.where(np.sign(kept) == sign, kept, 0.0)
+    return (base + kept.sum(0)).astype(np.float32)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_a_dense_dare_merge_is_found_although_few_weights_keep_one_parent(ties):
+    # density 0.85 over three parents: 61 % of the weights keep all three, 2 % one
+    # alone, 0.3 % none (bit-identical to the base): every check must work from that.
+    fam = _family(4)
+    fam["m"] = [_dense_dare(r.astype(np.float64), [a, b, c], 0.85, k, ties)
+                for k, (r, a, b, c) in enumerate(zip(fam["root"], fam["a"], fam["b"],
+                                                     fam["c"], strict=True))]
+    assert _detect(fam) == [("m", "root", {"a", "b", "c"})]
