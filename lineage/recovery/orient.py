@@ -129,14 +129,40 @@ def average_base(fit: MergeFit, comp: Component, tree: Tree) -> MergeFit:
     from the undirected tree, before direction, so the base then votes on direction."""
     if fit.base is not None or len(fit.parents) < 3:
         return fit
+    odd = _odd_weight(fit)
+    if odd is not None:
+        return _with_base(fit, odd)
     index = {m: i for i, m in enumerate(comp.ids)}
     nodes = {p: index[comp.all_ids[p]] for p in fit.parents if comp.all_ids[p] in index}
     bases = [p for p, x in nodes.items()
              if _separate_branches(tree, x, [y for q, y in nodes.items() if q != p])]
     if len(bases) != 1 or len(nodes) != len(fit.parents):
         return fit
-    keep = [k for k, p in enumerate(fit.parents) if p != bases[0]]
-    return replace(fit, base=bases[0], parents=[fit.parents[k] for k in keep],
+    return _with_base(fit, bases[0])
+
+
+PER_MATRIX_RULE = "exact per-matrix"
+WEIGHT_DIGITS = 3  # weights a per-matrix fit recovers to ~1e-7; equal means equal here
+
+
+def _odd_weight(fit: MergeFit) -> int | None:
+    """Model stock: per matrix, t * mean(fine-tunes) + (1 - t) * base, t varying by
+    matrix (so only the per-matrix fit finds it). Its fine-tunes carry one identical
+    weight in every matrix, so their mean weights are equal; the one parent whose
+    weight differs from all the others' common weight is the base. A linear merge has
+    constant weights and is found by the whole-model fit, never here."""
+    if not fit.rule.startswith(PER_MATRIX_RULE):
+        return None
+    weights = [round(c, WEIGHT_DIGITS) for c in fit.coefficients]
+    odd = [p for p, w in zip(fit.parents, weights, strict=True) if weights.count(w) == 1]
+    if len(odd) == 1 and len(set(weights)) == 2:
+        return odd[0]
+    return None
+
+
+def _with_base(fit: MergeFit, base: int) -> MergeFit:
+    keep = [k for k, p in enumerate(fit.parents) if p != base]
+    return replace(fit, base=base, parents=[fit.parents[k] for k in keep],
                    coefficients=[fit.coefficients[k] for k in keep])
 
 

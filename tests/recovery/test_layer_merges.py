@@ -64,3 +64,25 @@ def test_a_fine_tune_is_not_a_per_matrix_merge():
     grand, base, uncles, kids = _family(rng)
     models = _with(kids[0], grand, base, uncles, kids[1:], name="org/ft-x")
     assert _merges(models) == set()
+
+
+def test_a_model_stock_base_is_the_odd_weight_even_when_the_tree_chains_its_kids():
+    """Placement put ft-1 under ft-0 (one branch of the base), so the base does not
+    separate them in the tree; the fine-tunes' equal weights still name it."""
+    from lineage.recovery.merges import MergeFit
+    from lineage.recovery.orient import average_base, spanning_tree
+    from tests.recovery.test_failure_classes import _component
+
+    ids = ["org/base", "org/ft-0", "org/ft-1", "org/stock"]
+    comp = _component(ids[:3], [(0, 1), (1, 2)], +1)
+    comp.all_ids = ids
+    tree = spanning_tree(comp.dist)
+    stock = MergeFit(child=3, base=None, parents=[0, 1, 2], coefficients=[0.44, 0.28, 0.28],
+                     residual=0.0, single_residual=1.0,
+                     rule="exact per-matrix combination (model stock, SLERP, layer-wise)")
+    read = average_base(stock, comp, tree)
+    assert (read.base, read.parents) == (0, [1, 2])
+    # the same weights from the whole-model fit are a linear merge: nothing is taken out
+    linear = MergeFit(child=3, base=None, parents=[0, 1, 2], coefficients=[0.44, 0.28, 0.28],
+                      residual=0.0, single_residual=1.0)
+    assert average_base(linear, comp, tree).base is None
