@@ -82,7 +82,8 @@ def test_a_model_stock_base_is_the_odd_weight_even_when_the_tree_chains_its_kids
                      rule="exact per-matrix combination (model stock, SLERP, layer-wise)")
     read = average_base(stock, comp, tree)
     assert (read.base, read.parents) == (0, [1, 2])
-    # the same weights from the whole-model fit are a linear merge: nothing is taken out
-    linear = MergeFit(child=3, base=None, parents=[0, 1, 2], coefficients=[0.44, 0.28, 0.28],
-                      residual=0.0, single_residual=1.0)
-    assert average_base(linear, comp, tree).base is None
+    # the tree alone would name ft-0, which lies between the other two
+    chained = MergeFit(child=3, base=None, parents=[0, 1, 2],
+                       coefficients=[0.44, 0.31, 0.25], residual=0.0, single_residual=1.0,
+                       rule=stock.rule)
+    assert average_base(chained, comp, tree).base == 1
