@@ -10,7 +10,9 @@ integrated out, per tree:
   signal s with sign sigma and reliability p in [1/2, 1] (uniform): for root r, k_s(r)
   of the m_s votes agree with sigma; P(votes | r) = sum_sigma pi_s(sigma) * J(k, m),
   J(k, m) = 2 * integral_{1/2}^{1} p^k (1 - p)^(m - k) dp,
-  P(r | votes) proportional to prod_s P(votes_s | r)   (uniform prior over roots).
+  P(r | votes) proportional to P(r) prod_s P(votes_s | r), P(r) the number of ways the
+  tree could have grown from r (log_histories: a prior from how families grow, read
+  from the tree's shape alone).
 
 In a branching tree only the true root with the true sign lets every vote agree, so the
 posterior concentrates there; in a chain it cannot (root at either end with the sign
@@ -175,9 +177,34 @@ class Rooting:
     sign_plus: dict[str, float]  # per slot: P(sign = +1), root posterior averaged
 
 
+def log_histories(tree: Tree) -> np.ndarray:
+    """[n] log of the number of orders in which the tree could have grown from root r,
+    one model at a time, each fine-tuned from one already there: n! / prod_u s_u(r),
+    s_u(r) the size of u's subtree when rooted at r (Shah and Zaman's rumor centrality).
+    If every existing model is equally likely to be the next one's parent, P(root = r |
+    the tree's shape) is proportional to it: the prior over roots. A star's centre is k
+    times likelier than each of its k leaves; a chain's middle beats its ends by
+    little (two to one for three models), which direction evidence can overturn."""
+    if tree.n == 0:
+        return np.zeros(0)
+    parents, order = tree.parents(0), tree.order(0)
+    size = np.ones(tree.n)
+    for v in reversed(order):
+        if parents[v] >= 0:
+            size[parents[v]] += size[v]
+    out = np.zeros(tree.n)
+    out[0] = -np.log(size).sum()
+    for v in order:  # moving the root from parent u to child v: R(v) = R(u) s_v / (n - s_v)
+        u = parents[v]
+        if u >= 0:
+            out[v] = out[u] + np.log(size[v]) - np.log(tree.n - size[v])
+    return out
+
+
 def root_tree(tree: Tree, slots: Sequence[Slot]) -> Rooting:
-    """The posterior over roots and the MAP orientation (ties: the lowest index)."""
-    logpost = np.zeros(tree.n)
+    """The posterior over roots (the growth prior log_histories times every slot's
+    likelihood) and the MAP orientation (ties: the lowest index)."""
+    logpost = log_histories(tree)
     sign_given_root = {}
     for slot in slots:
         ll, plus = slot_loglik(tree, slot)
