@@ -16,7 +16,13 @@ from lineage.recovery.distance import matrix_sq_dists, placement_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.layer_merges import layerwise_merges
 from lineage.recovery.merges import MergeFit, Rounding, candidate_merges
-from lineage.recovery.placement import ALL_PAIRS_LIMIT, all_pairs, rank_sums, tiered_key
+from lineage.recovery.placement import (
+    ALL_PAIRS_LIMIT,
+    all_pairs,
+    balanced_gram,
+    rank_sums,
+    tiered_key,
+)
 from lineage.recovery.rank import candidate_pairs, has_rank_evidence, rank_factors
 from lineage.recovery.sparse_merges import detect_sparse_merges, has_sample_evidence
 
@@ -42,6 +48,7 @@ class Component:
     ranks: dict[tuple[int, int], dict[str, int | None]] = field(default_factory=dict)
     group: str = ""  # the architecture signature
     rank_sum: np.ndarray | None = None  # [n, n] total rank of low-rank pairs (dense)
+    gram: np.ndarray | None = None  # [n, n] placement.balanced_gram (dense)
 
     @property
     def ids(self) -> list[str]:
@@ -110,6 +117,7 @@ def prepare_component(
         ranks=ranks,
         group=group,
         rank_sum=rank_sum,
+        gram=balanced_gram(tree),
     )
 
 

@@ -23,6 +23,7 @@ from lineage.recovery.component import Component
 from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
 from lineage.recovery.merges import MergeFit
+from lineage.recovery.placement import reattach_siblings
 from lineage.recovery.rooting import Rooting, Slot, Tree, root_tree
 
 ORIENT_RULE = "per-tree root posterior (signs integrated out, group prior)"
@@ -43,6 +44,15 @@ def spanning_tree(dist: np.ndarray) -> Tree:
     edges = sorted((min(int(u), int(v)), max(int(u), int(v)))
                    for u, v in zip(mst.row, mst.col, strict=True))
     return Tree(n, edges)
+
+
+def placed_tree(comp: Component) -> Tree:
+    """The spanning tree, with siblings a near-copy had captured given back to their
+    parent (placement.reattach_siblings) where the component keeps its Gram matrix."""
+    tree = spanning_tree(comp.dist)
+    if comp.gram is None or tree.n < 3:
+        return tree
+    return Tree(tree.n, reattach_siblings(tree.edges, tree.n, comp.gram, comp.lowrank))
 
 
 def signal_slots(comp: Component, tree: Tree, priors: dict[str, float]) -> list[Slot]:
@@ -182,7 +192,7 @@ def _separate_branches(tree: Tree, x: int, others: list[int]) -> bool:
 def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
                ) -> tuple[list[Rooting], dict]:
     """The rooting of every component, and a summary of the signs decided."""
-    trees = [spanning_tree(c.dist) for c in comps]
+    trees = [placed_tree(c) for c in comps]
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]

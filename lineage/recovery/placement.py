@@ -95,3 +95,71 @@ def subtree_sets(parents: np.ndarray) -> list[set[int]]:
 
 def all_pairs(n: int) -> Iterable[tuple[int, int]]:
     return ((i, j) for i in range(n) for j in range(i + 1, n))
+
+
+def balanced_gram(features) -> np.ndarray:  # noqa: ANN001 - GroupFeatures
+    """[n, n] inner products of the models' sketches, each matrix scaled by one factor
+    for all models (its mean norm), so every matrix weighs the same, as in placement,
+    and differences stay linear; centred for float stability."""
+    blocks = []
+    for q, s in enumerate(features.sketches):
+        scale = np.sqrt(max(float(features.sq_norms[:, q].mean()), 1e-300))
+        blocks.append(s / scale)
+    x = np.concatenate(blocks, axis=1)
+    x = x - x.mean(axis=0, keepdims=True)
+    return x @ x.T
+
+
+def excess_cosine(gram: np.ndarray, x: int, a: int, b: int, others: list[int]) -> float:
+    """How far b's step from x leans on a's step beyond what x's other children's
+    steps do, against what inheriting it would add.
+
+    With d_v = v - x: if b descends from a, d_b = d_a + b's own step, and cos(d_b, d_a)
+    exceeds a typical sibling's cosine with d_a by |d_a| / |d_b|; if a and b are both
+    x's children it does not exceed it at all. Returns (cos(d_b, d_a) - median over
+    the others c of cos(d_c, d_a)) / (|d_a| / |d_b|): near 1 for a child of a, near 0 for
+    a sibling. The siblings' shared drift (one task family, one optimiser) is what the
+    median takes out; distances alone keep it, and when a barely moved from x it makes b
+    look nearer a than x."""
+
+    def inner(u: int, v: int) -> float:
+        return gram[u, v] - gram[u, x] - gram[v, x] + gram[x, x]
+
+    na = np.sqrt(max(inner(a, a), 1e-300))
+    nb = np.sqrt(max(inner(b, b), 1e-300))
+    typical = np.median([inner(c, a) / (na * np.sqrt(max(inner(c, c), 1e-300)))
+                         for c in others])
+    return float((inner(a, b) / (na * nb) - typical) / (na / nb))
+
+
+SIBLING_CONTROLS = 2  # other children of x needed to read the siblings' typical cosine
+
+
+def reattach_siblings(edges: list[tuple[int, int]], n: int, gram: np.ndarray,
+                      lowrank: np.ndarray) -> list[tuple[int, int]]:
+    """The spanning tree with each full-rank edge a -- b that b did not inherit moved to
+    a's other neighbour x: where excess_cosine reads b as nearer a sibling of a (0)
+    than a child of a (1), with at least SIBLING_CONTROLS other neighbours of x to read
+    the siblings' typical cosine from. One pass, clearest first."""
+    adj: list[set[int]] = [set() for _ in range(n)]
+    for u, v in edges:
+        adj[u].add(v)
+        adj[v].add(u)
+    moves = []
+    for a in range(n):
+        for x in adj[a]:
+            others = sorted(adj[x] - {a})
+            if len(others) < SIBLING_CONTROLS:
+                continue
+            for b in adj[a] - {x}:
+                if not lowrank[a, b]:
+                    share = excess_cosine(gram, x, a, b, others)
+                    if share < 0.5:
+                        moves.append((share, a, x, b))
+    for _, a, x, b in sorted(moves):
+        if b in adj[a] and x in adj[a] and b not in adj[x]:
+            adj[a].discard(b)
+            adj[b].discard(a)
+            adj[x].add(b)
+            adj[b].add(x)
+    return sorted((u, v) for u in range(n) for v in adj[u] if u < v)
