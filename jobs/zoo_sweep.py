@@ -20,6 +20,7 @@ from typing import Any
 from catalog import Catalog
 from jobs.local_index import index_local
 from jobs.recover import run_recover
+from lineage.recovery.evaluate import confidence_rows, reliability_of, render_reliability
 from lineage.zoo import build_zoo
 from lineage.zoo.sweep import HOLDOUT_SEED, Draw, SweepShape, draw
 from lineage.zoo.sweep_score import format_table, score_draw, summarize
@@ -37,6 +38,8 @@ def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, An
     index_seconds = time.perf_counter() - started
     report = run_recover(Catalog(catalog_dir))
     edges = sorted((e.parent, e.child, e.relation) for e in report.result.edges)
+    confident = confidence_rows(truth, [(e.parent, e.child, e.confidence)
+                                        for e in report.result.edges])
     return {
         "draw": f"{d.sweep_seed}/{d.index}",
         "sweep_seed": d.sweep_seed,
@@ -56,6 +59,7 @@ def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, An
         "recover_seconds": round(report.seconds, 2),
         "scores": score_draw(truth, edges, report.result.trees),
         "recovered_edges": [list(e) for e in edges],
+        "confidences": [[round(c, 6), ok] for c, ok in confident],
     }
 
 
@@ -84,7 +88,9 @@ def run_sweep(
     finally:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
-    return {"sweep_seed": sweep_seed, "rows": rows, "overall": summarize(rows)}
+    pooled = [(c, bool(ok)) for row in rows for c, ok in row["confidences"]]
+    return {"sweep_seed": sweep_seed, "rows": rows, "overall": summarize(rows),
+            "calibration": reliability_of(pooled)}
 
 
 def sweep_shape(args: argparse.Namespace) -> SweepShape:
@@ -121,6 +127,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     else:
         print()
         print(format_table(result["rows"], result["overall"]))
+        print()
+        print("confidence of the recovered edges, all draws pooled:")
+        print(render_reliability(result["calibration"]))
     return 0
 
 

@@ -49,6 +49,13 @@ def test_small_sweep_prints_metrics_computed_right(tmp_path, capsys):
         # Every recovered edge names models of this zoo: one catalog per draw.
         ids = {n["id"] for n in truth["nodes"]}
         assert all(p in ids and c in ids for p, c, _ in row["recovered_edges"])
+        # one (confidence, right) per recovered edge; as many right as the edges found
+        true = {(e["parent"], e["child"]) for e in truth["edges"]}
+        assert len(row["confidences"]) == len(row["recovered_edges"])
+        assert sum(ok for _, ok in row["confidences"]) == sum(
+            (p, c) in true for p, c, _ in row["recovered_edges"])
+        assert all(0.0 <= c <= 1.0 for c, _ in row["confidences"])
+    assert result["calibration"]["edges"] == sum(len(r["confidences"]) for r in rows)
     mean = result["overall"]["mean"]
     for metric in ("directed", "undirected", "relation"):
         assert mean[metric] == pytest.approx(sum(r["scores"][metric] for r in rows) / 2)
@@ -65,6 +72,7 @@ def test_small_sweep_prints_metrics_computed_right(tmp_path, capsys):
                                ("directed", "undirected", "relation")]
     assert f"worst draw: {worst['draw']} (directed {worst['scores']['directed']:.3f})" in out
     assert out.count("(built in") == 2  # both cached now, with their original build times
+    assert f"expected calibration error {result['calibration']['ece']:.3f}" in out
 
 
 def test_holdout_seeds_are_marked(capsys):
