@@ -63,6 +63,8 @@ def signal_slots(comp: Component, tree: Tree, priors: dict[str, float]) -> list[
     vs = np.array([v for _, v in tree.edges], dtype=np.int64)
     slots = []
     for signal in SIGNALS:
+        if signal not in comp.votes:  # a large component votes on fewer signals
+            continue
         votes = gather(comp.votes[signal], us, vs).astype(np.float64)
         ids = np.flatnonzero(votes != 0)
         slots.append(Slot(signal, ids.tolist(), (1.0 + votes[ids]) / 2.0,

@@ -267,7 +267,7 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
     at = {name: gather(a, ps, cs).tolist() for name, a in (
         ("distance", comp.raw_dist), ("rank_fraction", comp.factors),
         ("lowrank", comp.lowrank), *((k, comp.votes[k]) for k in
-                                    ("kurtosis", "norm")))}
+                                    ("kurtosis", "norm", "projection") if k in comp.votes))}
     edges = []
     for e, (c, p) in enumerate(zip(cs.tolist(), ps.tolist(), strict=True)):
         direction = float(rooting.direction_confidence[c])
@@ -278,6 +278,8 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
             "ranks": comp.ranks.get((min(p, c), max(p, c))),
             "kurtosis_vote": round(float(at["kurtosis"][e]), 4),
             "norm_vote": round(float(at["norm"][e]), 4),
+            "projection_vote": (round(float(at["projection"][e]), 4)
+                                if "projection" in at else None),
             "direction_probability": round(direction, 4),
             "placement_margin": round(float(margin[c]), 4),
             "placement_probability": round(placement, 4),

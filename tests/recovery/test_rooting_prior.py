@@ -52,3 +52,21 @@ def test_clear_votes_overturn_the_prior_on_a_chain():
     claims = Slot("cards", [0, 1], np.array([1.0, 1.0]), fixed=True)
     assert root_tree(chain, []).root == 1  # the middle, by the prior alone
     assert root_tree(chain, [claims]).root == 0
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.05])
+def test_the_projection_vote_points_from_parent_to_child(decay):
+    """A child is its parent shrunk by one factor (weight decay) plus a step orthogonal
+    to it, the step's relative size differing by matrix: read forwards the projection
+    coefficient is the same in every matrix, backwards it is not."""
+    from lineage.recovery.direction import projection_votes
+    from lineage.recovery.features import group_features
+    from tests.recovery.test_failure_classes import model
+
+    rng = np.random.default_rng(2)
+    parent = [0.05 * rng.standard_normal((32, 32)) for _ in range(6)]
+    sizes = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4]  # relative step per matrix
+    child = [(1.0 - decay) * w + s * w.std() * rng.standard_normal(w.shape)
+             for w, s in zip(parent, sizes, strict=True)]
+    votes = projection_votes(group_features([model("o/p", parent), model("o/c", child)]))
+    assert votes[0, 1] == 1.0 and votes[1, 0] == -1.0
