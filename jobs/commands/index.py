@@ -32,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=16,
         help="models per committed batch (what a crash can lose at most)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for fingerprinting (default: the CPUs this process may run on, "
+        "its affinity; never more)",
+    )
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (the per-model failure lines and the summary "
                         "stay: a failure is never silent)")
@@ -67,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
     from catalog import Catalog  # heavy imports (torch) only when the command runs
     from jobs.local_index import index_local
+    from lineage.threads import resolve_threads, use_threads
 
+    threads = use_threads(resolve_threads(args.threads))  # once, before any tensor work
     check_paths(args.paths)
     catalog = Catalog(args.catalog)
     report = index_local(
@@ -81,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run_id": report.run_id, "catalog": str(catalog.root),
                           "indexed": report.indexed, "unchanged": report.unchanged,
-                          "failed": report.failed}, indent=1))
+                          "failed": report.failed,
+                          "threads": threads}, indent=1))
         return 1 if report.failed and not report.indexed else 0
     print(
         f"run {report.run_id}: indexed {len(report.indexed)}, unchanged "
