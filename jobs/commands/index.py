@@ -29,8 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=16,
-        help="models per committed batch (what a crash can lose at most)",
+        default=256,
+        help="models per committed batch at most (a crash loses at most one batch; "
+        "a batch is also committed once --commit-seconds have passed)",
+    )
+    parser.add_argument(
+        "--commit-seconds",
+        type=float,
+        default=2.0,
+        help="commit the batch once this many seconds have passed since its first "
+        "model (default 2), so large models are committed one by one",
     )
     parser.add_argument(
         "--threads",
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         width=args.sketch_width,
         batch_size=args.batch_size,
+        commit_seconds=args.commit_seconds,
         progress=not (args.quiet or args.json),
     )
     if args.json:
