@@ -15,8 +15,9 @@ a whole tensor at a time.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
@@ -38,6 +39,7 @@ ProgressFn = Callable[[int], None]  # called with the bytes just fingerprinted
 CHUNK_BYTES = 8 << 20  # per chunk read; the memory bound is a few of these
 READ_AHEAD = 2  # chunks the kernel is asked to read ahead of the one in work
 THREADED_HASH_BYTES = 1 << 20  # below this, handing the hash to a thread costs more
+HASH_LAG = 3  # chunks the hash thread may trail the arithmetic by (memory: 3 chunks more)
 
 
 @dataclass(frozen=True)
@@ -102,24 +104,39 @@ class _LazyPool:
 
 def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
                    evidence: EvidenceOptions, pool: _LazyPool | None) -> TensorFingerprint:
-    """One tensor through every stage, chunk by chunk, its bytes read once."""
+    """One tensor through every stage, chunk by chunk, its bytes read once. With a hash
+    thread, the hash may trail the arithmetic by up to HASH_LAG chunks (so neither
+    waits for the other at every chunk); a chunk's pages are released once both have
+    read it."""
     name, raw = info.name, model.raw(info.name)
     stream = TensorStream(name, info.dtype, info.shape, width, evidence)
     hasher = content_hasher(info.dtype, info.shape)
-    step = chunk_elements(info.dtype, CHUNK_BYTES) * itemsize(info.dtype)
+    size = itemsize(info.dtype)
+    step = chunk_elements(info.dtype, CHUNK_BYTES) * size
     threaded = pool is not None and len(raw) >= THREADED_HASH_BYTES
+    trailing: deque[tuple[Future, int, int]] = deque()
     for start in range(0, len(raw), step):
         end = min(len(raw), start + step)
         model.prefetch_range(name, end, end + READ_AHEAD * step)
         chunk = raw[start:end]
-        hashed = pool.get().submit(hasher.update, chunk) if threaded else None
-        if hashed is None:
+        if threaded:
+            trailing.append((pool.get().submit(hasher.update, chunk), start, end))
+        else:
             hasher.update(chunk)
-        stream.update(decode(chunk, info.dtype), start // itemsize(info.dtype))
-        if hashed is not None:
-            hashed.result()
-        model.release(name, start, end)
+        stream.update(decode(chunk, info.dtype), start // size)
+        while trailing and (len(trailing) > HASH_LAG or trailing[0][0].done()):
+            _release_when_hashed(model, name, *trailing.popleft())
+        if not threaded:
+            model.release(name, start, end)
+    while trailing:
+        _release_when_hashed(model, name, *trailing.popleft())
     return stream.finish(hasher.hexdigest()[:HASH_HEX_CHARS])
+
+
+def _release_when_hashed(model: ModelWeights, name: str, hashed: Future, start: int,
+                         end: int) -> None:
+    hashed.result()
+    model.release(name, start, end)
 
 
 def _tensor_on_device(model: ModelWeights, info: TensorInfo, width: int,
