@@ -202,3 +202,32 @@ def bf16_to_f32(raw, out):  # pragma: no cover - compiled
     """bfloat16 bits (uint16) -> float32 bits (uint32): the top half; exact."""
     for i in range(raw.size):
         out[i] = np.uint32(raw[i]) << np.uint32(16)
+
+
+@njit(nogil=True, cache=True)
+def left_product(g, folded):  # pragma: no cover - compiled
+    """g.T @ folded ([m, k]' [m, kk] -> [k, kk]) in float64, in this thread: BLAS
+    would wake its own thread pool, whose idle threads spin on the cores the
+    fingerprint's two threads need (measured: 3x the CPU time of the whole tensor)."""
+    m, k = g.shape
+    out = np.zeros((k, folded.shape[1]))
+    for r in range(m):
+        for a in range(k):
+            coef = g[r, a]
+            for b in range(folded.shape[1]):
+                out[a, b] += coef * folded[r, b]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def right_product(folded, g):  # pragma: no cover - compiled
+    """folded @ g ([k, n] [n, kk] -> [k, kk]) in float64, in this thread (as
+    left_product)."""
+    k, n = folded.shape
+    out = np.zeros((k, g.shape[1]))
+    for a in range(k):
+        for c in range(n):
+            coef = folded[a, c]
+            for b in range(g.shape[1]):
+                out[a, b] += coef * g[c, b]
+    return out

@@ -84,21 +84,43 @@ class TensorStream:
         self.positions = sample_positions(self.name, self.shape, evidence.sample_size).numpy()
         self.sample = np.zeros(self.positions.size, np.float32)
 
+    @property
+    def has_evidence(self) -> bool:
+        return self.rank is not None
+
     def update(self, x: np.ndarray, start: int) -> None:
         """Values x of flat positions start .. start + x.size (start a multiple of the
         moments' sub-chunk, as chunk_elements makes it). Every stage runs over one
         L2-sized piece before the next piece is touched: the piece is read from memory
         once, not once per stage."""
         for p0 in range(0, x.size, L2_ELEMENTS):
-            self._update_piece(x[p0 : p0 + L2_ELEMENTS], start + p0)
+            piece = x[p0 : p0 + L2_ELEMENTS]
+            self._core(piece, start + p0)
+            if self.rank is not None:
+                self._evidence(piece, start + p0)
 
-    def _update_piece(self, x: np.ndarray, start: int) -> None:
+    def update_core(self, x: np.ndarray, start: int) -> None:
+        """As `update`, moments and count-sketch only; `update_evidence` does the rest
+        (the two touch disjoint state, so two threads may run them side by side, each
+        in chunk order)."""
+        for p0 in range(0, x.size, L2_ELEMENTS):
+            self._core(x[p0 : p0 + L2_ELEMENTS], start + p0)
+
+    def update_evidence(self, x: np.ndarray, start: int) -> None:
+        """As `update`, the rank fold and coordinate sample only (see update_core)."""
+        if self.rank is not None:
+            for p0 in range(0, x.size, L2_ELEMENTS):
+                self._evidence(x[p0 : p0 + L2_ELEMENTS], start + p0)
+
+    def _core(self, x: np.ndarray, start: int) -> None:
+        if x.size == 0:
+            return
         kernels.moments_update(x, MOMENT_CHUNK, self.moments)
         col, row, off = self.plan
         kernels.sketch_update(x, start, self.w, ROWS_PER_STEP, col, row, off, self.step,
                               self.out)
-        if self.rank is None:
-            return
+
+    def _evidence(self, x: np.ndarray, start: int) -> None:
         kind, signs, folded = self.rank
         n, k = self.shape[1], self.evidence.rank_width
         if kind == "rows":
@@ -130,7 +152,7 @@ class TensorStream:
         kind, _, folded = self.rank
         (m, n), k = self.shape, self.evidence.rank_width
         if kind == "rows":
-            y = folded if n <= k else folded @ gaussian(n, k).numpy()
+            y = folded if n <= k else kernels.right_product(folded, gaussian(n, k).numpy())
         else:
-            y = folded if m <= k else gaussian(m, k).numpy().T @ folded
+            y = folded if m <= k else kernels.left_product(gaussian(m, k).numpy(), folded)
         return np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
