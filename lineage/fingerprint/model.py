@@ -27,7 +27,7 @@ import torch
 
 from lineage.fingerprint.content_hash import HASH_HEX_CHARS, content_hash, content_hasher
 from lineage.fingerprint.sketch import DEFAULT_WIDTH, fold_into_model_sketch
-from lineage.fingerprint.stream import TensorStream, chunk_elements, decode
+from lineage.fingerprint.stream import TensorStream, chunk_elements, stored
 from lineage.fingerprint.tensor import EvidenceOptions, TensorFingerprint, fingerprint_values
 from lineage.threads import configured_threads
 from lineage.weights.dtypes import is_float, itemsize
@@ -123,7 +123,7 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
         end = min(len(raw), start + step)
         model.prefetch_range(name, end, end + READ_AHEAD * step)
         chunk = raw[start:end]
-        values = decode(chunk, info.dtype)
+        values = stored(chunk, info.dtype)
         if threaded:
             work = pool.get().submit(_second_half, hasher, stream, chunk, values, start // size)
             trailing.append((work, start, end))

@@ -10,6 +10,7 @@ tensor.py's torch path (kernels.py says to which precision).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -41,18 +42,38 @@ def chunk_elements(dtype: str, chunk_bytes: int) -> int:
     return per * MOMENT_CHUNK
 
 
-def decode(raw: memoryview, dtype: str) -> np.ndarray:
-    """The chunk's values as an array the kernels take: stored types as they are (no
-    copy), 16- and 8-bit floats widened to float32 (exact), bools as 0/1 bytes."""
+# Stored bits of the dtypes numpy cannot compute with; widened piece by piece.
+STORED_BITS = {"BF16": np.dtype("<u2"), "F16": np.dtype("<f2"), "BOOL": np.uint8,
+               "F8_E4M3": np.uint8, "F8_E5M2": np.uint8}
+
+
+def stored(raw: memoryview, dtype: str) -> np.ndarray:
+    """The chunk's stored values, without a copy (16- and 8-bit floats as their bits)."""
+    return np.frombuffer(raw, NUMPY_DTYPES.get(dtype) or STORED_BITS[dtype])
+
+
+@lru_cache(maxsize=4)
+def _f8_table(dtype: str) -> np.ndarray:
+    """float32 value of each of the 256 codes of an 8-bit float (exact)."""
+    codes = torch.arange(256, dtype=torch.uint8).view(torch_dtype(dtype))
+    return codes.to(torch.float32).numpy()
+
+
+def widen(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Values the kernels take: stored types as they are, 16- and 8-bit floats as
+    float32 (exact), bools as 0/1. Called per L2-sized piece, so the widened copy
+    stays in cache, and in the calling thread (numpy, no thread pool)."""
     if dtype in NUMPY_DTYPES:
-        return np.frombuffer(raw, NUMPY_DTYPES[dtype])
+        return x
     if dtype == "BF16":
-        out = np.empty(len(raw) // 2, np.uint32)
-        kernels.bf16_to_f32(np.frombuffer(raw, "<u2"), out)
+        out = np.empty(x.size, np.uint32)
+        kernels.bf16_to_f32(x, out)
         return out.view(np.float32)
+    if dtype == "F16":
+        return x.astype(np.float32)
     if dtype == "BOOL":
-        return (np.frombuffer(raw, np.uint8) != 0).view(np.uint8)
-    return torch.frombuffer(raw, dtype=torch_dtype(dtype)).to(torch.float32).numpy()
+        return (x != 0).view(np.uint8)
+    return _f8_table(dtype)[x]
 
 
 class TensorStream:
@@ -89,12 +110,12 @@ class TensorStream:
         return self.rank is not None
 
     def update(self, x: np.ndarray, start: int) -> None:
-        """Values x of flat positions start .. start + x.size (start a multiple of the
-        moments' sub-chunk, as chunk_elements makes it). Every stage runs over one
-        L2-sized piece before the next piece is touched: the piece is read from memory
-        once, not once per stage."""
+        """Stored values x (see `stored`) of flat positions start .. start + x.size
+        (start a multiple of the moments' sub-chunk, as chunk_elements makes it). Every
+        stage runs over one L2-sized piece before the next piece is touched: the piece
+        is read from memory once, not once per stage."""
         for p0 in range(0, x.size, L2_ELEMENTS):
-            piece = x[p0 : p0 + L2_ELEMENTS]
+            piece = widen(x[p0 : p0 + L2_ELEMENTS], self.dtype)
             self._core(piece, start + p0)
             if self.rank is not None:
                 self._evidence(piece, start + p0)
@@ -104,13 +125,13 @@ class TensorStream:
         (the two touch disjoint state, so two threads may run them side by side, each
         in chunk order)."""
         for p0 in range(0, x.size, L2_ELEMENTS):
-            self._core(x[p0 : p0 + L2_ELEMENTS], start + p0)
+            self._core(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
 
     def update_evidence(self, x: np.ndarray, start: int) -> None:
         """As `update`, the rank fold and coordinate sample only (see update_core)."""
         if self.rank is not None:
             for p0 in range(0, x.size, L2_ELEMENTS):
-                self._evidence(x[p0 : p0 + L2_ELEMENTS], start + p0)
+                self._evidence(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
 
     def _core(self, x: np.ndarray, start: int) -> None:
         if x.size == 0:
