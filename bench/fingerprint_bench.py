@@ -11,8 +11,9 @@ Writes safetensors files totalling about --mb MB (GPT-like shapes, F32 and BF16)
      process (one busy core): a plain sequential read in 8 MiB blocks (`read`), the
      fingerprint without the recovery evidence (`bare`: moments, sketch, sha256) and
      with it (`full`: + rank sketch and coordinate sample of every matrix). Printed
-     as MB/s and as ratios full/read, full/bare (the evidence's cost) and busy/idle.
-     Best of --repeat alternating runs (the machine may be shared);
+     as MB/s and as ratios full/read, full/bare (the evidence's cost) and busy/idle,
+     and the process's CPU seconds per GB (all threads) of bare and full, which a
+     shared machine disturbs less than wall time. Best of --repeat alternating runs;
   2. per-model overhead: `index_local` (what `lineage index` runs) on --tiny tiny
      models into a fresh catalog, models/s in the process (imports excluded), and the
      whole `lineage index` command's wall time (imports included);
@@ -135,6 +136,7 @@ def throughput(files: list[Path], repeat: int) -> tuple[list[dict], str]:
             use_threads(threads)
             for cache in ("cold", "warm"):
                 best = {"read": 0.0, "bare": 0.0, "full": 0.0}
+                cpu = {"bare": float("inf"), "full": float("inf")}
                 for _ in range(repeat):
                     for label, fn in (("read", plain_read),
                                       ("bare", partial(fingerprint_all, evidence=BARE,
@@ -144,12 +146,25 @@ def throughput(files: list[Path], repeat: int) -> tuple[list[dict], str]:
                         if cache == "cold":
                             how = drop_cache(files)
                         with Competitor() if load == "busy" else _nothing():
-                            start = time.perf_counter()
+                            start, cpu_start = time.perf_counter(), _cpu_seconds()
                             nbytes = fn(files)
                             rate = nbytes / (time.perf_counter() - start)
+                            spent = (_cpu_seconds() - cpu_start) / (nbytes / 1e9)
                         best[label] = max(best[label], rate)
-                rows.append({"load": load, "threads": threads, "cache": cache, **best})
+                        if label in cpu:
+                            cpu[label] = min(cpu[label], spent)
+                rows.append({"load": load, "threads": threads, "cache": cache, **best,
+                             "cpu_bare": cpu["bare"], "cpu_full": cpu["full"]})
     return rows, how
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, every thread (the competitor is another process):
+    less sensitive than wall time to what else runs on a shared machine."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class _nothing:
@@ -163,12 +178,14 @@ class _nothing:
 def print_throughput(rows: list[dict]) -> None:
     idle = {(r["threads"], r["cache"]): r["full"] for r in rows if r["load"] == "idle"}
     print(f"{'load':5} {'thr':>3} {'cache':5} {'read MB/s':>9} {'bare MB/s':>9} "
-          f"{'full MB/s':>9} {'full/read':>9} {'full/bare':>9} {'busy/idle':>9}")
+          f"{'full MB/s':>9} {'full/read':>9} {'full/bare':>9} {'busy/idle':>9} "
+          f"{'cpu s/GB bare':>13} {'full':>5} {'ratio':>5}")
     for r in rows:
         busy_idle = r["full"] / idle[(r["threads"], r["cache"])]
         print(f"{r['load']:5} {r['threads']:3d} {r['cache']:5} {r['read'] / 1e6:9.0f} "
               f"{r['bare'] / 1e6:9.0f} {r['full'] / 1e6:9.0f} {r['full'] / r['read']:9.2f} "
-              f"{r['full'] / r['bare']:9.3f} {busy_idle:9.2f}")
+              f"{r['full'] / r['bare']:9.3f} {busy_idle:9.2f} {r['cpu_bare']:13.2f} "
+              f"{r['cpu_full']:5.2f} {r['cpu_bare'] / r['cpu_full']:5.2f}")
 
 
 def make_tiny(root: Path, n: int) -> Path:
