@@ -217,10 +217,11 @@ def left_product(g, folded):  # pragma: no cover - compiled
     m, k = g.shape
     out = np.zeros((k, folded.shape[1]))
     for r in range(m):
+        row = folded[r]
         for a in range(k):
-            coef = g[r, a]
-            for b in range(folded.shape[1]):
-                out[a, b] += coef * folded[r, b]
+            coef, acc = g[r, a], out[a]
+            for b in range(row.size):  # slices: vectorized (see sketch_update)
+                acc[b] += coef * row[b]
     return out
 
 
@@ -231,8 +232,9 @@ def right_product(folded, g):  # pragma: no cover - compiled
     k, n = folded.shape
     out = np.zeros((k, g.shape[1]))
     for a in range(k):
+        acc = out[a]
         for c in range(n):
-            coef = folded[a, c]
-            for b in range(g.shape[1]):
-                out[a, b] += coef * g[c, b]
+            coef, row = folded[a, c], g[c]
+            for b in range(row.size):  # slices: vectorized (see sketch_update)
+                acc[b] += coef * row[b]
     return out

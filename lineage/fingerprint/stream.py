@@ -118,7 +118,9 @@ class TensorStream:
             piece = widen(x[p0 : p0 + L2_ELEMENTS], self.dtype)
             self._core(piece, start + p0)
             if self.rank is not None:
-                self._evidence(piece, start + p0)
+                self._fold(piece, start + p0)
+        if self.rank is not None:
+            self._sample(x, start)
 
     def update_core(self, x: np.ndarray, start: int) -> None:
         """As `update`, moments and count-sketch only; `update_evidence` does the rest
@@ -131,7 +133,8 @@ class TensorStream:
         """As `update`, the rank fold and coordinate sample only (see update_core)."""
         if self.rank is not None:
             for p0 in range(0, x.size, L2_ELEMENTS):
-                self._evidence(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
+                self._fold(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
+            self._sample(x, start)
 
     def _core(self, x: np.ndarray, start: int) -> None:
         if x.size == 0:
@@ -141,15 +144,19 @@ class TensorStream:
         kernels.sketch_update(x, start, self.w, ROWS_PER_STEP, col, row, off, self.step,
                               self.out)
 
-    def _evidence(self, x: np.ndarray, start: int) -> None:
+    def _fold(self, x: np.ndarray, start: int) -> None:
         kind, signs, folded = self.rank
         n, k = self.shape[1], self.evidence.rank_width
         if kind == "rows":
             kernels.fold_rows_update(x, start, n, k, signs, folded)
         else:
             kernels.fold_columns_update(x, start, n, k, signs, folded)
+
+    def _sample(self, x: np.ndarray, start: int) -> None:
+        """The sampled coordinates that fall in this chunk of stored values x."""
         lo, hi = np.searchsorted(self.positions, [start, start + x.size])
-        self.sample[lo:hi] = x[self.positions[lo:hi] - start]
+        if hi > lo:
+            self.sample[lo:hi] = widen(x[self.positions[lo:hi] - start], self.dtype)
 
     def finish(self, content_hash: str) -> TensorFingerprint:
         kernels.sketch_flush(self.step, self.out)
