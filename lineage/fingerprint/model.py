@@ -108,8 +108,8 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
     """One tensor through every stage, chunk by chunk, its bytes read once.
 
     With a second thread, the work of a chunk is split in two about equal halves
-    (measured: sha256 ~0.6 s/GB + rank fold ~0.35 s/GB there, moments ~0.5 s/GB +
-    count-sketch ~0.35 s/GB here); the second may trail by up to HASH_LAG chunks, so
+    (measured per GB of float32: sha256 ~0.6 s + rank fold ~0.15 s there, moments
+    ~0.4-0.5 s + count-sketch ~0.1 s here); the second may trail by HASH_LAG chunks, so
     neither waits for the other at every chunk. A chunk's pages are released once both
     have read it."""
     name, raw = info.name, model.raw(info.name)
