@@ -72,5 +72,14 @@ def use_threads(threads: int) -> int:
 
 
 def configured_threads() -> int:
-    """The number `use_threads` set in this process, else the CPUs given."""
-    return _configured if _configured is not None else cpus_given()
+    """The number `use_threads` set in this process; else OMP_NUM_THREADS when it is
+    set (Ray sets it to a task's or actor's num_cpus), else the CPUs given; never more
+    than the CPUs given."""
+    if _configured is not None:
+        return _configured
+    try:
+        from_env = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        from_env = 0
+    given = cpus_given()
+    return min(from_env, given) if from_env >= 1 else given

@@ -63,3 +63,13 @@ def test_lineage_index_reports_the_threads_it_set(models_dir, tmp_path):
     assert "threads 2" in refused.stderr and "between 1 and 1" in refused.stderr
     asked = index("--threads", "1")
     assert json.loads(asked.stdout)["threads"] == 1
+
+
+def test_a_library_caller_gets_omp_num_threads_or_the_affinity():
+    """Without use_threads (a notebook, a Ray task), the fingerprint takes the thread
+    count Ray (or the user) put in OMP_NUM_THREADS, capped by the affinity."""
+    probe = "from lineage.threads import configured_threads; print(configured_threads())"
+    for value, expected in (("1", "1"), ("64", str(cpus_given())), ("x", str(cpus_given()))):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             check=True, env={**os.environ, "OMP_NUM_THREADS": value})
+        assert out.stdout.strip() == expected, value
