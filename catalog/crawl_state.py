@@ -4,23 +4,37 @@ from __future__ import annotations
 
 from catalog.store import Catalog
 
-UPSERT = """
+# The same upsert for a whole batch in one statement (executemany runs one statement
+# per row: ~10 ms each, most of the per-model cost of indexing small models). Every
+# (model_id, sha) at most once per statement: DuckDB refuses to update a row twice.
+UPSERT_MANY = """
 INSERT INTO crawl_state (model_id, sha, status, attempts, error, updated_at)
-VALUES (?, ?, ?, 1, ?, now())
+SELECT m, s, st, n, e, now() FROM (SELECT unnest(?::VARCHAR[]) AS m,
+    unnest(?::VARCHAR[]) AS s, unnest(?::VARCHAR[]) AS st, unnest(?::INTEGER[]) AS n,
+    unnest(?::VARCHAR[]) AS e)
 ON CONFLICT (model_id, sha) DO UPDATE SET
     status = excluded.status,
-    attempts = crawl_state.attempts + 1,
+    attempts = crawl_state.attempts + excluded.attempts,
     error = excluded.error,
     updated_at = now()
 """
 
 
 def record_states(catalog: Catalog, rows: list[tuple[str, str, str, str | None]]) -> None:
-    """Record (model_id, sha, status, error) rows; attempts count every record."""
+    """Record (model_id, sha, status, error) rows; attempts count every record (a key
+    given twice counts twice and keeps its last status), in one statement."""
     if not rows:
         return
+    last: dict[tuple[str, str], tuple[str, str | None]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for model_id, sha, status, error in rows:
+        last[(model_id, sha)] = (status, error)
+        counts[(model_id, sha)] = counts.get((model_id, sha), 0) + 1
+    keys = list(last)
+    columns = [[k[0] for k in keys], [k[1] for k in keys], [last[k][0] for k in keys],
+               [counts[k] for k in keys], [last[k][1] for k in keys]]
     with catalog.writer() as con:
-        con.executemany(UPSERT, rows)
+        con.execute(UPSERT_MANY, columns)
 
 
 def states(catalog: Catalog, status: str | None = None) -> dict[tuple[str, str], dict]:

@@ -29,8 +29,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=16,
-        help="models per committed batch (what a crash can lose at most)",
+        default=256,
+        help="models per committed batch at most (a crash loses at most one batch; "
+        "a batch is also committed once --commit-seconds have passed)",
+    )
+    parser.add_argument(
+        "--commit-seconds",
+        type=float,
+        default=2.0,
+        help="commit the batch once this many seconds have passed since its first "
+        "model (default 2), so large models are committed one by one",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for fingerprinting (default: the CPUs this process may run on, "
+        "its affinity; never more)",
     )
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (the per-model failure lines and the summary "
@@ -67,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
     from catalog import Catalog  # heavy imports (torch) only when the command runs
     from jobs.local_index import index_local
+    from lineage.threads import resolve_threads, use_threads
 
+    threads = use_threads(resolve_threads(args.threads))  # once, before any tensor work
     check_paths(args.paths)
     catalog = Catalog(args.catalog)
     report = index_local(
@@ -76,12 +93,14 @@ def run(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         width=args.sketch_width,
         batch_size=args.batch_size,
+        commit_seconds=args.commit_seconds,
         progress=not (args.quiet or args.json),
     )
     if args.json:
         print(json.dumps({"run_id": report.run_id, "catalog": str(catalog.root),
                           "indexed": report.indexed, "unchanged": report.unchanged,
-                          "failed": report.failed}, indent=1))
+                          "failed": report.failed,
+                          "threads": threads}, indent=1))
         return 1 if report.failed and not report.indexed else 0
     print(
         f"run {report.run_id}: indexed {len(report.indexed)}, unchanged "

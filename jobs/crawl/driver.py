@@ -124,6 +124,7 @@ class _Crawl:
                 str(cache),
                 self.opts.width,
                 self.opts.keep_weights,
+                self.opts.threads,
             ),
         )
         probes: set[Future] = set()

@@ -22,6 +22,7 @@ class CrawlOptions:
     workers: int = 2
     gpus_per_worker: float | None = None  # None: 1 if the cluster has GPUs, else CPU
     cpus_per_worker: float = 0.5
+    threads: int | None = None  # per actor; None: its CPUs (num_cpus, at least 1)
     cache_dir: Path | None = None  # None: CATALOG/.crawl-cache
     keep_weights: bool = False
     batch_size: int = 8
@@ -77,6 +78,13 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
         help="GPUs per actor (fractions share a GPU); default 1 on a GPU cluster, else CPU",
     )
     parser.add_argument("--cpus-per-worker", type=float, default=0.5)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per fingerprinting actor (default: its CPUs, --cpus-per-worker "
+        "rounded down, at least 1; never more)",
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -144,12 +152,17 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> CrawlOptions:
     from lineage.hub.retry import RetryPolicy
 
+    if args.threads is not None:  # refused here, before any actor starts
+        actor_cpus = min(args.cpus_per_worker, 1.0) if args.gpus_per_worker else (
+            args.cpus_per_worker)
+        check_threads(args.threads, actor_cpus)
     return CrawlOptions(
         seeds=list(args.seeds),
         endpoint=args.endpoint,
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
         cpus_per_worker=args.cpus_per_worker,
+        threads=args.threads,
         cache_dir=args.cache_dir,
         keep_weights=args.keep_weights,
         batch_size=args.batch_size,
@@ -164,3 +177,17 @@ def options_from_args(args: argparse.Namespace) -> CrawlOptions:
         retry=RetryPolicy(attempts=args.retries, base_s=args.retry_base),
         progress=not args.quiet,
     )
+
+
+def check_threads(threads: int, actor_cpus: float) -> None:
+    """Refuse more threads per actor than the CPUs it asks Ray for."""
+    from lineage.errors import SpecError
+
+    most = max(1, int(actor_cpus))
+    if not 1 <= threads <= most:
+        raise SpecError(
+            f"--threads {threads}",
+            f"each fingerprinting actor is given {actor_cpus:g} CPU(s); more threads than "
+            "CPUs make them fight for the cores",
+            f"Give --threads between 1 and {most}, or raise --cpus-per-worker",
+        )

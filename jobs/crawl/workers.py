@@ -55,8 +55,14 @@ class FingerprintWorker:
         cache_dir: str,
         width: int,
         keep_weights: bool,
+        threads: int | None = None,
     ) -> None:
         from huggingface_hub.utils import disable_progress_bars
+
+        from lineage.threads import use_threads
+
+        # Set once, as the actor starts: its threads are the CPUs Ray gave it.
+        self.threads = use_threads(actor_threads(threads))
 
         disable_progress_bars()  # one bar, on the driver
         self.client = HubClient(endpoint, limiter=limiter, policy=policy)
@@ -72,6 +78,8 @@ class FingerprintWorker:
             "device": self.device,
             "resources": ctx.get_assigned_resources(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "threads": self.threads,
+            "torch_threads": __import__("torch").get_num_threads(),
         }
 
     def fingerprint(self, probe: Probe) -> WorkResult:
@@ -99,6 +107,16 @@ class FingerprintWorker:
             time.perf_counter() - started,
             self.device,
         )
+
+
+def actor_threads(requested: int | None) -> int:
+    """The threads of this actor: `requested`, at most the CPUs Ray assigned it (its
+    num_cpus rounded down, at least 1) and the process's affinity."""
+    from lineage.threads import resolve_threads
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    given = resolve_threads(None, cpus)
+    return given if requested is None else max(1, min(requested, given))
 
 
 def actor_options(gpus_per_worker: float | None, cpus_per_worker: float) -> dict:

@@ -96,7 +96,9 @@ def _fold_columns(matrix: torch.Tensor, k: int) -> torch.Tensor:
     out = torch.zeros(min(m, k), min(n, k), dtype=torch.float64, device=matrix.device)
     step = max(1, BLOCK // n)
     for r0 in range(0, m, step):
-        block = matrix[r0 : r0 + step].to(torch.float64)  # [b, n]
+        # a copy even for float64 input: mul_ below must not write into the caller's
+        # tensor (for a mapped file, a view of its pages that the hash reads too)
+        block = matrix[r0 : r0 + step].to(torch.float64, copy=True)  # [b, n]
         if signs is not None:
             block = _fold_last(block.mul_(signs), k)  # [b, k]
         if left is None:  # m <= k: rows kept as they are

@@ -85,10 +85,12 @@ def sketch_tensor(name: str, tensor: torch.Tensor, width: int = DEFAULT_WIDTH) -
 
 
 @lru_cache(maxsize=4096)
-def _fold_plan(name: str, w: int, model_width: int) -> tuple[torch.Tensor, int]:
+def _fold_plan(name: str, w: int, model_width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(signs [w], model-sketch bucket of each tensor-sketch entry [w])."""
     raw = np.random.PCG64(_seed("fold|" + name, (w,), model_width)).random_raw(w + 1)
     signs = torch.from_numpy((raw[:w] & 1).astype(np.float32)) * 2.0 - 1.0
-    return signs, int(raw[w] % np.uint64(model_width))
+    offset = int(raw[w] % np.uint64(model_width))
+    return signs, (torch.arange(w) + offset) % model_width
 
 
 def fold_into_model_sketch(
@@ -99,7 +101,5 @@ def fold_into_model_sketch(
     The model sketch is itself a linear, unbiased sketch of all of a model's (float)
     weights concatenated: cross-tensor terms carry independent random signs.
     """
-    model_width = model_sketch.numel()
-    signs, offset = _fold_plan(name, tensor_sketch.numel(), model_width)
-    idx = (torch.arange(tensor_sketch.numel()) + offset) % model_width
+    signs, idx = _fold_plan(name, tensor_sketch.numel(), model_sketch.numel())
     model_sketch.index_add_(0, idx, (tensor_sketch * signs).to(model_sketch.dtype))

@@ -73,6 +73,17 @@ class ModelWeights:
         handle, local = self._where[name]
         handle.prefetch(local)
 
+    def prefetch_range(self, name: str, start: int, end: int) -> None:
+        """Start reading bytes start..end of `name` (a hint; never blocks)."""
+        handle, local = self._where[name]
+        handle.prefetch_range(local, start, end)
+
+    def release(self, name: str, start: int, end: int) -> None:
+        """Bytes start..end of `name` are read: drop their pages from this process's
+        memory (they stay in the page cache), so memory is bounded by a chunk."""
+        handle, local = self._where[name]
+        handle.release(local, start, end)
+
     def raw(self, name: str) -> memoryview:
         """The tensor's stored bytes (little-endian), for hashing."""
         handle, local = self._where[name]

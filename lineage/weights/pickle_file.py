@@ -48,6 +48,12 @@ class PickleFile:
     def prefetch(self, name: str) -> None:
         """Nothing to do: torch.load already mapped the whole file."""
 
+    def prefetch_range(self, name: str, start: int, end: int) -> None:
+        """Nothing to do: the tensors are in memory."""
+
+    def release(self, name: str, start: int, end: int) -> None:
+        """Nothing to do: torch.load owns the memory of the whole file."""
+
     def tensor(self, name: str) -> torch.Tensor:
         return self._state[name]
 

@@ -60,6 +60,31 @@ class SafetensorsFile:
         start = info.offset - info.offset % mmap.PAGESIZE
         self._map.madvise(mmap.MADV_WILLNEED, start, info.offset + info.nbytes - start)
 
+    def prefetch_range(self, name: str, start: int, end: int) -> None:
+        """Readahead of the tensor's bytes start..end (a hint; never blocks)."""
+        info = self.header.tensors[name]
+        end = min(end, info.nbytes)
+        if end <= start or not hasattr(mmap, "MADV_WILLNEED"):
+            return
+        first = info.offset + start
+        first -= first % mmap.PAGESIZE
+        self._map.madvise(mmap.MADV_WILLNEED, first, info.offset + end - first)
+
+    def release(self, name: str, start: int, end: int) -> None:
+        """Unmap the whole pages of the tensor's bytes before `end` from `start` on
+        (they stay in the page cache; a later read maps them again): what was read is
+        not kept in this process's memory. The page holding byte `end` stays (the
+        next chunk shares it)."""
+        info = self.header.tensors[name]
+        if info.nbytes == 0 or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        first = info.offset + start
+        first -= first % mmap.PAGESIZE
+        last = info.offset + min(end, info.nbytes)
+        last -= last % mmap.PAGESIZE
+        if last > first:
+            self._map.madvise(mmap.MADV_DONTNEED, first, last - first)
+
     def tensor(self, name: str) -> torch.Tensor:
         """The tensor in its stored dtype, a view of the file's mapped pages (no copy).
 

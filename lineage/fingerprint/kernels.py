@@ -1,0 +1,240 @@
+"""Compiled single-pass kernels of the CPU fingerprint: moments, count-sketch and
+rank-sketch fold, each over one chunk of a tensor's elements, state carried between
+chunks so a tensor of any size streams through in bounded memory.
+
+Why compiled: the torch versions (moments.py, sketch.py, rank_sketch.py; still used
+on GPUs and as the reference in tests) make 8-12 passes over every chunk (casts,
+temporaries, one reduction each) and pay torch's per-op dispatch, ~10 ns per element
+together; here each stage is one loop, ~1 ns per element. numba releases the GIL
+(nogil), so the content hash runs beside them in another thread, and no kernel starts
+threads of its own: the fingerprint uses exactly the threads it is given.
+
+Exactness: the count-sketch adds the same float32 products in the same order as
+sketch_tensor (float32 within a step of ROWS_PER_STEP rows, float64 across steps), so
+its values are bit-identical. Moments and the rank fold accumulate in float64 like
+their torch versions, in a different order: they agree to float64 rounding (~1e-16
+relative; torch's own results already vary that much with its thread count), and the
+rank sketch, stored as float32, agrees to the last float32 bit but for rare ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# moments state: [n, mean, m2, m3, m4, min, max] (Pebay's central sums, as Moments)
+N, MEAN, M2, M3, M4, MIN, MAX = range(7)
+
+
+def new_moments() -> np.ndarray:
+    return np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.inf, -np.inf])
+
+
+@njit(nogil=True, cache=True)
+def _merge(state, n_b, mean_b, m2_b, m3_b, m4_b):  # pragma: no cover - compiled
+    """Pebay 2008 eqs. 2.1-2.3, as Moments.merge."""
+    n_a = state[0]
+    if n_a == 0.0:
+        state[0], state[1], state[2], state[3], state[4] = n_b, mean_b, m2_b, m3_b, m4_b
+        return
+    n = n_a + n_b
+    delta = mean_b - state[1]
+    d_n = delta / n
+    m2_a, m3_a = state[2], state[3]
+    m2 = m2_a + m2_b + delta * d_n * n_a * n_b
+    m3 = (m3_a + m3_b + d_n * d_n * delta * n_a * n_b * (n_a - n_b)
+          + 3.0 * d_n * (n_a * m2_b - n_b * m2_a))
+    m4 = (state[4] + m4_b + d_n ** 3 * delta * n_a * n_b * (n_a * n_a - n_a * n_b + n_b * n_b)
+          + 6.0 * d_n * d_n * (n_a * n_a * m2_b + n_b * n_b * m2_a)
+          + 4.0 * d_n * (n_a * m3_b - n_b * m3_a))
+    state[0], state[1], state[2], state[3], state[4] = n, state[1] + d_n * n_b, m2, m3, m4
+
+
+@njit(nogil=True, cache=True)
+def moments_update(x, sub, state):  # pragma: no cover - compiled
+    """Fold the elements of `x` into `state`, `sub` elements at a time (each sub-chunk's
+    central sums in float64, two passes over it while it sits in L2, then merged).
+    Four independent accumulators per sum keep the adds pipelined, deterministically."""
+    total = x.size
+    for s0 in range(0, total, sub):
+        s1 = min(total, s0 + sub)
+        nb = s1 - s0
+        a0 = a1 = a2 = a3 = 0.0
+        lo, hi = np.inf, -np.inf
+        i = s0
+        while i + 4 <= s1:
+            v0, v1, v2, v3 = float(x[i]), float(x[i + 1]), float(x[i + 2]), float(x[i + 3])
+            a0 += v0
+            a1 += v1
+            a2 += v2
+            a3 += v3
+            lo = min(lo, min(min(v0, v1), min(v2, v3)))
+            hi = max(hi, max(max(v0, v1), max(v2, v3)))
+            i += 4
+        while i < s1:
+            v = float(x[i])
+            a0 += v
+            lo = min(lo, v)
+            hi = max(hi, v)
+            i += 1
+        mean = ((a0 + a1) + (a2 + a3)) / nb
+        q20 = q21 = q22 = q23 = 0.0
+        q30 = q31 = q32 = q33 = 0.0
+        q40 = q41 = q42 = q43 = 0.0
+        i = s0
+        while i + 4 <= s1:
+            d0, d1 = float(x[i]) - mean, float(x[i + 1]) - mean
+            d2, d3 = float(x[i + 2]) - mean, float(x[i + 3]) - mean
+            e0, e1, e2, e3 = d0 * d0, d1 * d1, d2 * d2, d3 * d3
+            q20 += e0
+            q21 += e1
+            q22 += e2
+            q23 += e3
+            q30 += e0 * d0
+            q31 += e1 * d1
+            q32 += e2 * d2
+            q33 += e3 * d3
+            q40 += e0 * e0
+            q41 += e1 * e1
+            q42 += e2 * e2
+            q43 += e3 * e3
+            i += 4
+        while i < s1:
+            d0 = float(x[i]) - mean
+            e0 = d0 * d0
+            q20 += e0
+            q30 += e0 * d0
+            q40 += e0 * e0
+            i += 1
+        _merge(state, float(nb), mean, (q20 + q21) + (q22 + q23), (q30 + q31) + (q32 + q33),
+               (q40 + q41) + (q42 + q43))
+        if mean != mean and _has_nan(x, s0, s1):  # NaN never wins min/max comparisons
+            state[5], state[6] = np.nan, np.nan  # torch's aminmax says NaN; so do we
+        elif state[5] == state[5]:  # once NaN, always NaN
+            state[5] = min(state[5], lo)
+            state[6] = max(state[6], hi)
+
+
+@njit(nogil=True, cache=True)
+def _has_nan(x, s0, s1):  # pragma: no cover - compiled
+    for i in range(s0, s1):
+        v = float(x[i])
+        if v != v:
+            return True
+    return False
+
+
+@njit(nogil=True, cache=True)
+def sketch_update(x, start, width, rows_per_step, col_signs, row_signs, offsets, step,
+                  out):  # pragma: no cover - compiled
+    """Add the elements x (flat positions start..start+len) into the count-sketch.
+
+    Element (r, c) of the row-major [rows, width] layout goes to bucket c + o_r of the
+    float32 `step` (2 * width long, as sketch_tensor), signed by s_c * t_r; when row r
+    opens a new step of `rows_per_step` rows, the finished step is added into the
+    float64 `out` and cleared. `sketch_flush` adds the last one."""
+    i, end = 0, x.size
+    while i < end:
+        pos = start + i
+        r = pos // width
+        c0 = pos - r * width
+        c1 = min(width, c0 + (end - i))
+        if c0 == 0 and r > 0 and r % rows_per_step == 0:
+            sketch_flush(step, out)
+        t = row_signs[r]
+        o = offsets[r]
+        # 1-D slices first: numba then vectorizes the loop (indexing the whole arrays
+        # with computed offsets measured 3x slower, scalar code)
+        xs, cs, acc = x[i : i + c1 - c0], col_signs[c0:c1], step[o + c0 : o + c1]
+        for q in range(c1 - c0):
+            acc[q] += (np.float32(xs[q]) * cs[q]) * t
+        i += c1 - c0
+
+
+@njit(nogil=True, cache=True)
+def sketch_flush(step, out):  # pragma: no cover - compiled
+    for j in range(step.size):
+        out[j] += step[j]
+        step[j] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def fold_columns_update(x, start, n, k, signs, folded):  # pragma: no cover - compiled
+    """folded[r, c mod k] += s_c * W[r, c] (n > k; else folded[r, c] = W[r, c]) for the
+    elements x at flat positions start.. of the row-major [m, n] matrix W."""
+    i, end = 0, x.size
+    while i < end:
+        pos = start + i
+        r = pos // n
+        c0 = pos - r * n
+        c1 = min(n, c0 + (end - i))
+        if n > k:  # walk the row in runs of consecutive buckets (no modulo per element)
+            c = c0
+            while c < c1:
+                j = c % k
+                run = min(c1 - c, k - j)
+                base = i + c - c0
+                xs, ss, acc = x[base : base + run], signs[c : c + run], folded[r, j : j + run]
+                for q in range(run):  # slices: vectorized (see sketch_update)
+                    acc[q] += float(xs[q]) * ss[q]
+                c += run
+        else:
+            xs, acc = x[i : i + c1 - c0], folded[r, c0:c1]
+            for q in range(c1 - c0):
+                acc[q] += float(xs[q])
+        i += c1 - c0
+
+
+@njit(nogil=True, cache=True)
+def fold_rows_update(x, start, n, k, group_signs, folded):  # pragma: no cover - compiled
+    """folded[r mod k, c] += t_(r // k) * W[r, c] for the elements x at flat positions
+    start.. of the row-major [m, n] matrix W (the sign drawn per group of k rows)."""
+    i, end = 0, x.size
+    while i < end:
+        pos = start + i
+        r = pos // n
+        c0 = pos - r * n
+        c1 = min(n, c0 + (end - i))
+        t = group_signs[r // k]
+        xs, acc = x[i : i + c1 - c0], folded[r % k, c0:c1]
+        for q in range(c1 - c0):  # slices: vectorized (see sketch_update)
+            acc[q] += t * float(xs[q])
+        i += c1 - c0
+
+
+@njit(nogil=True, cache=True)
+def bf16_to_f32(raw, out):  # pragma: no cover - compiled
+    """bfloat16 bits (uint16) -> float32 bits (uint32): the top half; exact."""
+    for i in range(raw.size):
+        out[i] = np.uint32(raw[i]) << np.uint32(16)
+
+
+@njit(nogil=True, cache=True)
+def left_product(g, folded):  # pragma: no cover - compiled
+    """g.T @ folded ([m, k]' [m, kk] -> [k, kk]) in float64, in this thread: BLAS
+    would wake its own thread pool, whose idle threads spin on the cores the
+    fingerprint's two threads need (measured: 3x the CPU time of the whole tensor)."""
+    m, k = g.shape
+    out = np.zeros((k, folded.shape[1]))
+    for r in range(m):
+        row = folded[r]
+        for a in range(k):
+            coef, acc = g[r, a], out[a]
+            for b in range(row.size):  # slices: vectorized (see sketch_update)
+                acc[b] += coef * row[b]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def right_product(folded, g):  # pragma: no cover - compiled
+    """folded @ g ([k, n] [n, kk] -> [k, kk]) in float64, in this thread (as
+    left_product)."""
+    k, n = folded.shape
+    out = np.zeros((k, g.shape[1]))
+    for a in range(k):
+        acc = out[a]
+        for c in range(n):
+            coef, row = folded[a, c], g[c]
+            for b in range(row.size):  # slices: vectorized (see sketch_update)
+                acc[b] += coef * row[b]
+    return out
