@@ -19,14 +19,28 @@ from lineage.recovery.candidates import (
     pair_placement_distance,
     pair_relative_distance,
 )
-from lineage.recovery.distance import centred_cosines, placement_distance, relative_distance
+from lineage.recovery.distance import (
+    centred_cosines,
+    matrix_sq_dists,
+    placement_distance,
+    relative_distance,
+)
 from lineage.recovery.features import group_features
 from lineage.recovery.large_component import prepare_large_component
+from lineage.recovery.layer_merges import (
+    _likely_parents,
+    fit_layerwise,
+    layerwise_merges,
+    matrix_grams,
+    no_layerwise_fit,
+)
 from lineage.recovery.merges import Rounding, candidate_merges, gram, no_exact_fit
 from lineage.recovery.recover import recover_parts
 from lineage.recovery.rooting import _log_j_midpoint, log_j
 from lineage.recovery.sparse_group import as_float64, split_sparse
 from lineage.recovery.synthetic import synthetic_edges, synthetic_group, synthetic_zoo
+from tests.recovery.test_failure_classes import _family
+from tests.recovery.test_layer_merges import _slerp, _with
 
 
 def _triples(result) -> list[tuple[str, str, str]]:
@@ -164,6 +178,39 @@ def test_merge_screen_agrees_with_the_fits() -> None:
     rounding = Rounding.of(features, ["F32"] * features.n)
     assert not no_exact_fit(gram(features), rounding)
     assert candidate_merges(features, ["F32"] * features.n)
+
+
+def _every_layerwise_fit(features, rounding) -> list:
+    """What layerwise_merges tries, without its screen: every child on every base."""
+    grams = matrix_grams(features)
+    whole = np.sum(grams, axis=0)
+    dist = placement_distance(features, matrix_sq_dists(features))
+    fits = []
+    for m in range(features.n):
+        near = [int(k) for k in np.argsort(dist[m], kind="stable") if k != m]
+        for base in [None, *near[:3]]:
+            fits.append(fit_layerwise(grams, features, rounding, m, base,
+                                      _likely_parents(whole, m, base, near)))
+    return [f for f in fits if f is not None]
+
+
+def test_layerwise_screen_agrees_with_the_fits() -> None:
+    """Independent fine-tunes: the screen says no per-matrix fit can be exact, and none
+    is; a SLERP merge (per-matrix coefficients) is not screened out and is found."""
+    zoo = synthetic_zoo(1, 12, seed=3)
+    features = group_features(zoo.models)
+    rounding = Rounding.of(features, ["F32"] * features.n)
+    assert no_layerwise_fit(matrix_grams(features), features, rounding)
+    assert _every_layerwise_fit(features, rounding) == []
+    rng = np.random.default_rng(3)
+    grand, base, uncles, kids = _family(rng)
+    merge = [_slerp(a, b, 0.4) for a, b in zip(kids[0], kids[1], strict=True)]
+    features = group_features(_with(merge, grand, base, uncles, kids))
+    rounding = Rounding.of(features, ["F32"] * features.n)
+    assert not no_layerwise_fit(matrix_grams(features), features, rounding)
+    dist = placement_distance(features, matrix_sq_dists(features))
+    found = layerwise_merges(features, rounding, dist, set())
+    assert {features.ids[f.child] for f in found} >= {"org/merge"}
 
 
 def test_log_j_closed_form_matches_the_integral() -> None:
