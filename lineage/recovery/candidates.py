@@ -34,8 +34,8 @@ PROJECTED_DIMS = 256
 EXACT_SEARCH = 4096  # below this many models a flat (exact) index is cheaper than cells
 PROBES = 8  # cells searched per query
 TRAIN_PER_CELL = 40  # k-means training points per cell (faiss' own minimum is 39)
-PAIR_BLOCK = 8192  # candidate pairs whose sketch differences are held at once
-ROW_BLOCK = 16384  # models projected at once
+PAIR_BLOCK = 2048  # candidate pairs whose sketch differences are held at once (MiBs)
+ROW_BLOCK = 2048  # models projected at once (a few MiB: reused, cache-sized)
 
 
 @dataclass(frozen=True)
