@@ -129,7 +129,7 @@ def nearest_neighbours(vectors: np.ndarray, k: int, threads: int = 1) -> np.ndar
     if n <= EXACT_SEARCH:
         index = faiss.IndexFlatIP(d)
     else:
-        cells = int(np.sqrt(PROBES * n))
+        cells = min(int(np.sqrt(PROBES * n)), n // TRAIN_PER_CELL)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, cells, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = KMEANS_ITERATIONS
         train = vectors[np.linspace(0, n - 1, min(n, cells * TRAIN_PER_CELL)).astype(int)]
