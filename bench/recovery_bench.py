@@ -124,11 +124,11 @@ def time_scale(n_models: int, per_tree: int = 20, workers: int = 2) -> dict:
     parts = [partial(synthetic_group, size, per_tree, arch=f"arch-{g}", seed=g)
              for g in range(groups)]
     sampler = RssSampler()
-    cpu = cpu_seconds()
+    cpu, main_cpu = cpu_seconds(), time.process_time()
     started = time.perf_counter()
     result, done = recover_parts(parts, options=RecoveryOptions(workers=workers, threads=1))
     seconds = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu
+    cpu, main_cpu = cpu_seconds() - cpu, time.process_time() - main_cpu
     peak = sampler.stop()
     found = {(e.parent, e.child) for e in result.edges}
     true = [e for g in range(groups)
@@ -140,7 +140,7 @@ def time_scale(n_models: int, per_tree: int = 20, workers: int = 2) -> dict:
     print(f"== scale: {groups * size} synthetic models ({groups} groups x {size // per_tree} "
           f"trees x {per_tree}), {workers} workers: {seconds:.1f}s wall "
           f"(generation {load:.1f}s + recovery {work:.1f}s summed over workers; "
-          f"{cpu:.1f} CPU-s in all), "
+          f"{cpu:.1f} CPU-s in all, {main_cpu:.1f} of them in the main process), "
           f"peak RSS {peak / 2**30:.2f} GiB, {len(result.trees)} trees, directed accuracy "
           f"{acc:.4f}, load average {load_avg:.1f} on {os.cpu_count()} CPUs", flush=True)
     return {"models": groups * size, "seconds": seconds, "cpu": cpu, "peak": peak,

@@ -14,6 +14,7 @@ from scipy import sparse
 
 from lineage.recovery import ModelInput, RecoveryOptions, TensorStat, recover_graph
 from lineage.recovery.candidates import (
+    CountSketch,
     candidate_pairs,
     pair_centred_cosines,
     pair_placement_distance,
@@ -35,6 +36,7 @@ from lineage.recovery.layer_merges import (
     no_layerwise_fit,
 )
 from lineage.recovery.merges import Rounding, candidate_merges, gram, no_exact_fit
+from lineage.recovery.pool import keep_freed_memory, map_tasks
 from lineage.recovery.recover import recover_parts
 from lineage.recovery.rooting import _log_j_midpoint, log_j
 from lineage.recovery.sparse_group import as_float64, split_sparse
@@ -178,6 +180,33 @@ def test_merge_screen_agrees_with_the_fits() -> None:
     rounding = Rounding.of(features, ["F32"] * features.n)
     assert not no_exact_fit(gram(features), rounding)
     assert candidate_merges(features, ["F32"] * features.n)
+
+
+@pytest.mark.parametrize("width", [1024, 1000, 100])
+def test_count_sketch_is_the_linear_map_it_says(width) -> None:
+    """apply() equals multiplying by the explicit sparse matrix (one +-1 per row, bucket =
+    position mod D), `ones` is the image of the all-ones vector, buckets are filled
+    evenly, and squared norms of unit vectors are kept to the JL spread."""
+    rng = np.random.default_rng(5)
+    sketch = CountSketch(width, 256, rng)
+    explicit = np.zeros((width, 256), dtype=np.float32)
+    for position, coordinate in enumerate(sketch.order):
+        explicit[coordinate, position % 256] = sketch.sign[position]
+    rows = rng.standard_normal((64, width)).astype(np.float32)
+    assert np.allclose(sketch.apply(rows), rows @ explicit, atol=1e-5)
+    assert np.allclose(sketch.ones, explicit.sum(axis=0))
+    per_bucket = np.abs(explicit).sum(axis=0)
+    assert per_bucket.max() - per_bucket.min() <= 1
+    unit = rows.astype(np.float64) / np.linalg.norm(rows, axis=1, keepdims=True)
+    kept = (sketch.apply(unit.astype(np.float32)) ** 2).sum(axis=1)
+    assert np.abs(kept - 1.0).max() < 4 * np.sqrt(2 / 256) if width > 256 else \
+        np.allclose(kept, 1.0, atol=1e-5)
+
+
+def test_pool_workers_keep_freed_memory() -> None:
+    """The worker initializer's mallopt calls are accepted (glibc returns 0 on a rejected
+    value), in the spawned workers themselves."""
+    assert map_tasks(keep_freed_memory, [(), ()], workers=2) == [True, True]
 
 
 def _every_layerwise_fit(features, rounding) -> list:
