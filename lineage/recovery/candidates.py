@@ -77,16 +77,15 @@ def model_vectors(features: GroupFeatures, dims: int = PROJECTED_DIMS, seed: int
         sketch = CountSketch(w, dims, rng) if project else None
         for start in range(0, n, ROW_BLOCK):
             block = np.asarray(s[start:start + ROW_BLOCK], dtype=np.float32)
-            mean = block.mean(axis=1).astype(np.float64)
-            sq = np.einsum("ij,ij->i", block, block).astype(np.float64) - w * mean**2
-            scale = (1.0 / (np.sqrt(np.maximum(sq, 1e-60)) * np.sqrt(m))).astype(np.float32)
+            # centred before the norm: ||b||^2 - w mean^2 cancels where |mean| >> std
+            block = block - block.mean(axis=1, dtype=np.float64).astype(np.float32)[:, None]
+            norm = np.sqrt(np.einsum("ij,ij->i", block, block))
+            scale = 1.0 / (np.maximum(norm, 1e-30) * np.float32(np.sqrt(m)))
             rows = slice(start, start + block.shape[0])
-            if project:  # S(b - mean) = S(b) - mean S(1): no centred copy
-                folded = sketch.apply(block) - np.outer(mean, sketch.ones).astype(np.float32)
-                out[rows] += folded * scale[:, None]
+            if project:
+                out[rows] += sketch.apply(block) * scale[:, None]
             else:
-                out[rows, offset:offset + w] = (block - mean[:, None].astype(np.float32)) \
-                    * scale[:, None]
+                out[rows, offset:offset + w] = block * scale[:, None]
         offset += w
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-30)
     return out
@@ -101,7 +100,6 @@ class CountSketch:
         self.dims = dims
         self.order = rng.permutation(width)
         self.sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), width)
-        self.ones = self.apply(np.ones((1, width), dtype=np.float32))[0]  # S(1, ..., 1)
 
     def apply(self, rows: np.ndarray) -> np.ndarray:
         """float32 [r, D] for float32 rows [r, width]."""
