@@ -18,6 +18,7 @@ sets the processes (default 2).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -105,7 +106,7 @@ def run_zoo(name: str, cache: Path | None, work: Path) -> None:
 GROUP_LIMIT = 100_000  # models per synthetic architecture group (the issue's largest)
 
 
-def time_scale(n_models: int, per_tree: int = 20, workers: int = 2) -> None:
+def time_scale(n_models: int, per_tree: int = 20, workers: int = 2) -> dict:
     """Recovery of `n_models` SYNTHETIC fingerprinted models (synthetic.synthetic_group:
     random-walk trees of `per_tree`, 4 square 32x32 matrices per model), in groups of at
     most GROUP_LIMIT models, each generated lazily inside the worker that recovers it
@@ -123,11 +124,11 @@ def time_scale(n_models: int, per_tree: int = 20, workers: int = 2) -> None:
     parts = [partial(synthetic_group, size, per_tree, arch=f"arch-{g}", seed=g)
              for g in range(groups)]
     sampler = RssSampler()
-    cpu = cpu_seconds()
+    cpu, main_cpu = cpu_seconds(), time.process_time()
     started = time.perf_counter()
     result, done = recover_parts(parts, options=RecoveryOptions(workers=workers, threads=1))
     seconds = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu
+    cpu, main_cpu = cpu_seconds() - cpu, time.process_time() - main_cpu
     peak = sampler.stop()
     found = {(e.parent, e.child) for e in result.edges}
     true = [e for g in range(groups)
@@ -139,9 +140,28 @@ def time_scale(n_models: int, per_tree: int = 20, workers: int = 2) -> None:
     print(f"== scale: {groups * size} synthetic models ({groups} groups x {size // per_tree} "
           f"trees x {per_tree}), {workers} workers: {seconds:.1f}s wall "
           f"(generation {load:.1f}s + recovery {work:.1f}s summed over workers; "
-          f"{cpu:.1f} CPU-s in all), "
+          f"{cpu:.1f} CPU-s in all, {main_cpu:.1f} of them in the main process), "
           f"peak RSS {peak / 2**30:.2f} GiB, {len(result.trees)} trees, directed accuracy "
           f"{acc:.4f}, load average {load_avg:.1f} on {os.cpu_count()} CPUs", flush=True)
+    return {"models": groups * size, "seconds": seconds, "cpu": cpu, "peak": peak,
+            "accuracy": acc}
+
+
+def print_growth(runs: list[dict]) -> None:
+    """Time and memory per model at each size, and the growth exponent between sizes
+    (1.0: linear). CPU-s is the steadier number on a shared machine."""
+    print("== growth curve")
+    print(f"{'models':>10}{'wall s':>10}{'CPU-s':>10}{'CPU us/model':>14}{'exponent':>10}"
+          f"{'peak GiB':>10}{'accuracy':>10}")
+    for k, run in enumerate(runs):
+        prev = runs[k - 1] if k else run
+        exponent = "-"
+        if run["models"] != prev["models"]:
+            slope = math.log(run["cpu"] / prev["cpu"]) / math.log(run["models"] / prev["models"])
+            exponent = f"{slope:.2f}"
+        print(f"{run['models']:>10}{run['seconds']:>10.1f}{run['cpu']:>10.1f}"
+              f"{1e6 * run['cpu'] / run['models']:>14.1f}{exponent:>10}"
+              f"{run['peak'] / 2**30:>10.2f}{run['accuracy']:>10.4f}")
 
 
 def cpu_seconds() -> float:
@@ -203,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in args.zoos or ([] if args.scale else ["vthr", "mixed"]):
         run_zoo(name, args.cache, args.work)
-    for n in args.scale:
-        time_scale(n, workers=args.workers)
+    runs = [time_scale(n, workers=args.workers) for n in args.scale]
+    if len(runs) > 1:
+        print_growth(runs)
     return 0
 
 

@@ -27,11 +27,14 @@ def card_disagreements(
     kind 'parent': the claimed parent is not a recovered parent of the child;
     kind 'relation': it is, with a relation of another kind (a 'fine-tune' that is a
     byte-identical re-upload, say)."""
+    claims = sorted(set(cards), key=lambda c: (c.child, c.parent))
+    if not claims:  # no index over a million edges for nothing to check
+        return []
     parents: dict[str, list[RecoveredEdge]] = defaultdict(list)
     for e in edges:
         parents[e.child].append(e)
     rows = []
-    for card in sorted(set(cards), key=lambda c: (c.child, c.parent)):
+    for card in claims:
         if card.parent not in known or card.child not in known:
             continue
         found = parents.get(card.child, [])

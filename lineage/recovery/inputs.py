@@ -10,6 +10,7 @@ recovery goes on without that evidence.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,7 +36,7 @@ class TensorStat:
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return math.prod(int(d) for d in self.shape)  # 1 for a scalar
 
     @property
     def sq_norm(self) -> float:

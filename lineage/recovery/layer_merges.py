@@ -125,12 +125,37 @@ def _likely_parents(whole: np.ndarray, child: int, base: int | None, near: list[
     return picked + [k for k in others if k not in picked][:REGRESSORS - len(picked)]
 
 
+def no_layerwise_fit(grams: list[np.ndarray], features: GroupFeatures,
+                     rounding: Rounding) -> bool:
+    """True when no per-matrix fit can be exact: merges.no_exact_fit, per matrix, so
+    that a large group's thousands of merge-free components skip every fit.
+
+    Every fit of matrix q reads sum_t a_t x_t,q with a_child = 1 (a sum-zero a with a
+    base, a free one without) and holds it to sum_t |a_t| error_t ||W_t,q||, which is at
+    most sqrt(n) max_t(error_t ||W_t,q||) ||a||; the residual is at least
+    sqrt(lambda_min(G_q)) ||a|| (on any subset of models too: a principal submatrix's
+    lowest eigenvalue is no lower). A fit skips q only where the child's matrix equals
+    its base's, so one matrix that no two models share and whose lambda_min is above
+    that bound (twice, for float rounding in the fits) leaves every fit outside it."""
+    n = features.n
+    norms = np.sqrt(np.maximum(features.sq_norms, 0.0))  # [n, M]
+    for q, g in enumerate(grams):
+        if len(set(features.hashes[:, q].tolist())) < n:
+            continue  # some child may skip this matrix
+        floor = 2.0 * np.sqrt(n) * float((rounding.error * norms[:, q]).max())
+        if float(np.linalg.eigvalsh(g)[0]) > floor**2:
+            return True
+    return False
+
+
 def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarray,
                      skip: set[int]) -> list[MergeFit]:
     """Per-matrix merges of the component's models not already explained (`skip`)."""
     if features.n < 3:
         return []
     grams = matrix_grams(features)
+    if no_layerwise_fit(grams, features, rounding):
+        return []
     whole = np.sum(grams, axis=0)  # the uncentred Gram over all matrices
     found = []
     for m in range(features.n):

@@ -19,6 +19,7 @@ of the parents, whatever base was tried.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import nnls
@@ -173,6 +174,15 @@ def _base_free(coef: np.ndarray, rounding: Rounding, base: int, bound: float) ->
     return abs(1.0 - coef.sum()) * rounding.norms[base] <= bound
 
 
+@lru_cache(maxsize=64)
+def sum_zero_basis(n: int) -> np.ndarray:
+    """[n, n - 1] orthonormal basis of the sum-zero subspace (the same for every
+    component of n models: a large group has thousands of them)."""
+    basis = np.linalg.qr(np.eye(n) - 1.0 / n)[0][:, : n - 1]
+    basis.setflags(write=False)
+    return basis
+
+
 def no_exact_fit(g: np.ndarray, rounding: Rounding) -> bool:
     """True when no fit of any child on any base can be exact: a screen that reads the
     same as running every fit, at the cost of one eigendecomposition.
@@ -185,7 +195,7 @@ def no_exact_fit(g: np.ndarray, rounding: Rounding) -> bool:
     Independent fine-tunes keep sigma_min at the size of their own increments, orders
     of magnitude above rounding; a merge makes it zero."""
     n = g.shape[0]
-    basis = np.linalg.qr(np.eye(n) - 1.0 / n)[0][:, : n - 1]  # orthonormal, sum-zero
+    basis = sum_zero_basis(n)
     lowest = float(np.linalg.eigvalsh(basis.T @ g @ basis)[0])
     floor = 2.0 * np.sqrt(n) * float((rounding.error * rounding.norms).max())
     return lowest > floor**2

@@ -40,7 +40,10 @@ def spanning_tree(dist: np.ndarray) -> Tree:
         sym.data = np.maximum(sym.data, 1e-300)
         mst = minimum_spanning_tree(sym).tocoo()
     else:
-        mst = minimum_spanning_tree(np.maximum((dist + dist.T) / 2.0, 1e-300)).tocoo()
+        # as CSR (every entry kept): scipy's dense-input validation costs as much as the
+        # spanning tree itself on a small component
+        sym = sparse.csr_matrix(np.maximum((dist + dist.T) / 2.0, 1e-300))
+        mst = minimum_spanning_tree(sym).tocoo()
     edges = sorted((min(int(u), int(v)), max(int(u), int(v)))
                    for u, v in zip(mst.row, mst.col, strict=True))
     return Tree(n, edges)

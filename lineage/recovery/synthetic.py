@@ -60,6 +60,7 @@ def synthetic_zoo(
 
 
 TREE_BLOCK = 256  # trees generated at once by synthetic_group
+MOMENT_ROWS = 512  # matrices whose moments are computed at once (a few MiB of float64)
 
 
 def synthetic_group(
@@ -73,31 +74,48 @@ def synthetic_group(
     rng = np.random.default_rng(seed)
     models = []
     n_trees = n_models // per_tree
+    names = [f"layer.{q}.weight" for q in range(n_mats)]
     for first in range(0, n_trees, TREE_BLOCK):
         trees = min(TREE_BLOCK, n_trees - first)
         shape = (trees, n_mats, side * side)
         mats = np.empty((trees, per_tree, n_mats, side * side), dtype=np.float32)
-        mats[:, 0] = rng.standard_normal(shape, dtype=np.float32)
+        increment = np.empty(shape, dtype=np.float32)  # reused: no fresh pages per step
+        rng.standard_normal(shape, dtype=np.float32, out=increment)
+        mats[:, 0] = increment
         for k in range(1, per_tree):
-            mats[:, k] = mats[:, (k - 1) // branching] + np.float32(step) * \
-                rng.standard_normal(shape, dtype=np.float32)
-        mean = mats.mean(axis=-1, dtype=np.float64)  # moments of the stored values
-        centred = mats - mean[..., None].astype(np.float32)
-        squares = np.square(centred, dtype=np.float64)
-        var = squares.mean(axis=-1)
-        std = np.sqrt(var)
-        kurt = np.square(squares).mean(axis=-1) / var**2 - 3.0
-        flat = mats
+            rng.standard_normal(shape, dtype=np.float32, out=increment)
+            increment *= np.float32(step)
+            np.add(mats[:, (k - 1) // branching], increment, out=mats[:, k])
+        mean, std, kurt = (a.reshape(trees, per_tree, n_mats).tolist()
+                           for a in moments(mats.reshape(-1, side * side)))
         for t in range(trees):
             for k in range(per_tree):
                 model_id = f"{arch}-t{first + t}/m{k}"
-                tensors = {f"layer.{q}.weight": TensorStat(
-                    (side, side), "F32", f"{model_id}/{q}", float(mean[t, k, q]),
-                    float(std[t, k, q]), float(kurt[t, k, q]), flat[t, k, q])
-                    for q in range(n_mats)}
+                m, s, u, x = mean[t][k], std[t][k], kurt[t][k], mats[t, k]
+                tensors = {name: TensorStat((side, side), "F32", f"{model_id}/{q}", m[q],
+                                            s[q], u[q], x[q])
+                           for q, name in enumerate(names)}
                 models.append(ModelInput(model_id, arch_signature=arch, dtype="F32",
                                          tensors=tensors))
     return models
+
+
+def moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, std, excess kurtosis) of every row, in float64 as the fingerprint computes
+    them; in blocks of MOMENT_ROWS, so that the float64 temporaries stay in cache
+    instead of being fresh pages (faulting in a 100k-model group's float64 copy cost
+    more than the arithmetic)."""
+    mean, std, kurt = (np.empty(rows.shape[0]) for _ in range(3))
+    for start in range(0, rows.shape[0], MOMENT_ROWS):
+        block = rows[start:start + MOMENT_ROWS].astype(np.float64)
+        mu = block.mean(axis=1)
+        block -= mu[:, None]
+        np.square(block, out=block)
+        var = block.mean(axis=1)
+        fourth = np.einsum("ij,ij->i", block, block) / block.shape[1]
+        sl = slice(start, start + block.shape[0])
+        mean[sl], std[sl], kurt[sl] = mu, np.sqrt(var), fourth / var**2 - 3.0
+    return mean, std, kurt
 
 
 def synthetic_edges(n_models: int, per_tree: int = 20, *, arch: str = "arch-0",

@@ -14,19 +14,35 @@ from scipy import sparse
 
 from lineage.recovery import ModelInput, RecoveryOptions, TensorStat, recover_graph
 from lineage.recovery.candidates import (
+    CountSketch,
     candidate_pairs,
     pair_centred_cosines,
     pair_placement_distance,
     pair_relative_distance,
 )
-from lineage.recovery.distance import centred_cosines, placement_distance, relative_distance
+from lineage.recovery.distance import (
+    centred_cosines,
+    matrix_sq_dists,
+    placement_distance,
+    relative_distance,
+)
 from lineage.recovery.features import group_features
 from lineage.recovery.large_component import prepare_large_component
+from lineage.recovery.layer_merges import (
+    _likely_parents,
+    fit_layerwise,
+    layerwise_merges,
+    matrix_grams,
+    no_layerwise_fit,
+)
 from lineage.recovery.merges import Rounding, candidate_merges, gram, no_exact_fit
+from lineage.recovery.pool import keep_freed_memory, map_tasks
 from lineage.recovery.recover import recover_parts
 from lineage.recovery.rooting import _log_j_midpoint, log_j
 from lineage.recovery.sparse_group import as_float64, split_sparse
 from lineage.recovery.synthetic import synthetic_edges, synthetic_group, synthetic_zoo
+from tests.recovery.test_failure_classes import _family
+from tests.recovery.test_layer_merges import _slerp, _with
 
 
 def _triples(result) -> list[tuple[str, str, str]]:
@@ -164,6 +180,65 @@ def test_merge_screen_agrees_with_the_fits() -> None:
     rounding = Rounding.of(features, ["F32"] * features.n)
     assert not no_exact_fit(gram(features), rounding)
     assert candidate_merges(features, ["F32"] * features.n)
+
+
+@pytest.mark.parametrize("width", [1024, 1000, 100])
+def test_count_sketch_is_the_linear_map_it_says(width) -> None:
+    """apply() equals multiplying by the explicit sparse matrix (one +-1 per row, bucket =
+    position mod D), buckets are filled evenly, and squared norms of unit vectors are
+    kept to the JL spread."""
+    rng = np.random.default_rng(5)
+    sketch = CountSketch(width, 256, rng)
+    explicit = np.zeros((width, 256), dtype=np.float32)
+    for position, coordinate in enumerate(sketch.order):
+        explicit[coordinate, position % 256] = sketch.sign[position]
+    rows = rng.standard_normal((64, width)).astype(np.float32)
+    assert np.allclose(sketch.apply(rows), rows @ explicit, atol=1e-5)
+    per_bucket = np.abs(explicit).sum(axis=0)
+    assert per_bucket.max() - per_bucket.min() <= 1
+    unit = rows.astype(np.float64) / np.linalg.norm(rows, axis=1, keepdims=True)
+    kept = (sketch.apply(unit.astype(np.float32)) ** 2).sum(axis=1)
+    assert np.abs(kept - 1.0).max() < 4 * np.sqrt(2 / 256) if width > 256 else \
+        np.allclose(kept, 1.0, atol=1e-5)
+
+
+def test_pool_workers_keep_freed_memory() -> None:
+    """The worker initializer's mallopt calls are accepted (glibc returns 0 on a rejected
+    value), in the spawned workers themselves."""
+    assert map_tasks(keep_freed_memory, [(), ()], workers=2) == [True, True]
+
+
+def _every_layerwise_fit(features, rounding) -> list:
+    """What layerwise_merges tries, without its screen: every child on every base."""
+    grams = matrix_grams(features)
+    whole = np.sum(grams, axis=0)
+    dist = placement_distance(features, matrix_sq_dists(features))
+    fits = []
+    for m in range(features.n):
+        near = [int(k) for k in np.argsort(dist[m], kind="stable") if k != m]
+        for base in [None, *near[:3]]:
+            fits.append(fit_layerwise(grams, features, rounding, m, base,
+                                      _likely_parents(whole, m, base, near)))
+    return [f for f in fits if f is not None]
+
+
+def test_layerwise_screen_agrees_with_the_fits() -> None:
+    """Independent fine-tunes: the screen says no per-matrix fit can be exact, and none
+    is; a SLERP merge (per-matrix coefficients) is not screened out and is found."""
+    zoo = synthetic_zoo(1, 12, seed=3)
+    features = group_features(zoo.models)
+    rounding = Rounding.of(features, ["F32"] * features.n)
+    assert no_layerwise_fit(matrix_grams(features), features, rounding)
+    assert _every_layerwise_fit(features, rounding) == []
+    rng = np.random.default_rng(3)
+    grand, base, uncles, kids = _family(rng)
+    merge = [_slerp(a, b, 0.4) for a, b in zip(kids[0], kids[1], strict=True)]
+    features = group_features(_with(merge, grand, base, uncles, kids))
+    rounding = Rounding.of(features, ["F32"] * features.n)
+    assert not no_layerwise_fit(matrix_grams(features), features, rounding)
+    dist = placement_distance(features, matrix_sq_dists(features))
+    found = layerwise_merges(features, rounding, dist, set())
+    assert {features.ids[f.child] for f in found} >= {"org/merge"}
 
 
 def test_log_j_closed_form_matches_the_integral() -> None:
