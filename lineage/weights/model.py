@@ -73,6 +73,12 @@ class ModelWeights:
         handle, local = self._where[name]
         handle.prefetch(local)
 
+    def release(self, name: str) -> None:
+        """Done with `name` for now: drop its mapped pages from this process's memory
+        (a hint; reading it again costs a page-cache read)."""
+        handle, local = self._where[name]
+        handle.release(local)
+
     def raw(self, name: str) -> memoryview:
         """The tensor's stored bytes (little-endian), for hashing."""
         handle, local = self._where[name]

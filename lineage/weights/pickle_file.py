@@ -48,6 +48,9 @@ class PickleFile:
     def prefetch(self, name: str) -> None:
         """Nothing to do: torch.load already mapped the whole file."""
 
+    def release(self, name: str) -> None:
+        """Nothing to do: torch.load's map is not ours to trim."""
+
     def tensor(self, name: str) -> torch.Tensor:
         return self._state[name]
 

@@ -60,6 +60,20 @@ class SafetensorsFile:
         start = info.offset - info.offset % mmap.PAGESIZE
         self._map.madvise(mmap.MADV_WILLNEED, start, info.offset + info.nbytes - start)
 
+    def release(self, name: str) -> None:
+        """Drop this process's pages of a tensor (they stay in the page cache).
+
+        Mapped pages a reader touched count in its resident memory until the map closes,
+        so a pass over a whole model would hold the whole file; a streaming reader calls
+        this when it is done with a tensor. Views still alive read the bytes again from the
+        file on their next access (a private write to them would be lost).
+        """
+        info = self.header.tensors[name]
+        if info.nbytes == 0 or self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = info.offset - info.offset % mmap.PAGESIZE
+        self._map.madvise(mmap.MADV_DONTNEED, start, info.offset + info.nbytes - start)
+
     def tensor(self, name: str) -> torch.Tensor:
         """The tensor in its stored dtype, a view of the file's mapped pages (no copy).
 
