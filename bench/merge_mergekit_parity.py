@@ -1,7 +1,7 @@
 """lineage vs mergekit on the same YAML recipes: max |difference| per recipe and wall time.
 
     pip install --no-deps --target /tmp/mk mergekit==0.1.5 immutables
-    python bench/merge_mergekit_parity.py --mergekit-path /tmp/mk [--hidden 256]
+    python bench/merge_mergekit_parity.py --mergekit-path /tmp/mk [--hidden 256] [--only karcher]
 
 Builds a small Llama (transformers, random weights) and two fine-tunes of it in a temporary
 folder, runs every recipe below with mergekit (CPU) and with lineage, each run in a fresh
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mergekit-path", required=True)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--only", default="", help="run the recipes whose name contains this")
     args = parser.parse_args(argv)
     sys.path.insert(0, args.mergekit_path)
     import torch
@@ -178,6 +179,8 @@ def main(argv=None) -> int:
           f"{'mergekit s':>10s} {'time':>5s} {'+MB lin':>7s} {'+MB mk':>7s} {'RSS':>5s} "
           f"{'bound MB':>8s}")
     for name, recipe in recipes(paths, args.layers).items():
+        if args.only not in name:
+            continue
         slug = name.split()[0]
         try:
             mk, mk_kb = isolated("mergekit", recipe, work / "mk" / slug, args.mergekit_path)
