@@ -146,3 +146,20 @@ def test_a_merge_to_bfloat16_streams_mixed_dtypes_into_a_file_safetensors_reads(
     assert torch.equal(out["w"], (base["w"] + 0.075).to(torch.bfloat16))
     assert torch.equal(out["n"], (base["n"].float() - 0.1875).to(torch.bfloat16))
     assert torch.equal(out["ids"], torch.arange(5))  # integers copied as stored
+
+
+def test_a_layer_read_again_after_its_pages_were_released_has_its_values(tmp_path):
+    """Overlapping slices of one model: layer 1 is merged twice, the second time after
+    the first merge released its pages; both copies are the stored values."""
+    from tests.merge.test_recipe_language import llama_like
+
+    a = llama_like(tmp_path / "a", 5)
+    recipe = {"merge_method": "passthrough", "slices": [
+        {"sources": [{"model": str(a), "layer_range": [0, 2]}]},
+        {"sources": [{"model": str(a), "layer_range": [1, 3]}]}]}
+    got = load_all(merge_models(recipe, tmp_path / "dup", progress=False).out_dir)
+    src = load_all(a)
+    for out_layer, layer in {0: 0, 1: 1, 2: 1, 3: 2}.items():
+        for part in ("self_attn.q_proj.weight", "mlp.up_proj.weight"):
+            assert torch.equal(got[f"model.layers.{out_layer}.{part}"],
+                               src[f"model.layers.{layer}.{part}"])
