@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from lineage.errors import IncompatibleModelsError, SpecError
 from lineage.merge import output
-from lineage.merge.allocator import reuse_freed_memory
 from lineage.merge.layers import LAYER_COUNT_KEYS, count_layers, is_post, position, split_layer
 from lineage.merge.recipe import Plan, Recipe, load_recipe
 from lineage.merge.registry import REQUIRED, merge_tensor
@@ -297,7 +296,7 @@ def _stream(jobs, recipe, models, files, folder, max_bytes, progress):
         raise SpecError("merge recipe", "writes the same output tensor twice",
                         "Check that slices do not overlap in the output")
     shards = output.plan_shards([(n, s.nbytes) for n, s in specs.items()], max_bytes)
-    with output.ShardWriter(folder, shards, specs) as writer, reuse_freed_memory():
+    with output.ShardWriter(folder, shards, specs) as writer:
         for job in tqdm(jobs, disable=not progress, desc="merge", unit="tensor"):
             writer.add(job.out_name, _merged(job, infos[job.out_name], recipe, models, files))
             _release(job, models, files, file_names)
