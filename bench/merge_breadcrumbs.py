@@ -1,5 +1,5 @@
 """Breadcrumbs' sparsification before/after: a full argsort (the old code, kept here as
-the baseline) vs kthvalue + topk (lineage.merge.sparsify.magnitude_outliers), same run.
+the baseline) vs a partition + topk (lineage.merge.sparsify.magnitude_outliers), same run.
 
     python bench/merge_breadcrumbs.py [--numel 16777216] [--repeat 3]
 
