@@ -1,5 +1,5 @@
 """Breadcrumbs' sparsification before/after: a full argsort (the old code, kept here as
-the baseline) vs kthvalue + topk (lineage.merge.sparsify.magnitude_outliers), same run.
+the baseline) vs a partition + topk (lineage.merge.sparsify.magnitude_outliers), same run.
 
     python bench/merge_breadcrumbs.py [--numel 16777216] [--repeat 3]
 
@@ -65,13 +65,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     ctx = multiprocessing.get_context("spawn")
     res = {}
-    for variant in ("argsort", "kthvalue"):
+    for variant in ("argsort", "partition"):
         with ctx.Pool(1) as pool:
             res[variant] = pool.apply(_measure, ((variant, args.numel, args.repeat),))
     print(f"breadcrumbs sparsify, {args.numel:,} entries, density 0.5, gamma 0.01, 1 thread")
     for v, (s, rise, kept) in res.items():
         print(f"  {v:9s} {s:7.3f} s/call   peak RSS rise {rise / 1024:7.1f} MB   kept {kept:,}")
-    (s0, r0, k0), (s1, r1, k1) = res["argsort"], res["kthvalue"]
+    (s0, r0, k0), (s1, r1, k1) = res["argsort"], res["partition"]
     print(f"  ratio new/old: time {s1 / s0:.2f}, peak RSS rise {r1 / max(r0, 1):.2f}; "
           f"kept entries equal: {k0 == k1}")
     return 0

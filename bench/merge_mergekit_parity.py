@@ -1,13 +1,16 @@
 """lineage vs mergekit on the same YAML recipes: max |difference| per recipe and wall time.
 
     pip install --no-deps --target /tmp/mk mergekit==0.1.5 immutables
-    python bench/merge_mergekit_parity.py --mergekit-path /tmp/mk [--hidden 256]
+    python bench/merge_mergekit_parity.py --mergekit-path /tmp/mk [--hidden 256] [--only karcher]
 
 Builds a small Llama (transformers, random weights) and two fine-tunes of it in a temporary
 folder, runs every recipe below with mergekit (CPU) and with lineage, each run in a fresh
 process at 1 thread (no warm-up run), and prints per recipe the largest absolute
-difference over all tensors, the time ratio lineage / mergekit and the ratio of peak-RSS
-rises during the merge (VmHWM reset before it, minus the RSS before it).
+difference over all tensors, the time ratio lineage / mergekit, the ratio of peak-RSS
+rises during the merge (VmHWM reset before it, minus the RSS before it) and, for scale,
+the streaming bound: the largest input tensor times the number of input models.
+Both tools run with their defaults: mergekit buffers each output shard (up to 5B
+parameters) in memory; lineage writes each tensor to its shard as it is computed.
 mergekit is not a dependency of lineage: point --mergekit-path at a
 folder where it was installed with --no-deps.
 """
@@ -88,7 +91,7 @@ def run_mergekit(recipe: dict, out: Path) -> float:
 
     start = time.perf_counter()
     run_merge(MergeConfiguration.model_validate({**recipe, "dtype": "float32"}), str(out),
-              options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False))
+              options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True))
     return time.perf_counter() - start
 
 
@@ -133,6 +136,20 @@ def isolated(tool: str, recipe: dict, out: Path, mk_path: str) -> tuple[float, i
         return pool.apply(_child, ((tool, recipe, str(out), mk_path),))
 
 
+def stream_bound(recipe: dict) -> int:
+    """Bytes of the largest input tensor times the number of input models: what a merge
+    streaming tensor by tensor needs to hold its inputs (before any temporaries)."""
+    from lineage.weights import open_model
+
+    entries = recipe.get("models") or [s for sl in recipe["slices"] for s in sl["sources"]]
+    models = {e["model"] for e in entries}
+    if recipe.get("base_model"):
+        models.add(recipe["base_model"])
+    with open_model(next(iter(models))) as m:
+        largest = max(i.nbytes for i in m.infos().values())
+    return largest * len(models)
+
+
 def max_diff(a: Path, b: Path) -> tuple[float, int, int]:
     from lineage.weights import open_model
 
@@ -150,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mergekit-path", required=True)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--only", default="", help="run the recipes whose name contains this")
     args = parser.parse_args(argv)
     sys.path.insert(0, args.mergekit_path)
     import torch
@@ -158,8 +176,11 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mk-parity-"))
     paths = build(work / "models", args.hidden, args.layers)
     print(f"{'recipe':32s} {'max |diff|':>10s} {'tensors':>7s} {'lineage s':>9s} "
-          f"{'mergekit s':>10s} {'time':>5s} {'+MB lin':>7s} {'+MB mk':>7s} {'RSS':>5s}")
+          f"{'mergekit s':>10s} {'time':>5s} {'+MB lin':>7s} {'+MB mk':>7s} {'RSS':>5s} "
+          f"{'bound MB':>8s}")
     for name, recipe in recipes(paths, args.layers).items():
+        if args.only not in name:
+            continue
         slug = name.split()[0]
         try:
             mk, mk_kb = isolated("mergekit", recipe, work / "mk" / slug, args.mergekit_path)
@@ -169,8 +190,10 @@ def main(argv=None) -> int:
         ln, ln_kb = isolated("lineage", recipe, work / "ln" / slug, args.mergekit_path)
         diff, n, odd = max_diff(work / "mk" / slug, work / "ln" / slug)
         names = "" if odd == 0 else f" ({odd} names differ)"
+        bound = stream_bound(recipe) / 2**20
         print(f"{name:32s} {diff:10.2e} {n:7d} {ln:9.2f} {mk:10.2f} {ln / mk:5.2f} "
-              f"{ln_kb / 1024:7.1f} {mk_kb / 1024:7.1f} {ln_kb / max(mk_kb, 1):5.2f}{names}")
+              f"{ln_kb / 1024:7.1f} {mk_kb / 1024:7.1f} {ln_kb / max(mk_kb, 1):5.2f} "
+              f"{bound:8.1f}{names}", flush=True)
     print(f"work folder: {work}")
     return 0
 

@@ -1,6 +1,6 @@
 """Merge methods in the merging papers' regime, in miniature (2 cores, a few minutes).
 
-    python bench/merge_regime.py [--out DIR] [--threads 1]
+    python bench/merge_regime.py [--out DIR] [--threads 1] [--seeds 5]
 
 A root MLP pre-trained on 8 digit tasks mixed; per task a frozen head (a few-shot linear
 probe of the root, standing in for CLIP's zero-shot heads) and a specialist fine-tuned
@@ -14,7 +14,11 @@ Prints and writes (DIR/merge_regime.md, DIR/*.png):
   and reconstruction accuracy vs lambda (why a large TALL lambda loses accuracy);
 - Model Kinship's experiment: iterative merging over generations, greedy top-2 vs
   kinship-guided top-k with exploration (jobs.merging.select.propose), best average
-  normalised accuracy per generation.
+  normalised accuracy per generation;
+- with --seeds N, seeds 1..N-1 rerun root, specialists, every method and TALL
+  (bench/merge_regime/seeds.py): mean ± std per method, the order with ties stated by
+  paired 95% intervals, and the seed papers' claims as paired differences
+  (DIR/merge_regime_seeds.md, DIR/merge_regime_seeds.png).
 """
 
 from __future__ import annotations
@@ -56,28 +60,32 @@ def _worker_merge(job):
     return time.perf_counter() - start, max(0, _status_kb("VmHWM") - before)
 
 
-def build(work: Path, threads: int):
+def build(work: Path, threads: int, seed: int = 0):
+    """Root, heads, specialists and Fishers for one seed. The seed draws the data splits,
+    the root's initialisation and batches, the fine-tuning order and the Fisher labels;
+    the eight tasks themselves (transforms, sensors) are the same for every seed, and seed
+    0 is the run documented in the README."""
     import torch
 
     from bench.merge_regime import tasks as T
 
     torch.set_num_threads(threads)
-    data = T.load_tasks()
-    root = T.pretrain_root(data, steps=PRETRAIN_STEPS)
+    data = T.load_tasks(seed=100 * seed)
+    root = T.pretrain_root(data, steps=PRETRAIN_STEPS, seed=seed)
     heads, bodies, folders = {}, {}, {}
     for i, task in enumerate(T.TASKS):
         few = T.Split(data[task].train.x[:HEAD_SHOTS], data[task].train.y[:HEAD_SHOTS])
         heads[task] = T.probe_head(root, few)
         bodies[task] = T.finetune(root, heads[task], data[task].train, epochs=FT_EPOCHS, lr=FT_LR,
-                                  seed=100 + i)
+                                  seed=100 + i + 1000 * seed)
         folders[task] = str(T.save_body(bodies[task], work / "ft" / task))
     base = str(T.save_body(root, work / "root"))
     fishers = {}
     for task in T.TASKS:
-        f = T.fisher_diag(bodies[task], heads[task], data[task].train)
+        f = T.fisher_diag(bodies[task], heads[task], data[task].train, seed=seed)
         fishers[task] = str(T.save_body(f, work / "fisher" / task) / "model.safetensors")
     fishers["root"] = str(T.save_body(T.fisher_diag(root, heads[T.TASKS[0]],
-                                                    data[T.TASKS[0]].pretrain),
+                                                    data[T.TASKS[0]].pretrain, seed=seed),
                                       work / "fisher" / "root") / "model.safetensors")
     return data, heads, base, folders, fishers
 
@@ -344,10 +352,42 @@ def write_outputs(out: Path, tasks, rows, own, pair_rows, pair_tasks, tall, curv
     return text
 
 
+def one_seed(work: Path, threads: int, seed: int) -> dict[str, float]:
+    """Normalised accuracy % of the root, every method and TALL reconstruction, one seed."""
+    data, heads, base, ft, fisher = build(work, threads, seed)
+    own = {t: scores(load_state(ft[t]), {t: heads[t]}, data, "test")[t] for t in ft}
+    rows = [{"name": "root (pre-trained)", "acc": scores(load_state(base), heads, data, "test")}]
+    rows += run_methods(work, data, heads, base, ft, fisher, own)
+    rows.append(run_tall(work, data, heads, base, ft)[0])
+    return {r["name"]: norm(r, own) for r in rows}
+
+
+def across_seeds(work: Path, threads: int, n: int, first: dict[str, float],
+                 first_seconds: float) -> str:
+    """Seeds 1..n-1 on top of seed 0's numbers; writes merge_regime_seeds.md and .png."""
+    from bench.merge_regime import seeds as S
+
+    per_seed = {name: [v] for name, v in first.items()}
+    seconds = [first_seconds]
+    for seed in range(1, n):
+        start = time.perf_counter()
+        for name, v in one_seed(work / f"seed{seed}", threads, seed).items():
+            per_seed[name].append(v)
+        seconds.append(time.perf_counter() - start)
+        print(f"seed {seed} in {seconds[-1]:.0f} s")
+    text = S.report(per_seed, list(range(n)), seconds)
+    (work / "merge_regime_seeds.md").write_text(text)
+    S.chart(per_seed, work / "merge_regime_seeds.png")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="work folder (default: a temporary one)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="also rerun root, specialists, methods and TALL for seeds "
+                             "1..N-1 and report mean ± std and paired comparisons")
     args = parser.parse_args(argv)
     work = Path(args.out or tempfile.mkdtemp(prefix="merge-regime-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -362,10 +402,14 @@ def main(argv: list[str] | None = None) -> int:
     rows += run_methods(work, data, heads, base, ft, fisher, own)
     tall, curve = run_tall(work, data, heads, base, ft)
     rows.append(tall)
+    seed0_seconds = time.perf_counter() - t0
     pair_rows, pair_tasks = pair_methods(work, data, heads, base, ft)
     kin = kinship_experiment(data, heads, base, ft, own_val)
     print(write_outputs(work, tasks, rows, own, pair_rows, pair_tasks, tall, curve, kin,
                         own_val))
+    if args.seeds > 1:
+        first = {r["name"]: norm(r, own) for r in rows if r["name"] != "specialists (own task)"}
+        print(across_seeds(work, args.threads, args.seeds, first, seed0_seconds))
     print(f"total {time.perf_counter() - t0:.0f} s; tables and PNG charts in {work}")
     return 0
 

@@ -8,17 +8,20 @@ place at the end, so a crash or a killed job never leaves half a model where a r
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
-from safetensors.torch import save_file
 
 from lineage.errors import SpecError
+from lineage.weights.dtypes import TORCH_TO_SAFETENSORS
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
 INDEX_NAME = "model.safetensors.index.json"
@@ -81,40 +84,119 @@ class AtomicFolder:
             self.abort()
 
 
-class ShardWriter:
-    """Buffers tensors of the current shard and saves each shard as soon as it is full.
+@dataclass(frozen=True)
+class TensorSpec:
+    """What the writer is promised for one tensor before it arrives."""
 
-    Memory is bounded by one shard (``max_bytes``), whatever the model's size.
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+
+    @property
+    def itemsize(self) -> int:
+        return torch.empty((), dtype=self.dtype).element_size()
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.itemsize
+
+
+def safetensors_header(names: Sequence[str], specs: Mapping[str, TensorSpec],
+                       metadata: Mapping[str, str]) -> tuple[bytes, dict[str, int]]:
+    """The header bytes (length prefix included) of a safetensors file holding ``names``,
+    and each tensor's absolute byte offset in that file.
+
+    Tensors are laid out by element size, largest first (stable otherwise), as
+    safetensors' own writer does, so every tensor stays aligned to its element size; the
+    JSON is padded with spaces to a multiple of 8 bytes for the same reason.
+    """
+    order = sorted(names, key=lambda n: -specs[n].itemsize)
+    entries: dict[str, object] = {"__metadata__": dict(metadata)}
+    begin, offsets = 0, {}
+    for name in order:
+        spec = specs[name]
+        end = begin + spec.nbytes
+        entries[name] = {"dtype": TORCH_TO_SAFETENSORS[spec.dtype], "shape": list(spec.shape),
+                         "data_offsets": [begin, end]}
+        offsets[name] = begin
+        begin = end
+    text = json.dumps(entries, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    head = struct.pack("<Q", len(text)) + text
+    return head, {n: len(head) + o for n, o in offsets.items()}
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
+
+
+class ShardWriter:
+    """Writes each tensor straight into its place in its shard file as it arrives.
+
+    Every shard's header is written first, from the dtypes and shapes promised in
+    ``specs``; a tensor's bytes then go to their offset at once, so the writer holds no
+    tensor, whatever the shard size (it used to buffer a whole shard, up to 5 GB, which
+    for most models meant the whole merged model in memory). Use as a context manager,
+    or call :meth:`close`.
     """
 
-    def __init__(self, folder: Path, shards: list[list[str]]) -> None:
+    def __init__(self, folder: Path, shards: list[list[str]],
+                 specs: Mapping[str, TensorSpec]) -> None:
         self.folder = folder
         self.files = shard_names(len(shards))
+        self.specs = dict(specs)
         self.file_of = {n: f for names, f in zip(shards, self.files, strict=True) for n in names}
-        self.remaining = [set(names) for names in shards]
-        self.buffers: list[dict[str, torch.Tensor]] = [{} for _ in shards]
-        self.shard_of = {n: i for i, names in enumerate(shards) for n in names}
+        self.remaining = {n for names in shards for n in names}
         self.total_bytes = 0
+        self._fds: list[int] = []
+        self._where: dict[str, tuple[int, int]] = {}
+        try:
+            for names, file in zip(shards, self.files, strict=True):
+                head, offsets = safetensors_header(names, self.specs, {"format": "pt"})
+                fd = os.open(folder / file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                self._fds.append(fd)
+                _pwrite_all(fd, memoryview(head), 0)
+                self._where.update({n: (fd, o) for n, o in offsets.items()})
+        except BaseException:
+            self.close()
+            raise
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
-        i = self.shard_of[name]
-        self.buffers[i][name] = tensor.contiguous()
-        self.total_bytes += tensor.numel() * tensor.element_size()
-        self.remaining[i].discard(name)
-        if not self.remaining[i]:
-            save_file(self.buffers[i], str(self.folder / self.files[i]),
-                      metadata={"format": "pt"})
-            self.buffers[i] = {}
+        """Write ``name``'s bytes; its dtype and shape must be the promised ones."""
+        spec = self.specs[name]
+        if name not in self.remaining:
+            raise RuntimeError(f"tensor {name!r} written twice or never planned")
+        if tensor.dtype != spec.dtype or tuple(tensor.shape) != spec.shape:
+            raise RuntimeError(f"tensor {name!r} is {tensor.dtype} {list(tensor.shape)}, "
+                               f"the shard header promised {spec.dtype} {list(spec.shape)}")
+        fd, offset = self._where[name]
+        if tensor.numel():
+            flat = tensor.contiguous().reshape(-1).view(torch.uint8)
+            _pwrite_all(fd, memoryview(flat.numpy()), offset)
+        self.total_bytes += spec.nbytes
+        self.remaining.discard(name)
 
     def finish(self) -> list[str]:
         """Check every tensor arrived; write the index when sharded. Returns file names."""
-        missing = sorted(n for r in self.remaining for n in r)
+        missing = sorted(self.remaining)
         if missing:
             raise RuntimeError(f"merge wrote no tensor for {missing[:5]}")
+        self.close()
         if len(self.files) > 1:
             index = {"metadata": {"total_size": self.total_bytes}, "weight_map": self.file_of}
             (self.folder / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
         return list(self.files)
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def write_config(folder: Path, config: dict, dtype: torch.dtype | None) -> None:

@@ -25,7 +25,7 @@ from lineage.merge.registry import REQUIRED, merge_tensor
 from lineage.merge.settings import evaluate_all
 from lineage.merge.tokenizers import tokenizer_folder
 from lineage.weights import ModelWeights, open_model
-from lineage.weights.dtypes import is_float, itemsize
+from lineage.weights.dtypes import is_float, itemsize, torch_dtype
 
 Resolver = Callable[[str], str | Path]
 
@@ -262,36 +262,57 @@ def merge_models(
                        tuple(shard_files), total, time.monotonic() - start)
 
 
-def _out_size(info, dtype: torch.dtype | None) -> int:
-    if dtype is None or not is_float(info.dtype):
-        return info.nbytes
-    return info.numel * torch.empty((), dtype=dtype).element_size()
+def _copied(info) -> bool:
+    """Integer buffers (position ids) and fp8 weights are not merged: copied as stored."""
+    return not is_float(info.dtype) or itemsize(info.dtype) < 2
+
+
+def _out_spec(info, dtype: torch.dtype | None) -> output.TensorSpec:
+    keep = dtype is None or _copied(info)
+    return output.TensorSpec(torch_dtype(info.dtype) if keep else dtype, tuple(info.shape))
+
+
+def _release(job: TensorJob, models, files, file_names) -> None:
+    """Drop the job's input pages: the merge then holds about one tensor per input,
+    not every page of every input it has read so far."""
+    for m, name in job.sources.items():
+        models[m].release(name)
+    plan = job.plan
+    pairs = [(p, job.sources[m]) for ps in plan.tensor_files.values()
+             for p, m in zip(ps, plan.inputs, strict=True)]
+    pairs += [(p, job.sources[plan.base]) for p in plan.base_tensor_files.values()]
+    for path, name in pairs:
+        if name in file_names[path]:
+            files[path].release(name)
 
 
 def _stream(jobs, recipe, models, files, folder, max_bytes, progress):
     dtype = recipe.output_dtype
-    infos = {j.out_name: models[j.first].infos()[j.sources[j.first]] for j in jobs}
-    if len(infos) < len(jobs):
+    by_model = {m: w.infos() for m, w in models.items()}
+    infos = {j.out_name: by_model[j.first][j.sources[j.first]] for j in jobs}
+    specs = {n: _out_spec(info, dtype) for n, info in infos.items()}
+    file_names = {path: set(m.names()) for path, m in files.items()}
+    if len(specs) < len(jobs):
         raise SpecError("merge recipe", "writes the same output tensor twice",
                         "Check that slices do not overlap in the output")
-    shards = output.plan_shards([(n, _out_size(i, dtype)) for n, i in infos.items()],
-                                max_bytes)
-    writer = output.ShardWriter(folder, shards)
-    for job in tqdm(jobs, disable=not progress, desc="merge", unit="tensor"):
-        plan, info = job.plan, infos[job.out_name]
-        first = models[job.first].tensor(job.sources[job.first])
-        if not is_float(info.dtype) or itemsize(info.dtype) < 2:
-            # Integer buffers (position ids) and fp8 weights are not merged: copied as is.
-            writer.add(job.out_name, first.clone())
-            continue
-        base = models[plan.base].tensor(job.sources[plan.base]) if plan.base else None
-        tensors = [models[i].tensor(job.sources[i]) for i in plan.inputs]
-        kwargs = _tensor_kwargs(job, files, first)
-        out = merge_tensor(plan.method, job.out_name, base, tensors, kwargs,
-                           seed=recipe.seed, out_dtype=dtype or first.dtype)
-        writer.add(job.out_name, out)
-        del base, tensors, kwargs, out, first
-    return len(jobs), writer.finish(), writer.total_bytes
+    shards = output.plan_shards([(n, s.nbytes) for n, s in specs.items()], max_bytes)
+    with output.ShardWriter(folder, shards, specs) as writer:
+        for job in tqdm(jobs, disable=not progress, desc="merge", unit="tensor"):
+            writer.add(job.out_name, _merged(job, infos[job.out_name], recipe, models, files))
+            _release(job, models, files, file_names)
+        return len(jobs), writer.finish(), writer.total_bytes
+
+
+def _merged(job: TensorJob, info, recipe: Recipe, models, files) -> torch.Tensor:
+    plan = job.plan
+    first = models[job.first].tensor(job.sources[job.first])
+    if _copied(info):
+        return first
+    base = models[plan.base].tensor(job.sources[plan.base]) if plan.base else None
+    tensors = [models[i].tensor(job.sources[i]) for i in plan.inputs]
+    kwargs = _tensor_kwargs(job, files, first)
+    return merge_tensor(plan.method, job.out_name, base, tensors, kwargs,
+                        seed=recipe.seed, out_dtype=recipe.output_dtype or first.dtype)
 
 
 def _write_side(recipe: Recipe, models, reference: str, folder: Path, tok_root: Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from lineage.errors import SpecError
@@ -49,8 +50,8 @@ def _quantiles(x: torch.Tensor, qs: Sequence[float], seed: int) -> list[float]:
     if flat.numel() > QUANTILE_SAMPLE:  # mergekit samples too; ours is seeded per tensor
         g = torch.Generator().manual_seed(seed)
         flat = flat[torch.randint(flat.numel(), (QUANTILE_SAMPLE,), generator=g)]
-    ordered = flat.sort().values
-    return [float(ordered[int(q * (ordered.numel() - 1))]) for q in qs]
+    ordered = np.sort(flat.numpy())  # values only: torch.sort adds an int64 index each
+    return [float(ordered[int(q * (len(ordered) - 1))]) for q in qs]
 
 
 def arcee_fusion(base: torch.Tensor, tensors: Sequence[torch.Tensor], *,
@@ -62,14 +63,20 @@ def arcee_fusion(base: torch.Tensor, tensors: Sequence[torch.Tensor], *,
     the rest keep theta_0.
     """
     other = _one("arcee_fusion", tensors)
-    eps = 1e-8
-    p = torch.softmax(other, dim=-1) + eps
-    q = torch.softmax(base, dim=-1) + eps
-    kl = (p * torch.log(p / q)).sum(dim=-1, keepdim=True)
-    importance = (other - base).abs() * kl
+    diff = other - base
+    importance = diff.abs().mul_(_row_kl(other, base))
     q1, median, q3 = _quantiles(importance, (0.25, 0.5, 0.75), seed)
-    mask = (importance >= median + 1.5 * (q3 - q1)).to(base.dtype)
-    return base + (other - base) * mask
+    mask = importance >= median + 1.5 * (q3 - q1)
+    del importance
+    return diff.mul_(mask).add_(base)
+
+
+def _row_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, eps: float = 1e-8):
+    """KL(softmax(p) || softmax(q)) per row (last dimension), keepdim; three temporaries
+    of the tensor's size at most, freed on return."""
+    p = torch.softmax(p_logits, dim=-1).add_(eps)
+    q = torch.softmax(q_logits, dim=-1).add_(eps)
+    return torch.div(p, q, out=q).log_().mul_(p).sum(dim=-1, keepdim=True)
 
 
 def nearswap(base: torch.Tensor, tensors: Sequence[torch.Tensor], *, t: float) -> torch.Tensor:

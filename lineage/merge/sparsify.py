@@ -10,6 +10,7 @@ paper's ``1 / (1 - p)``) is asked for.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from lineage.errors import SpecError, UnknownNameError
@@ -75,7 +76,7 @@ def magnitude_outliers(
 
     If ``density + gamma > 1`` fewer outliers are dropped, as in mergekit. Where
     mergekit's slice ``[n_bot:-0]`` keeps nothing when ``int(gamma * numel) == 0``, this
-    keeps the top entries (the evident intent). Two selections (``kthvalue`` for the
+    keeps the top entries (the evident intent). Two selections (a partition for the
     lower cut, ``topk`` of the few outliers) replace mergekit's full sort: O(n) instead
     of O(n log n) and no int64 index per entry; only entries tied with the lower cut-off
     can differ (they are dropped together).
@@ -87,16 +88,25 @@ def magnitude_outliers(
     n_bot = n - n_keep - n_top
     if n_bot < 0:
         n_top, n_bot = n_top + n_bot, 0
-    mags = delta.abs().reshape(-1)
     if n_keep <= 0 and n_bot >= n:
         return rescaled(delta, torch.zeros_like(delta), norm, density)
+    keep = _between_cuts(delta, n_bot, n_top)
+    return rescaled(delta, keep.reshape(delta.shape).to(delta.dtype), norm, density)
+
+
+def _between_cuts(delta: torch.Tensor, n_bot: int, n_top: int) -> torch.Tensor:
+    """bool [numel]: magnitude above the ``n_bot``-th smallest, and not among the ``n_top``
+    largest. The lower cut is numpy's introselect on one float copy (torch's kthvalue also
+    builds an int64 index per entry: 3x the tensor's memory)."""
+    mags = delta.abs().reshape(-1)
     if n_bot > 0:
-        keep = mags > mags.kthvalue(n_bot).values
+        cut = np.partition(mags.numpy(), n_bot - 1)[n_bot - 1]
+        keep = mags > float(cut)
     else:
         keep = torch.ones_like(mags, dtype=torch.bool)
     if n_top > 0:
         keep[torch.topk(mags, n_top, sorted=False).indices] = False
-    return rescaled(delta, keep.reshape(delta.shape).to(delta.dtype), norm, density)
+    return keep
 
 
 def della_magprune(

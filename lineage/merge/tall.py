@@ -29,7 +29,7 @@ from lineage.errors import SpecError, UnknownNameError
 from lineage.merge import output, tall_masks
 from lineage.merge.run import MergeResult, check_compatible
 from lineage.weights import ModelWeights, open_model
-from lineage.weights.dtypes import is_float
+from lineage.weights.dtypes import is_float, torch_dtype
 
 Score = Callable[[int, float, Mapping[str, torch.Tensor]], float]
 LAMBDAS = (0.2, 0.3, 0.4, 0.5, 0.6)
@@ -200,15 +200,18 @@ def reconstruct(
         masks = stack.enter_context(open_model(src / "masks.safetensors"))
         infos = base_m.infos()
         shards = output.plan_shards([(n, i.nbytes) for n, i in infos.items()], max_shard_bytes)
+        specs = {n: output.TensorSpec(torch_dtype(i.dtype), i.shape) for n, i in infos.items()}
+        tau_names = set(taus.names())
         with output.AtomicFolder(out_dir, overwrite=overwrite) as folder:
-            writer = output.ShardWriter(folder.tmp, shards)
-            for name, info in infos.items():
-                theta0 = base_m.tensor(name)
-                if name in taus.infos():
-                    m = unpack_mask(masks.tensor(f"task{t}::{name}"), info.shape)
-                    theta0 = theta0.float() + m * taus.tensor(name).float()
-                writer.add(name, theta0.to(base_m.tensor(name).dtype))
-            files = writer.finish()
+            with output.ShardWriter(folder.tmp, shards, specs) as writer:
+                for name, info in infos.items():
+                    theta0 = base_m.tensor(name)
+                    if name in tau_names:
+                        m = unpack_mask(masks.tensor(f"task{t}::{name}"), info.shape)
+                        theta0 = theta0.float() + m * taus.tensor(name).float()
+                    writer.add(name, theta0.to(specs[name].dtype))
+                    base_m.release(name)
+                files = writer.finish()
             output.write_config(folder.tmp, base_m.metadata.config, None)
             output.copy_side_files(base_m.layout.root, folder.tmp)
             _write_card(folder.tmp, meta, t, base_ref)

@@ -115,16 +115,18 @@ def generalized_task_arithmetic(
     n = len(tensors)
     gammas = gamma if gamma is not None else [0.0] * n
     epsilons = epsilon if epsilon is not None else [0.0] * n
-    deltas = []
+    if n == 0:
+        return base
+    # Task vectors are written into one [T, *shape] tensor as they are made (a list and
+    # then torch.stack would hold them twice).
+    deltas = torch.empty((n, *base.shape), dtype=base.dtype)
     for i, x in enumerate(tensors):
-        d = x - base
+        torch.sub(x, base, out=deltas[i])
         if sparsify is not None:
-            d = sparsify_one(
-                d, sparsify, density=density[i], gamma=gammas[i], epsilon=epsilons[i],
+            deltas[i] = sparsify_one(
+                deltas[i], sparsify, density=density[i], gamma=gammas[i], epsilon=epsilons[i],
                 norm=norm, gen=generator(seed, "model", i),
             )
-        deltas.append(d)
-    if not deltas:
-        return base
-    mixed = combine(torch.stack(deltas), weight, consensus=consensus, normalize=normalize)
-    return base + lambda_ * mixed
+    mixed = combine(deltas, weight, consensus=consensus, normalize=normalize)
+    del deltas
+    return mixed.mul_(lambda_).add_(base)

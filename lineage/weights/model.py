@@ -78,9 +78,10 @@ class ModelWeights:
         handle, local = self._where[name]
         handle.prefetch_range(local, start, end)
 
-    def release(self, name: str, start: int, end: int) -> None:
-        """Bytes start..end of `name` are read: drop their pages from this process's
-        memory (they stay in the page cache), so memory is bounded by a chunk."""
+    def release(self, name: str, start: int = 0, end: int | None = None) -> None:
+        """Done with `name` (or with its bytes start..end): drop those mapped pages from
+        this process's memory (they stay in the page cache; reading them again costs a
+        page-cache read), so memory is bounded by a chunk or a tensor."""
         handle, local = self._where[name]
         handle.release(local, start, end)
 

@@ -51,7 +51,7 @@ class PickleFile:
     def prefetch_range(self, name: str, start: int, end: int) -> None:
         """Nothing to do: the tensors are in memory."""
 
-    def release(self, name: str, start: int, end: int) -> None:
+    def release(self, name: str, start: int = 0, end: int | None = None) -> None:
         """Nothing to do: torch.load owns the memory of the whole file."""
 
     def tensor(self, name: str) -> torch.Tensor:

@@ -70,18 +70,26 @@ class SafetensorsFile:
         first -= first % mmap.PAGESIZE
         self._map.madvise(mmap.MADV_WILLNEED, first, info.offset + end - first)
 
-    def release(self, name: str, start: int, end: int) -> None:
-        """Unmap the whole pages of the tensor's bytes before `end` from `start` on
-        (they stay in the page cache; a later read maps them again): what was read is
-        not kept in this process's memory. The page holding byte `end` stays (the
-        next chunk shares it)."""
+    def release(self, name: str, start: int = 0, end: int | None = None) -> None:
+        """Drop this process's pages of a tensor (they stay in the page cache; a later
+        read maps them again). Mapped pages a reader touched count in its resident
+        memory until the map closes, so a pass over a whole model would hold the whole
+        file.
+
+        With `end` None, the whole tensor (a streaming merge done with it: views still
+        alive read the bytes again from the file on their next access). With `end`, the
+        whole pages of bytes start..end only (a fingerprint chunk): the page holding
+        byte `end` stays, the next chunk shares it."""
         info = self.header.tensors[name]
-        if info.nbytes == 0 or not hasattr(mmap, "MADV_DONTNEED"):
+        if info.nbytes == 0 or self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
             return
         first = info.offset + start
         first -= first % mmap.PAGESIZE
-        last = info.offset + min(end, info.nbytes)
-        last -= last % mmap.PAGESIZE
+        if end is None:
+            last = info.offset + info.nbytes
+        else:
+            last = info.offset + min(end, info.nbytes)
+            last -= last % mmap.PAGESIZE
         if last > first:
             self._map.madvise(mmap.MADV_DONTNEED, first, last - first)
 
