@@ -101,10 +101,15 @@ def test_search_finds_a_model_and_a_click_shows_card_beside_weights(atlas_page, 
 
         # A real mouse click on another model's node shows that model instead.
         other = next(e.child for e in recovered.result.edges if e.child != merge["id"])
+        # The search centres its match in a 200 ms animation: let it end first, then
+        # wait for our own view (a queued animation starts a frame after the last ends,
+        # so "not animated" alone can be read in between).
+        browser.wait_for("!window.atlas.cy.animated()")
         browser.eval(f"window.atlas.cy.animate({{center: {{eles: window.atlas.cy.nodes()"
                      f".filter(n => n.data('label') === {other!r})}}, zoom: 1.5}}, "
                      f"{{duration: 0}}), 0")
-        browser.wait_for("!window.atlas.cy.animated()")
+        browser.wait_for("Math.abs(window.atlas.cy.zoom() - 1.5) < 1e-9 && "
+                         "!window.atlas.cy.animated()")
         browser.click(*_rendered_centre(browser, other))
         browser.wait_for(f"document.getElementById('detail-id')?.textContent === {other!r}")
 
