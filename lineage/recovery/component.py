@@ -87,7 +87,8 @@ def prepare_component(
     rank_neighbours: int = 4, group: str = "", dtypes: list[str | None] | None = None,
 ) -> Component:
     dtypes = dtypes if dtypes is not None else [None] * features.n
-    near = placement_distance(features, matrix_sq_dists(features))
+    sq = matrix_sq_dists(features)
+    near = placement_distance(features, sq)
     factors, ranks = component_ranks(features, near, rank_neighbours)
     lowrank = factors < FULL_RANK
     rank_sum = rank_sums(features.n, ranks, lowrank)
@@ -99,7 +100,8 @@ def prepare_component(
     if merged:  # the tree's distances without the merges (recentred sketches)
         keep = [i for i in range(features.n) if i not in merged]
         tree = features.take(keep)
-        raw = placement_distance(tree, matrix_sq_dists(tree))
+        sq = matrix_sq_dists(tree)
+        raw = placement_distance(tree, sq)
         factors, lowrank, rank_sum = (a[np.ix_(keep, keep)] for a in (factors, lowrank, rank_sum))
         ranks = _reindex(ranks, keep)
     else:  # nothing taken out: the same distances
@@ -111,7 +113,7 @@ def prepare_component(
         all_ids=features.ids,
         dist=tiered_key(raw, rank_sum),
         raw_dist=raw,
-        votes=direction_votes(tree),
+        votes=direction_votes(tree, sq),
         lowrank=lowrank,
         factors=factors,
         ranks=ranks,

@@ -75,9 +75,12 @@ def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.sqrt(((values - mean) ** 2 * mask).sum(axis=0) / count)
 
 
-def direction_votes(features: GroupFeatures) -> dict[str, np.ndarray]:
+def direction_votes(features: GroupFeatures, sq: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
+    """Every signal's votes; `sq`: the matrices' sketched squared distances
+    (distance.matrix_sq_dists) when the caller already has them."""
     return {"kurtosis": kurtosis_votes(features), "norm": norm_votes(features),
-            "projection": projection_votes(features)}
+            "projection": projection_votes(features, sq)}
 
 
 def matrix_votes(features: GroupFeatures, values: np.ndarray) -> np.ndarray:

@@ -146,14 +146,14 @@ def average_base(fit: MergeFit, comp: Component, tree: Tree) -> MergeFit:
         return fit
     odd = _odd_weight(fit)
     if odd is not None:
-        return _with_base(fit, odd)
+        return with_base(fit, odd)
     index = {m: i for i, m in enumerate(comp.ids)}
     nodes = {p: index[comp.all_ids[p]] for p in fit.parents if comp.all_ids[p] in index}
     bases = [p for p, x in nodes.items()
              if _separate_branches(tree, x, [y for q, y in nodes.items() if q != p])]
     if len(bases) != 1 or len(nodes) != len(fit.parents):
         return fit
-    return _with_base(fit, bases[0])
+    return with_base(fit, bases[0])
 
 
 PER_MATRIX_RULE = "exact per-matrix"
@@ -175,7 +175,8 @@ def _odd_weight(fit: MergeFit) -> int | None:
     return None
 
 
-def _with_base(fit: MergeFit, base: int) -> MergeFit:
+def with_base(fit: MergeFit, base: int) -> MergeFit:
+    """The fit with `base`, one of its parents, read as its base instead."""
     keep = [k for k, p in enumerate(fit.parents) if p != base]
     return replace(fit, base=base, parents=[fit.parents[k] for k in keep],
                    coefficients=[fit.coefficients[k] for k in keep])

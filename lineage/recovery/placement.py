@@ -23,6 +23,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from lineage.recovery.rooting import subtree_sets
+
 ALL_PAIRS_LIMIT = 96  # components up to this size get the rank of every pair: n^2 / 2
 # small SVDs; larger ones the ranks of each model's nearest candidates
 
@@ -73,24 +75,6 @@ def tiered_margins(dist: np.ndarray, rank_sum: np.ndarray, parents: np.ndarray
             runner_up = float(dist[others, c].min())
             margin[c] = max(0.0, 1.0 - float(dist[p, c]) / max(runner_up, 1e-300))
     return np.clip(margin, 0.0, 1.0)
-
-
-def subtree_sets(parents: np.ndarray) -> list[set[int]]:
-    """Per node, the set of nodes in its subtree (itself included)."""
-    n = len(parents)
-    children: list[list[int]] = [[] for _ in range(n)]
-    for c, p in enumerate(parents):
-        if p >= 0:
-            children[p].append(c)
-    out = []
-    for c in range(n):
-        below, stack = {c}, [c]
-        while stack:
-            for k in children[stack.pop()]:
-                below.add(k)
-                stack.append(k)
-        out.append(below)
-    return out
 
 
 def all_pairs(n: int) -> Iterable[tuple[int, int]]:

@@ -32,6 +32,7 @@ from lineage.recovery.cards import card_disagreements, undocumented_edges
 from lineage.recovery.cluster import cluster_trees
 from lineage.recovery.component import Component, prepare_component
 from lineage.recovery.copies import cast_copies, exact_duplicates
+from lineage.recovery.direction import SIGNALS
 from lineage.recovery.distance import (
     centred_cosines,
     matrix_sq_dists,
@@ -43,7 +44,7 @@ from lineage.recovery.graph import RecoveredEdge, RecoveryResult
 from lineage.recovery.inputs import CardEdge, ModelInput
 from lineage.recovery.large_component import prepare_large_component, sparse_placement_margins
 from lineage.recovery.merges import MergeFit
-from lineage.recovery.orient import ORIENT_RULE, gather, orient_all
+from lineage.recovery.orient import ORIENT_RULE, gather, orient_all, with_base
 from lineage.recovery.placement import tiered_margins
 from lineage.recovery.pool import map_tasks
 from lineage.recovery.rooting import Rooting, placement_margins
@@ -266,8 +267,8 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
     ps = parents[cs]
     at = {name: gather(a, ps, cs).tolist() for name, a in (
         ("distance", comp.raw_dist), ("rank_fraction", comp.factors),
-        ("lowrank", comp.lowrank), *((k, comp.votes[k]) for k in
-                                    ("kurtosis", "norm", "projection") if k in comp.votes))}
+        ("lowrank", comp.lowrank), *((k, comp.votes[k]) for k in SIGNALS
+                                    if k in comp.votes))}
     edges = []
     for e, (c, p) in enumerate(zip(cs.tolist(), ps.tolist(), strict=True)):
         direction = float(rooting.direction_confidence[c])
@@ -276,10 +277,8 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
             "distance": round(float(at["distance"][e]), 8),
             "rank_fraction": round(float(at["rank_fraction"][e]), 4),
             "ranks": comp.ranks.get((min(p, c), max(p, c))),
-            "kurtosis_vote": round(float(at["kurtosis"][e]), 4),
-            "norm_vote": round(float(at["norm"][e]), 4),
-            "projection_vote": (round(float(at["projection"][e]), 4)
-                                if "projection" in at else None),
+            **{f"{k}_vote": round(float(at[k][e]), 4) if k in at else None
+               for k in SIGNALS},
             "direction_probability": round(direction, 4),
             "placement_margin": round(float(margin[c]), 4),
             "placement_probability": round(placement, 4),
@@ -317,9 +316,7 @@ def _split_base(fit: MergeFit, comp: Component, rooting: Rooting) -> MergeFit:
         for u in nodes.values())]
     if len(bases) != 1:
         return fit
-    keep = [k for k, p in enumerate(fit.parents) if p != bases[0]]
-    return replace(fit, base=bases[0], parents=[fit.parents[k] for k in keep],
-                   coefficients=[fit.coefficients[k] for k in keep])
+    return with_base(fit, bases[0])
 
 
 def _is_ancestor(parents: np.ndarray, a: int, b: int) -> bool:

@@ -228,23 +228,33 @@ def placement_margins(dist: np.ndarray, parents: np.ndarray) -> np.ndarray:
     parents being the nodes outside its own subtree (its descendants would make a
     cycle). 1 where there is no alternative; 0 for the root."""
     n = len(parents)
-    children: list[list[int]] = [[] for _ in range(n)]
-    for c, p in enumerate(parents):
-        if p >= 0:
-            children[p].append(c)
+    below = subtree_sets(parents)
     margin = np.zeros(n)
     for c, p in enumerate(parents):
         if p < 0:
             continue
-        below, stack = {c}, [c]
-        while stack:
-            for k in children[stack.pop()]:
-                below.add(k)
-                stack.append(k)
-        others = [x for x in range(n) if x not in below and x != p]
+        others = [x for x in range(n) if x not in below[c] and x != p]
         if not others:
             margin[c] = 1.0
             continue
         runner_up = float(dist[others, c].min())
         margin[c] = max(0.0, 1.0 - float(dist[p, c]) / max(runner_up, 1e-300))
     return margin
+
+
+def subtree_sets(parents: np.ndarray) -> list[set[int]]:
+    """Per node, the set of nodes in its subtree (itself included)."""
+    n = len(parents)
+    children: list[list[int]] = [[] for _ in range(n)]
+    for c, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(c)
+    out = []
+    for c in range(n):
+        below, stack = {c}, [c]
+        while stack:
+            for k in children[stack.pop()]:
+                below.add(k)
+                stack.append(k)
+        out.append(below)
+    return out

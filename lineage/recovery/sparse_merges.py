@@ -81,11 +81,10 @@ class _Probe:
     def flat(self, i: int, qs: list[int]) -> np.ndarray:
         return np.concatenate([self.f.samples[q][i].astype(np.float64) for q in qs])
 
-    def tolerance(self, i: int, qs: list[int], c: np.ndarray) -> np.ndarray:
-        """|c| times ROUNDING_MARGIN unit roundoffs of each matrix's storage dtype."""
-        u = np.concatenate([np.full(self.f.samples[q].shape[1], self.f.roundoff[i, q])
-                            for q in qs])
-        return ROUNDING_MARGIN * u * np.abs(c)
+    def unit_roundoff(self, i: int, qs: list[int]) -> np.ndarray:
+        """Per sampled coordinate of `flat`, model i's unit roundoff in that matrix."""
+        return np.concatenate([np.full(self.f.samples[q].shape[1], self.f.roundoff[i, q])
+                               for q in qs])
 
 
 def _mode_ratio(d: np.ndarray, u: np.ndarray) -> float | None:
@@ -162,12 +161,12 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
         return None
     c, b = probe.flat(child, qs), probe.flat(base, qs)
     d = c - b
-    tol = probe.tolerance(child, qs, c)
+    u = probe.unit_roundoff(child, qs)
+    tol = ROUNDING_MARGIN * u * np.abs(c)
     support = np.abs(d) > INFORMATIVE * tol
     if support.sum() < 64:
         return None
     segs = probe.segments(qs)
-    u = tol / (ROUNDING_MARGIN * np.maximum(np.abs(c), 1e-300))  # unit roundoff per entry
     taus, ratios, shares = {}, {}, {}
     for k in range(probe.f.n):
         if k not in (child, base) and probe.has(k, qs):
