@@ -45,7 +45,8 @@ BASES = 8  # nearest models tried as the base
 MIN_MATCHES = 16  # coordinates at one ratio (to ~1e-6) that make a model a candidate
 # parent: unrelated weights land on one ratio to rounding by chance with probability
 # ~1e-6 each, so 16 such coincidences in a few thousand coordinates do not happen
-MIN_SUBSET_SHARE = 0.05 / 4  # share of d's support a subset sum must explain to count
+MIN_SUBSET_SHARE = 0.05 / 4  # share of d's support a subset sum must explain to count:
+# the previous release's hand-set screen (0.05 of a quarter of d), kept as it was, not derived
 MAX_PARENTS = 4
 MIN_COVERAGE = 0.95  # share of d's support the parents must explain
 ROUNDING_MARGIN = 8.0  # tolerance in unit roundoffs of c's dtype (2^-21 for float32)
