@@ -12,9 +12,10 @@ coordinates per matrix, the same for every model of an architecture
 (lineage.fingerprint.sample; why its size is enough is argued there). The checks read
 those samples, never the weights:
 
-  base    the near model c shares the most bit-identical weights with (a fine-tune
-          changes nearly every weight; a sparse merge leaves at its base every weight
-          all parents dropped: most at TIES densities, (1 - p)^K for DARE at density p);
+  base    of the near models c shares bit-identical weights with (a fine-tune changes
+          nearly every weight; a sparse merge leaves at its base every weight all
+          parents dropped, (1 - p)^K at density p, and at a parent those only it
+          kept), the largest share whose reading passes the acceptance test;
   parents models k for which d / t_k takes one value, per matrix, on at least
           MIN_MATCHES coordinates (where k alone survived). Per matrix: DARE rescales
           each parent's survivors per tensor (mergekit matches the l1 norm, so the
@@ -241,9 +242,24 @@ def detect_sparse_merges(
             continue
         near = [int(b) for b in np.argsort(dist[m]) if b != m][:BASES]
         same = {b: unchanged_fraction(probe, m, b) for b in near}
-        base = max(same, key=same.get)
-        if same[base] > 0.0:  # the acceptance test, not this screen, decides
-            fit = fit_sparse_merge(probe, m, base)
-            if fit is not None:
-                found.append(fit)
+        fit = _first_accepted_base(probe, m, same)
+        if fit is not None:
+            found.append(fit)
     return found
+
+
+def _first_accepted_base(probe: _Probe, child: int, same: dict[int, float]
+                         ) -> MergeFit | None:
+    """The first accepted fit, trying as the base every near model that shares
+    bit-identical weights with the child, the largest share first. The largest share
+    alone is not always the base: where one parent alone survived, a TIES or DARE merge
+    equals that parent bit for bit, p (1 - p) of the weights for two parents at density
+    p, more than the (1 - p)^2 left at the base once p > 1/2. Read over a parent, the
+    merge's difference keeps the coordinates where both parents survived and agreed
+    (half their sum, which no single ratio of the other task vectors gives), so that
+    reading fails the acceptance test and the next share is tried."""
+    for base in sorted((b for b, s in same.items() if s > 0.0), key=lambda b: (-same[b], b)):
+        fit = fit_sparse_merge(probe, child, base)
+        if fit is not None:
+            return fit
+    return None

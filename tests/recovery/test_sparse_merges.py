@@ -14,7 +14,7 @@ from lineage.fingerprint import rank_sketch, sample_values
 from lineage.recovery import recover_graph
 from lineage.recovery.features import group_features
 from lineage.recovery.inputs import ModelInput, TensorStat
-from lineage.recovery.sparse_merges import detect_sparse_merges
+from lineage.recovery.sparse_merges import _Probe, detect_sparse_merges, unchanged_fraction
 
 SIDE, MATS = 96, 3  # 9216 weights per matrix, sampled at 4096 coordinates
 SAMPLE = 4096
@@ -155,3 +155,20 @@ def test_a_dense_dare_merge_is_found_although_few_weights_keep_one_parent(ties):
                 for k, (r, a, b, c) in enumerate(zip(fam["root"], fam["a"], fam["b"],
                                                      fam["c"], strict=True))]
     assert _detect(fam) == [("m", "root", {"a", "b", "c"})]
+
+
+def test_a_dense_ties_merge_finds_its_base_although_a_parent_shares_more_weights():
+    # Density 0.7 over two parents: the merge equals a parent bit for bit wherever it
+    # alone survived (0.7 * 0.3 = 21 % of the weights, by magnitude roughly so), more
+    # than the 9 % left at the base, so the largest share is a parent's, whose reading
+    # fails; the base is found next.
+    fam = _family(7)
+    fam["m"] = [_ties(r.astype(np.float64), [a, b], 0.7)
+                for r, a, b in zip(fam["root"], fam["a"], fam["b"], strict=True)]
+    features = group_features([_model(k, v) for k, v in fam.items()])
+
+    probe, ids = _Probe(features), features.ids
+    m = ids.index("m")
+    shares = {k: unchanged_fraction(probe, m, ids.index(k)) for k in ("root", "a", "b")}
+    assert max(shares["a"], shares["b"]) > shares["root"] > 0.0
+    assert _detect(fam) == [("m", "root", {"a", "b"})]
