@@ -91,15 +91,16 @@ class Rounding:
         return float(sum(abs(c) * self.error[t] * self.norms[t] for t, c in terms.items()))
 
 
-def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = None
-              ) -> MergeFit:
-    """Fit child - base on every other model's task vector, from the Gram matrix only.
+def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = None,
+              exclude: frozenset[int] = frozenset()) -> MergeFit:
+    """Fit child - base on every other model's task vector (but `exclude`'s), from the
+    Gram matrix only.
 
     With A = [x_k - x_b] and y = x_m - x_b: A^T A = L L^T (Cholesky), and
     ||A c - y||^2 = ||L^T c - z||^2 + |y|^2 - |z|^2 with z = L^-1 A^T y, so NNLS runs on
     a K x K system whatever the sketch width."""
     n = g.shape[0]
-    cols = np.array([k for k in range(n) if k not in (child, base)])
+    cols = np.array([k for k in range(n) if k not in (child, base) and k not in exclude])
     gb = g[:, base]
     ata = g[np.ix_(cols, cols)] - gb[cols][:, None] - gb[cols][None, :] + g[base, base]
     aty = g[cols, child] - gb[cols] - g[base, child] + g[base, base]
@@ -222,8 +223,24 @@ def candidate_merges(features: GroupFeatures, dtypes: list[str | None],
     found = []
     for m in range(features.n):
         bases = [int(b) for b in np.argsort(dist[m], kind="stable") if b != m]
-        fits = [fit_merge(g, m, b, rounding) for b in bases[:BASES_PER_CHILD]]
-        good = [f for f in fits if accepted(f)]
+        fits = [(fit_merge(g, m, b, rounding), b) for b in bases[:BASES_PER_CHILD]]
+        good = [fewest_parents(g, f, b, rounding) for f, b in fits if accepted(f)]
         if good:
             found.append(min(good, key=lambda f: (f.residual, len(f.parents))))
     return found
+
+
+def fewest_parents(g: np.ndarray, fit: MergeFit, base: int, rounding: Rounding) -> MergeFit:
+    """The accepted fit (made over `base`) with every parent the others explain dropped,
+    smallest term first, while it stays exact. A near-copy of a parent (its child after
+    a few tiny steps) spans almost the same task vector, so a fit can split one
+    coefficient between the two (0.4998 and 0.0002) within rounding; a merge tool
+    used one of them."""
+    out, dropped = fit, frozenset()
+    for p in reversed(fit.parents):  # kept largest term first: try the smallest first
+        if len(out.parents) <= 2:
+            break
+        trial = fit_merge(g, fit.child, base, rounding, dropped | {p})
+        if accepted(trial) and len(trial.parents) < len(out.parents):
+            out, dropped = trial, dropped | {p}
+    return out

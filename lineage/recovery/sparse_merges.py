@@ -12,10 +12,10 @@ coordinates per matrix, the same for every model of an architecture
 (lineage.fingerprint.sample; why its size is enough is argued there). The checks read
 those samples, never the weights:
 
-  base    of the near models c shares bit-identical weights with (a fine-tune changes
-          nearly every weight; a sparse merge leaves at its base every weight all
-          parents dropped, (1 - p)^K at density p, and at a parent those only it
-          kept), the largest share whose reading passes the acceptance test;
+  base    of the models sharing bit-identical weights with c (a fine-tune changes
+          every weight; a sparse merge leaves at its base every weight all parents
+          dropped, (1 - p)^K at density p, and at a parent those only it kept), the
+          largest share whose reading passes the acceptance test;
   parents models k for which d / t_k takes one value, per matrix, on at least
           MIN_MATCHES coordinates (where k alone survived). Per matrix: DARE rescales
           each parent's survivors per tensor (mergekit matches the l1 norm, so the
@@ -42,7 +42,7 @@ from lineage.recovery.features import GroupFeatures
 from lineage.recovery.merges import MergeFit
 
 PROBES = 8  # changed matrices whose samples are read per pair
-BASES = 8  # nearest models tried as the base
+BASES = 8  # models sharing the most weights with a child tried as its base
 MIN_MATCHES = 16  # coordinates at one ratio (to ~1e-6) that make a model a candidate
 # parent: unrelated weights land on one ratio to rounding by chance with probability
 # ~1e-6 each, so 16 such coincidences in a few thousand coordinates do not happen
@@ -219,11 +219,6 @@ def _fewest(ev: _Evidence, parents: list[int]) -> tuple[list[int], float]:
     return keep, cover
 
 
-def unchanged_fraction(probe: _Probe, i: int, j: int) -> float:
-    qs = probe.changed(i, j)
-    return float((probe.flat(i, qs) == probe.flat(j, qs)).mean()) if qs else 0.0
-
-
 def has_sample_evidence(features: GroupFeatures) -> bool:
     return features.sample_ok is not None and bool(features.sample_ok.any())
 
@@ -231,8 +226,10 @@ def has_sample_evidence(features: GroupFeatures) -> bool:
 def detect_sparse_merges(
     features: GroupFeatures, dist: np.ndarray, skip: set[int]
 ) -> list[MergeFit]:
-    """Accepted sparse merges of one component; `dist` [n, n] picks the bases tried,
-    `skip` holds children already explained (linear merges)."""
+    """Accepted sparse merges of one component; `skip` holds children already
+    explained (linear merges). `dist` is kept for callers; the bases tried are the
+    models sharing bit-identical weights with the child, whatever their distance."""
+    del dist  # the base is found by shared weights, not by distance (see shared_weights)
     if features.n < 4 or not has_sample_evidence(features):
         return []
     probe = _Probe(features)
@@ -240,12 +237,42 @@ def detect_sparse_merges(
     for m in range(features.n):
         if m in skip:
             continue
-        near = [int(b) for b in np.argsort(dist[m]) if b != m][:BASES]
-        same = {b: unchanged_fraction(probe, m, b) for b in near}
-        fit = _first_accepted_base(probe, m, same)
+        fit = _first_accepted_base(probe, m, shared_weights(probe, m))
         if fit is not None:
             found.append(fit)
     return found
+
+
+def shared_weights(probe: _Probe, m: int) -> dict[int, float]:
+    """Per other model: the share of m's sampled non-zero weights it holds bit for bit,
+    over the first PROBES matrices where their contents differ; the BASES largest
+    shares of at least MIN_MATCHES weights (fewer coincide by chance: float32 values
+    meet bit for bit at ~1e-7 odds, more often near zero). A fine-tune changes every weight, so only a sparse merge's base
+    (every weight all parents dropped) and its lone-surviving parents share any; the
+    base is not always near the merge (DARE's 1/p rescale moves the merge away; a wide
+    family puts many siblings nearer), so every model is screened, one vectorised
+    comparison per matrix."""
+    f = probe.f
+    equal = np.zeros(f.n)
+    seen = np.zeros(f.n)
+    used = 0
+    for q in probe.names:
+        if used == PROBES:
+            break
+        if not f.sample_ok[m, q]:
+            continue
+        used += 1
+        values = f.samples[q]
+        mine = values[m]
+        differs = (f.hashes[:, q] != f.hashes[m, q]) & f.sample_ok[:, q]
+        same = ((values == mine) & (mine != 0)).sum(axis=1)
+        equal += np.where(differs, same, 0)
+        seen += np.where(differs, mine.size, 0)
+    share = np.divide(equal, seen, out=np.zeros(f.n), where=seen > 0)
+    share[equal < MIN_MATCHES] = 0.0  # a few equal weights happen by chance
+    share[m] = 0.0
+    top = [int(k) for k in np.argsort(-share, kind="stable")[:BASES] if share[k] > 0]
+    return {k: float(share[k]) for k in top}
 
 
 def _first_accepted_base(probe: _Probe, child: int, same: dict[int, float]

@@ -242,3 +242,24 @@ def test_the_same_catalog_gives_the_same_edges_whatever_the_order(rng):
         again = recover_graph(shuffled)
         assert [(e.parent, e.child, e.relation, e.confidence) for e in again.edges] == [
             (e.parent, e.child, e.relation, e.confidence) for e in first.edges]
+
+
+@pytest.mark.parametrize("seed, step", [(0, 1e-4), (0, 1e-3), (3, 1e-3)])
+def test_a_merge_parent_s_near_copy_is_not_a_parent(seed, step):
+    # ft-0 has a LoRA child that barely moved: its task vector spans almost ft-0's, so
+    # a fit can split ft-0's weight between the two within rounding (0.4998 + 0.0002)
+    # or hand it to the near-copy. A merge tool used one of them; dropping the smallest
+    # term while the fit stays exact leaves the two the tool used.
+    rng = np.random.default_rng(seed)
+    grand, base, uncles, kids = _family(rng)
+    near_copy = [m + step * m.std() * np.outer(rng.standard_normal(SIDE), rng.standard_normal(SIDE))
+                 for m in kids[0]]
+    merge = [((f1 + f2) / 2).astype(np.float32) for f1, f2 in zip(kids[0], kids[1], strict=True)]
+    models = [model("org/grand", grand), model("org/base", base), model("org/merge", merge),
+              model("org/ft-0-tiny", near_copy),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)],
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(kids)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {("org/ft-0", "org/merge"),
+                                                     ("org/ft-1", "org/merge")}
+    assert merges[0].evidence["coefficients"] == {"org/ft-0": 0.5, "org/ft-1": 0.5}

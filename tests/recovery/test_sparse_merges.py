@@ -14,7 +14,7 @@ from lineage.fingerprint import rank_sketch, sample_values
 from lineage.recovery import recover_graph
 from lineage.recovery.features import group_features
 from lineage.recovery.inputs import ModelInput, TensorStat
-from lineage.recovery.sparse_merges import _Probe, detect_sparse_merges, unchanged_fraction
+from lineage.recovery.sparse_merges import _Probe, detect_sparse_merges, shared_weights
 
 SIDE, MATS = 96, 3  # 9216 weights per matrix, sampled at 4096 coordinates
 SAMPLE = 4096
@@ -169,6 +169,30 @@ def test_a_dense_ties_merge_finds_its_base_although_a_parent_shares_more_weights
 
     probe, ids = _Probe(features), features.ids
     m = ids.index("m")
-    shares = {k: unchanged_fraction(probe, m, ids.index(k)) for k in ("root", "a", "b")}
+    shares = {ids[k]: v for k, v in shared_weights(probe, m).items()}
     assert max(shares["a"], shares["b"]) > shares["root"] > 0.0
     assert _detect(fam) == [("m", "root", {"a", "b"})]
+
+
+def test_the_base_is_found_where_many_models_sit_nearer_the_merge_than_it():
+    # A DARE merge (rescaled by 1 / (1 - drop)) of two parents that each have ten near
+    # children: twenty models sit nearer the merge, and nearer each of its nearest, than
+    # the base does. The base is screened by the weights it shares, not by distance.
+    from lineage.recovery.distance import placement_distance
+
+    fam = _family(8)
+    rng = np.random.default_rng(8)
+    for parent in "ab":
+        for k in range(10):
+            fam[f"{parent}{k + 2}"] = [(m + 1e-3 * rng.standard_normal(m.shape)).astype(np.float32)
+                                       for m in fam[parent]]
+    fam["m"] = [_dare(r.astype(np.float64), [a, b], 0.5, k)
+                for k, (r, a, b) in enumerate(zip(fam["root"], fam["a"], fam["b"], strict=True))]
+    features = group_features([_model(k, v) for k, v in fam.items()])
+    ids, dist = features.ids, placement_distance(features)
+    order = [[ids[j] for j in np.argsort(dist[i]) if j != i][:8] for i in range(features.n)]
+    m = ids.index("m")
+    assert all("root" not in order[ids.index(x)] for x in [*order[m], "m"])
+    found = detect_sparse_merges(features, dist, set())
+    assert [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in found] == [
+        ("m", "root", {"a", "b"})]
