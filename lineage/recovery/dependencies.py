@@ -64,6 +64,7 @@ def mirror_readings(fit: MergeFit) -> list[MergeFit]:
     decides which reading is found at all)."""
     if fit.rule.startswith(SPARSE_RULE):
         return [fit]
+    fit = as_average(fit)
     a = {fit.child: 1.0}
     if fit.base is not None:
         a[fit.base] = -(1.0 - float(sum(fit.coefficients)))
@@ -79,6 +80,22 @@ def mirror_readings(fit: MergeFit) -> list[MergeFit]:
         readings.append(replace(fit, child=t, base=base, parents=parents,
                                 coefficients=[w[s] for s in parents]))
     return readings
+
+
+def as_average(fit: MergeFit) -> MergeFit:
+    """A fit whose base keeps a positive net weight (1 - sum c > 0, every c > 0) is a
+    weighted average of the base and the parents: task arithmetic at lambda = 1/3 over
+    two fine-tunes is (B + F1 + F2) / 3, the linear average of three models. Which
+    member, if any, is a base is read from the tree (orient.average_base: the one the
+    others branch off from), not from which model the fit happened to try as a base."""
+    if fit.base is None or not fit.coefficients:
+        return fit
+    rest = 1.0 - float(sum(fit.coefficients))
+    if round(rest, COEFFICIENT_DIGITS) <= 0.0 or min(fit.coefficients) <= 0.0:
+        return fit
+    order = sorted([*fit.parents, fit.base])
+    weight = dict(zip(fit.parents, fit.coefficients, strict=True)) | {fit.base: rest}
+    return replace(fit, base=None, parents=order, coefficients=[weight[p] for p in order])
 
 
 def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]

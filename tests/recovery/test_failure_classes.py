@@ -263,3 +263,33 @@ def test_a_merge_parent_s_near_copy_is_not_a_parent(seed, step):
     assert {(e.parent, e.child) for e in merges} == {("org/ft-0", "org/merge"),
                                                      ("org/ft-1", "org/merge")}
     assert merges[0].evidence["coefficients"] == {"org/ft-0": 0.5, "org/ft-1": 0.5}
+
+
+def test_a_linear_average_of_three_siblings_has_three_parents(rng):
+    # (F0 + F1 + F2) / 3 is also "F2 + 1/3 (F0 - F2) + 1/3 (F1 - F2)": a fit that tried
+    # F2 as the base reads it so. The siblings branch off their own parent, not off F2,
+    # so none of them is a base: three merge parents.
+    grand, base, uncles, kids = _family(rng)
+    merge = [(a + b + c) / 3 for a, b, c in zip(*kids, strict=True)]
+    models = [model("org/grand", grand), model("org/base", base), model("org/merge", merge),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)],
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(kids)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {(f"org/ft-{k}", "org/merge") for k in range(3)}
+    assert merges[0].evidence["base"] is None
+
+
+def test_a_fit_over_a_base_with_positive_weight_is_read_as_an_average():
+    from lineage.recovery.dependencies import mirror_readings
+    from lineage.recovery.merges import MergeFit
+
+    fit = MergeFit(child=0, base=3, parents=[1, 2], coefficients=[1 / 3, 1 / 3],
+                   residual=1e-8, single_residual=0.5)
+    first = mirror_readings(fit)[0]
+    assert first.child == 0 and first.base is None and first.parents == [1, 2, 3]
+    assert np.allclose(first.coefficients, [1 / 3, 1 / 3, 1 / 3])
+    # task arithmetic at lambda = 0.7 over two fine-tunes: the base's weight is -0.4,
+    # so the base stays the base
+    ta = MergeFit(child=0, base=3, parents=[1, 2], coefficients=[0.7, 0.7],
+                  residual=1e-8, single_residual=0.5)
+    assert mirror_readings(ta)[0].base == 3
