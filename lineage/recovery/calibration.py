@@ -40,7 +40,9 @@ def placement_probability(margin: float) -> float:
     """P(the placed parent is the true one | the distance margin to the runner-up)."""
     if margin >= 1.0:
         return _logistic(PLACEMENT_A)
-    return _logistic(PLACEMENT_A + PLACEMENT_B * math.log(max(margin, 1e-6)))
+    # The placed parent is at least as near as the runner-up: at a tie either is as
+    # likely, so the curve never goes below 1/2 (it would reach it at margin e^-5).
+    return max(0.5, _logistic(PLACEMENT_A + PLACEMENT_B * math.log(max(margin, 1e-6))))
 
 
 def merge_confidence(margin: float, ties: int = 1) -> float:

@@ -49,6 +49,8 @@ class Component:
     group: str = ""  # the architecture signature
     rank_sum: np.ndarray | None = None  # [n, n] total rank of low-rank pairs (dense)
     gram: np.ndarray | None = None  # [n, n] placement.balanced_gram (dense)
+    # (parent, child) -> P(right) for the edges a card placed (card_placement.py)
+    card_placed: dict[tuple[int, int], float] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[str]:

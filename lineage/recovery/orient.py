@@ -19,6 +19,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import minimum_spanning_tree
 
+from lineage.recovery.card_placement import CardClaims, card_reliability, follow_cards
 from lineage.recovery.component import Component
 from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
@@ -199,6 +200,7 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
                ) -> tuple[list[Rooting], dict]:
     """The rooting of every component, and a summary of the signs decided."""
     trees = [placed_tree(c) for c in comps]
+    trees = _follow_cards(comps, trees, cards)
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
@@ -209,6 +211,20 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
             "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
                       for c, r in zip(comps, final, strict=True)}}
     return final, info
+
+
+def _follow_cards(comps: Sequence[Component], trees: list[Tree],
+                  cards: Sequence[CardEdge]) -> list[Tree]:
+    """Each tree with the edges cards decide (card_placement.py), the group's card
+    reliability read from all its trees; each decided pair's posterior kept on the
+    component."""
+    claims = [CardClaims.of(c, cards) for c in comps]
+    rho = card_reliability(comps, claims, trees)
+    out = []
+    for comp, tree, claim in zip(comps, trees, claims, strict=True):
+        tree, comp.card_placed = follow_cards(comp, tree, claim, rho)
+        out.append(tree)
+    return out
 
 
 def _root(comp: Component, tree: Tree, priors: dict[str, float],

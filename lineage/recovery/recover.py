@@ -272,7 +272,9 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
     edges = []
     for e, (c, p) in enumerate(zip(cs.tolist(), ps.tolist(), strict=True)):
         direction = float(rooting.direction_confidence[c])
-        placement = placement_probability(float(margin[c]))
+        card = comp.card_placed.get((p, c), comp.card_placed.get((c, p)))
+        by_card = card is not None
+        placement = card if by_card else placement_probability(float(margin[c]))
         evidence = {
             "distance": round(float(at["distance"][e]), 8),
             "rank_fraction": round(float(at["rank_fraction"][e]), 4),
@@ -282,6 +284,7 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
             "direction_probability": round(direction, 4),
             "placement_margin": round(float(margin[c]), 4),
             "placement_probability": round(placement, 4),
+            "placed_by": "card" if by_card else "weights",
         }
         relation = "lora" if at["lowrank"][e] else "finetune"
         edges.append(RecoveredEdge(comp.ids[p], comp.ids[c], relation,

@@ -247,8 +247,9 @@ def shared_weights(probe: _Probe, m: int) -> dict[int, float]:
     """Per other model: the share of m's sampled non-zero weights it holds bit for bit,
     over the first PROBES matrices where their contents differ; the BASES largest
     shares of at least MIN_MATCHES weights (fewer coincide by chance: float32 values
-    meet bit for bit at ~1e-7 odds, more often near zero). A fine-tune changes every weight, so only a sparse merge's base
-    (every weight all parents dropped) and its lone-surviving parents share any; the
+    meet bit for bit at ~1e-7 odds, more often near zero). A fine-tune changes every
+    weight, so only a sparse merge's base (every weight all parents dropped) and its
+    lone-surviving parents share any; the
     base is not always near the merge (DARE's 1/p rescale moves the merge away; a wide
     family puts many siblings nearer), so every model is screened, one vectorised
     comparison per matrix."""

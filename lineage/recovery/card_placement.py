@@ -1,0 +1,126 @@
+"""Cards decide between parents the weights cannot tell apart.
+
+A model that barely moved from its parent (a few small steps) sits on it: for any
+third model c, its distances to the two differ by at most the short edge between them.
+Which of the two c hangs from is then decided by how c's own training drifted, not by
+descent (siblings that share a task family drift alike and look nearer the near-copy).
+No distance or cosine test separates the readings (README, "What is still lost"), but a
+card that names one of the two can:
+
+  the placed tree has c - h - q and c's card names q as its base. The weights favour h
+  by the margin m = 1 - d(h, c) / d(q, c), which the placement calibration turns into
+  P_w = P(h is right | m) (calibration.placement_probability). If the card is honest
+  (probability rho) c hangs from q; if it lies, its commonest lie names the grandparent
+  (the "original" base), i.e. c -> h -> q. So the odds for q are
+  rho (1 - P_w) / ((1 - rho) P_w), and c moves to q when they exceed 1; the moved
+  edge's placement probability is that posterior. A clear placement (a margin of 0.3
+  gives P_w 0.91) needs a card more reliable than 0.91 to move; two near-equal
+  candidates (P_w 1/2) follow any card more often right than wrong.
+
+rho is read from the catalog, per architecture group, by expectation-maximisation over
+the group's claims (card_reliability). Low-rank (LoRA) edges are never moved: their
+ranks add along a path, which places them exactly. Large components (sparse candidate
+distances) keep the weights' tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from lineage.recovery.calibration import placement_probability
+from lineage.recovery.component import Component
+from lineage.recovery.inputs import CardEdge
+from lineage.recovery.rooting import Tree
+
+
+@dataclass(frozen=True)
+class CardClaims:
+    """The card claims of one component as (parent, child) node indices."""
+
+    pairs: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, comp: Component, cards: Sequence[CardEdge]) -> CardClaims:
+        index = {m: i for i, m in enumerate(comp.ids)}
+        return cls([(index[c.parent], index[c.child]) for c in cards
+                    if c.parent in index and c.child in index and c.parent != c.child])
+
+
+
+def card_reliability(comps: Sequence[Component], claims: Sequence[CardClaims],
+                     trees: Sequence[Tree]) -> float:
+    """rho: the share of honest cards, by expectation-maximisation over the group's
+    claims. A claim naming the child's tree neighbour is honest; one naming a model
+    across a neighbour h (c - h - q) is honest with the card posterior at the current
+    rho (the weights cannot always tell h from q: counting those as lies would bias rho
+    down exactly where cards decide); one naming a model farther away is a lie.
+    Laplace's rule keeps a group with few claims near 1/2."""
+    readings = [_reading(comp, tree, q, c) for comp, claim, tree
+                in zip(comps, claims, trees, strict=True) for q, c in claim.pairs]
+    rho = 0.5
+    for _ in range(EM_STEPS):
+        honest = sum(1.0 if r is True else card_posterior(*r, rho) if r else 0.0
+                     for r in readings)
+        rho = (honest + 1.0) / (len(readings) + 2.0)
+    return rho
+
+
+EM_STEPS = 50  # the fixed point moves by < 1e-6 long before (a contraction in rho)
+
+
+def _reading(comp: Component, tree: Tree, q: int, c: int):  # noqa: ANN202 - internal
+    """True (q is c's neighbour), (dist, q, h, c) (q across one neighbour h), or None."""
+    if q in tree.adj[c]:
+        return True
+    if sparse.issparse(comp.raw_dist):
+        return None
+    h = _between(tree, c, q)
+    if h is None or comp.lowrank[h, c] or comp.lowrank[q, c]:
+        return None
+    return (comp.raw_dist, q, h, c)
+
+
+def follow_cards(comp: Component, tree: Tree, claims: CardClaims, rho: float
+                 ) -> tuple[Tree, dict[tuple[int, int], float]]:
+    """The tree with every edge c - h moved to the card's parent q where the card's
+    odds beat the weights' (module docstring), and per (q, c) pair a card decided its
+    posterior. One pass, in claim order: a move is made only while the tree still reads
+    c - h - q."""
+    if sparse.issparse(comp.raw_dist) or not claims.pairs:
+        return tree, {}
+    edges = set(tree.edges)
+    decided: dict[tuple[int, int], float] = {}
+    for q, c in sorted(claims.pairs):
+        h = _between(Tree(tree.n, sorted(edges)), c, q)
+        if h is None or comp.lowrank[h, c] or comp.lowrank[q, c]:
+            continue
+        posterior = card_posterior(comp.raw_dist, q, h, c, rho)
+        if posterior <= 0.5:
+            continue
+        edges.discard((min(c, h), max(c, h)))
+        edges.add((min(c, q), max(c, q)))
+        decided[(q, c)] = posterior
+    if not decided:
+        return tree, {}
+    return Tree(tree.n, sorted(edges)), decided
+
+
+def card_posterior(dist: np.ndarray, q: int, h: int, c: int, rho: float) -> float:
+    """P(c hangs from q | the card names q, the weights prefer h)."""
+    margin = max(0.0, 1.0 - float(dist[h, c]) / max(float(dist[q, c]), 1e-300))
+    weights = placement_probability(margin)
+    odds = rho * (1.0 - weights)
+    return odds / max(odds + (1.0 - rho) * weights, 1e-300)
+
+
+def _between(tree: Tree, c: int, q: int) -> int | None:
+    """h when the path from c to q is c - h - q, else None."""
+    toward = tree.parents(q)  # rooted at q: each node's next step towards q
+    h = int(toward[c])
+    if h < 0 or h == q or int(toward[h]) != q:
+        return None
+    return h

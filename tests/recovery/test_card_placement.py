@@ -1,0 +1,87 @@
+"""Cards decide between parents the weights cannot tell apart (card_placement.py), on
+constructed families: a near-copy child and siblings whose training drifted alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lineage.recovery import recover_graph
+from lineage.recovery.inputs import CardEdge
+from tests.recovery.test_failure_classes import model, root_weights, walk
+
+
+def _drift(rng, parent, direction, share, step):
+    """A fine-tune whose increment leans on a shared direction (one task family)."""
+    out = []
+    for m, u in zip(parent, direction, strict=True):
+        own = rng.standard_normal(m.shape)
+        out.append(m + step * m.std() * (share * u + (1 - share) * own))
+    return out
+
+
+def _family(rng):
+    """grand -> x -> {near (barely moved), s0..s3 (drifting alike)}, grand -> uncles."""
+    grand = root_weights(rng)
+    x = walk(rng, grand, 0.3)
+    uncles = [walk(rng, grand, 0.3) for _ in range(3)]
+    direction = [rng.standard_normal(m.shape) for m in x]
+    near = _drift(rng, x, direction, 1.0, 0.01)
+    sibs = [_drift(rng, x, direction, 0.2, 0.3) for _ in range(4)]
+    models = [model("org/grand", grand), model("org/x", x), model("org/near", near),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)],
+              *[model(f"org/s{k}", w) for k, w in enumerate(sibs)]]
+    truth = {("org/grand", "org/x"), ("org/x", "org/near"),
+             *{("org/grand", f"org/uncle-{k}") for k in range(3)},
+             *{("org/x", f"org/s{k}") for k in range(4)}}
+    return models, truth
+
+
+def _cards(truth, lies=()):
+    cards = [CardEdge(p, c, "finetune") for p, c in truth]
+    return [c for c in cards if c.child not in dict(lies)] + [
+        CardEdge(p, c, "finetune") for c, p in lies]
+
+
+def _parents(result):
+    return {(e.parent, e.child) for e in result.edges}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_honest_cards_give_the_siblings_back_to_their_parent(seed):
+    models, truth = _family(np.random.default_rng(seed))
+    # the weights alone hang every drifting sibling from the near-copy
+    weights = _parents(recover_graph(models))
+    assert {("org/near", f"org/s{k}") for k in range(4)} <= weights
+    result = recover_graph(models, _cards(truth))
+    assert _parents(result) == truth
+    by_card = [e for e in result.edges if e.evidence.get("placed_by") == "card"]
+    assert {e.child for e in by_card} == {f"org/s{k}" for k in range(4)}
+    # each moved edge carries the card's posterior: above 1/2, below certainty
+    assert all(0.5 < e.evidence["placement_probability"] < 0.95 for e in by_card)
+    assert all(e.confidence <= e.evidence["placement_probability"] for e in by_card)
+
+
+def test_cards_that_are_mostly_wrong_move_nothing():
+    models, truth = _family(np.random.default_rng(0))
+    weights_only = _parents(recover_graph(models))
+    # every card names the wrong model: rho <= 1/2, the weights' tree stays
+    lies = [(c, "org/uncle-0" if p != "org/uncle-0" else "org/uncle-1") for p, c in truth]
+    result = recover_graph(models, _cards(truth, lies))
+    assert _parents(result) == weights_only
+    assert not [e for e in result.edges if e.evidence.get("placed_by") == "card"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_card_never_moves_an_edge_the_weights_place_clearly(seed):
+    # No near-copy: every edge is clear, so a card naming the grandparent (the
+    # commonest lie) changes nothing.
+    rng = np.random.default_rng(seed)
+    grand = root_weights(rng)
+    x = walk(rng, grand, 0.3)
+    kids = [walk(rng, x, 0.3) for _ in range(3)]
+    models = [model("org/grand", grand), model("org/x", x),
+              *[model(f"org/k{k}", w) for k, w in enumerate(kids)]]
+    truth = {("org/grand", "org/x"), *{("org/x", f"org/k{k}") for k in range(3)}}
+    result = recover_graph(models, _cards(truth, [("org/k0", "org/grand")]))
+    assert _parents(result) == truth
