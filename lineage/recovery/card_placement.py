@@ -59,29 +59,25 @@ def card_reliability(comps: Sequence[Component], claims: Sequence[CardClaims],
     rho (the weights cannot always tell h from q: counting those as lies would bias rho
     down exactly where cards decide); one naming a model farther away is a lie.
     Laplace's rule keeps a group with few claims near 1/2."""
-    readings = [_reading(comp, tree, q, c) for comp, claim, tree
-                in zip(comps, claims, trees, strict=True) for q, c in claim.pairs]
+    adjacent, weights = 0, []
+    for comp, claim, tree in zip(comps, claims, trees, strict=True):
+        for q, c in claim.pairs:
+            if q in tree.adj[c]:
+                adjacent += 1
+                continue
+            h = _across(comp, tree, q, c)
+            if h is not None:
+                weights.append(weights_probability(comp.raw_dist, q, h, c))
+    total = sum(len(k.pairs) for k in claims)
+    p_w = np.asarray(weights, dtype=np.float64)
     rho = 0.5
     for _ in range(EM_STEPS):
-        honest = sum(1.0 if r is True else card_posterior(*r, rho) if r else 0.0
-                     for r in readings)
-        rho = (honest + 1.0) / (len(readings) + 2.0)
+        honest = adjacent + float(np.sum(_posterior(p_w, rho)))
+        rho = (honest + 1.0) / (total + 2.0)
     return rho
 
 
 EM_STEPS = 50  # the fixed point moves by < 1e-6 long before (a contraction in rho)
-
-
-def _reading(comp: Component, tree: Tree, q: int, c: int):  # noqa: ANN202 - internal
-    """True (q is c's neighbour), (dist, q, h, c) (q across one neighbour h), or None."""
-    if q in tree.adj[c]:
-        return True
-    if sparse.issparse(comp.raw_dist):
-        return None
-    h = _between(tree, c, q)
-    if h is None or comp.lowrank[h, c] or comp.lowrank[q, c]:
-        return None
-    return (comp.raw_dist, q, h, c)
 
 
 def follow_cards(comp: Component, tree: Tree, claims: CardClaims, rho: float
@@ -90,37 +86,43 @@ def follow_cards(comp: Component, tree: Tree, claims: CardClaims, rho: float
     odds beat the weights' (module docstring), and per (q, c) pair a card decided its
     posterior. One pass, in claim order: a move is made only while the tree still reads
     c - h - q."""
-    if sparse.issparse(comp.raw_dist) or not claims.pairs:
-        return tree, {}
-    edges = set(tree.edges)
     decided: dict[tuple[int, int], float] = {}
     for q, c in sorted(claims.pairs):
-        h = _between(Tree(tree.n, sorted(edges)), c, q)
-        if h is None or comp.lowrank[h, c] or comp.lowrank[q, c]:
+        if q in tree.adj[c]:
             continue
-        posterior = card_posterior(comp.raw_dist, q, h, c, rho)
+        h = _across(comp, tree, q, c)
+        if h is None:
+            continue
+        posterior = float(_posterior(weights_probability(comp.raw_dist, q, h, c), rho))
         if posterior <= 0.5:
             continue
-        edges.discard((min(c, h), max(c, h)))
-        edges.add((min(c, q), max(c, q)))
+        edges = set(tree.edges) - {(min(c, h), max(c, h))} | {(min(c, q), max(c, q))}
+        tree = Tree(tree.n, sorted(edges))
         decided[(q, c)] = posterior
-    if not decided:
-        return tree, {}
-    return Tree(tree.n, sorted(edges)), decided
+    return tree, decided
 
 
-def card_posterior(dist: np.ndarray, q: int, h: int, c: int, rho: float) -> float:
-    """P(c hangs from q | the card names q, the weights prefer h)."""
+def weights_probability(dist: np.ndarray, q: int, h: int, c: int) -> float:
+    """P_w: the placement calibration's P(h is c's parent) at h's margin over q."""
     margin = max(0.0, 1.0 - float(dist[h, c]) / max(float(dist[q, c]), 1e-300))
-    weights = placement_probability(margin)
-    odds = rho * (1.0 - weights)
-    return odds / max(odds + (1.0 - rho) * weights, 1e-300)
+    return placement_probability(margin)
 
 
-def _between(tree: Tree, c: int, q: int) -> int | None:
-    """h when the path from c to q is c - h - q, else None."""
+def _posterior(p_w: np.ndarray | float, rho: float) -> np.ndarray:
+    """P(c hangs from q | the card names q, the weights prefer h with P_w)."""
+    odds = rho * (1.0 - np.asarray(p_w))
+    return odds / np.maximum(odds + (1.0 - rho) * np.asarray(p_w), 1e-300)
+
+
+def _across(comp: Component, tree: Tree, q: int, c: int) -> int | None:
+    """h when the placed tree reads c - h - q and neither pair is low-rank (ranks place
+    LoRA edges exactly) in a dense component, else None."""
+    if sparse.issparse(comp.raw_dist):
+        return None
     toward = tree.parents(q)  # rooted at q: each node's next step towards q
     h = int(toward[c])
     if h < 0 or h == q or int(toward[h]) != q:
+        return None
+    if comp.lowrank[h, c] or comp.lowrank[q, c]:
         return None
     return h
