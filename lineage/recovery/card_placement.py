@@ -39,16 +39,17 @@ from lineage.recovery.rooting import Tree
 
 @dataclass(frozen=True)
 class CardClaims:
-    """The card claims of one component as (parent, child) node indices."""
+    """The card claims about one component's tree nodes, as sorted unique (parent,
+    child) node indices (merges, adapters and models of other components left out)."""
 
     pairs: list[tuple[int, int]]
 
     @classmethod
     def of(cls, comp: Component, cards: Sequence[CardEdge]) -> CardClaims:
         index = {m: i for i, m in enumerate(comp.ids)}
-        return cls([(index[c.parent], index[c.child]) for c in cards
-                    if c.parent in index and c.child in index and c.parent != c.child])
-
+        return cls(sorted({(index[c.parent], index[c.child]) for c in cards
+                           if c.parent in index and c.child in index
+                           and c.parent != c.child}))
 
 
 def card_reliability(comps: Sequence[Component], claims: Sequence[CardClaims],
@@ -87,7 +88,7 @@ def follow_cards(comp: Component, tree: Tree, claims: CardClaims, rho: float
     posterior. One pass, in claim order: a move is made only while the tree still reads
     c - h - q."""
     decided: dict[tuple[int, int], float] = {}
-    for q, c in sorted(claims.pairs):
+    for q, c in claims.pairs:
         if q in tree.adj[c]:
             continue
         h = _across(comp, tree, q, c)
