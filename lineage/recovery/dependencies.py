@@ -49,6 +49,9 @@ def implausibility(fit: MergeFit) -> float:
 
 
 SPARSE_RULE = "sparse"  # TIES/DARE fits: not linear relations, no mirror readings
+# Fits whose recipe was checked (exact ratios, model stock's angle formula): the check
+# holds for one reading only, so it has no mirrors and ranks above a range test.
+RECIPE_RULES = (SPARSE_RULE, "model stock")
 
 
 def mirror_readings(fit: MergeFit) -> list[MergeFit]:
@@ -62,7 +65,7 @@ def mirror_readings(fit: MergeFit) -> list[MergeFit]:
     average. Each fit finder proposes the reading it met first; enumerating them here
     lets the family, not the search order, choose (a near-copy of the base otherwise
     decides which reading is found at all)."""
-    if fit.rule.startswith(SPARSE_RULE):
+    if fit.rule.startswith(RECIPE_RULES):
         return [fit]
     fit = as_average(fit)
     a = {fit.child: 1.0}
@@ -132,7 +135,8 @@ def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]
 
 def _score(fit: MergeFit, dist: np.ndarray, taken: set[int], ids: list[str]) -> tuple:
     rest = [i for i in range(dist.shape[0]) if i != fit.child and i not in taken]
-    return (implausibility(fit), spanning_cost(dist, rest), len(fit.parents), ids[fit.child])
+    plausible = (0.0, 0.0) if fit.rule.startswith(RECIPE_RULES) else (1.0, implausibility(fit))
+    return (plausible, spanning_cost(dist, rest), len(fit.parents), ids[fit.child])
 
 
 def _mutual(fit: MergeFit, kept: list[MergeFit]) -> bool:

@@ -20,6 +20,9 @@ import numpy as np
 
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.merges import MergeFit, Rounding, nnls_on_gram
+from lineage.recovery.model_stock import model_stock_base
+
+MODEL_STOCK_RULE = "model stock (per-matrix weights follow its angle formula)"
 
 REGRESSORS = 6  # nearest models a per-matrix fit may use (a merge sits near its parents)
 BASES = 3  # nearest models tried as the origin, besides zero
@@ -53,14 +56,19 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
         smaller = _exact(grams, features, rounding, child, base, trial)
         if smaller is not None:
             keep, fit = trial, smaller
-    weights, worst, worst_bound = fit
+    weights, worst, worst_bound, used = fit
     if len(keep) < 2:
         return None
-    coefficients = [float(np.mean(weights[k + len(features.ids)])) for k in keep]
-    if min(coefficients) <= 0.0 or max(coefficients) > 1.0 + PLAUSIBLE_SLACK:
+    n = len(features.ids)
+    coefficients = {k: float(np.mean(weights[k + n])) for k in keep}
+    stock = model_stock_base(features, grams, child, sorted(keep), used) if base is None else None
+    if stock is not None:  # the recipe, whatever the sign of its ratio
+        tunes = sorted(k for k in keep if k != stock)
+        return MergeFit(child, stock, tunes, [coefficients[k] for k in tunes],
+                        float(worst), 1.0, bound=float(worst_bound), rule=MODEL_STOCK_RULE)
+    if min(coefficients.values()) <= 0.0 or max(coefficients.values()) > 1.0 + PLAUSIBLE_SLACK:
         return None  # per-matrix freedom reads mirrors too: only a tool's range counts
-    return MergeFit(child, base, sorted(keep), [c for _, c in sorted(zip(keep, coefficients,
-                                                                          strict=True))],
+    return MergeFit(child, base, sorted(keep), [coefficients[k] for k in sorted(keep)],
                     float(worst), 1.0, bound=float(worst_bound),
                     rule="exact per-matrix combination (model stock, SLERP, layer-wise "
                     "weights); coefficients: mean over matrices")
@@ -68,12 +76,12 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
 
 def _exact(grams, features, rounding, child, base, regressors):
     """({k: summed |c| * |x_k| (how much k carries), k + n: [c per matrix]}, worst
-    relative residual, its bound), or None when some matrix is not explained to
-    rounding."""
+    relative residual, its bound, the matrices fitted), or None when some matrix is not
+    explained to rounding."""
     n = len(features.ids)
     norms = np.sqrt(np.maximum(features.sq_norms, 0.0))  # [n, M]
     carried = {k: 0.0 for k in regressors} | {k + n: [] for k in regressors}
-    worst, worst_bound = 0.0, 0.0
+    worst, worst_bound, used = 0.0, 0.0, []
     for q, g in enumerate(grams):
         if base is not None and features.hashes[child, q] == features.hashes[base, q]:
             continue  # this matrix was left at the base: nothing to explain
@@ -91,12 +99,13 @@ def _exact(grams, features, rounding, child, base, regressors):
         if resid > bound:
             return None
         scale = np.sqrt(np.maximum(np.diag(ata), 0.0))
+        used.append(q)
         for k, c, sc in zip(regressors, coef, scale, strict=True):
             carried[k] += abs(float(c)) * float(sc)
             carried[k + n].append(float(c))
         if resid / np.sqrt(yy) >= worst:
             worst, worst_bound = resid / np.sqrt(yy), bound / np.sqrt(yy)
-    return carried, worst, worst_bound
+    return carried, worst, worst_bound, used
 
 
 def _system(g: np.ndarray, child: int, base: int | None, cols: list[int]):

@@ -4,6 +4,7 @@ constructed families: the formulas below are written from the methods' papers.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lineage.recovery import recover_graph
 from tests.recovery.test_failure_classes import _family, model
@@ -87,3 +88,37 @@ def test_a_model_stock_base_is_the_odd_weight_even_when_the_tree_chains_its_kids
                        coefficients=[0.44, 0.31, 0.25], residual=0.0, single_residual=1.0,
                        rule=stock.rule)
     assert average_base(chained, comp, tree).base == 1
+
+
+@pytest.mark.parametrize("apart", [True, False])
+def test_model_stock_is_found_by_its_recipe_whatever_the_sign_of_its_ratio(apart):
+    # Task vectors pointing apart (cos < 0) give t < 0: the merge steps away from the
+    # fine-tunes, its weights leave (0, 1], and the mirror (the base as an average of
+    # the merge and the fine-tunes, every weight inside (0, 1]) would call the base a
+    # merge of its own children. The angle formula holds for the true reading only.
+    import torch
+
+    from lineage.merge.model_stock import model_stock
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(11)
+    grand = root_weights(rng)
+    base = walk(rng, grand, 0.3)
+    uncles = [walk(rng, grand, 0.3) for _ in range(3)]
+    f1 = walk(rng, base, 0.3)
+    sign = -0.15 if apart else 0.5
+    f2 = [b + sign * (a - b) + 0.3 * b.std() * rng.standard_normal(b.shape)
+          for a, b in zip(f1, base, strict=True)]
+    merged = [model_stock(torch.from_numpy(b), [torch.from_numpy(x), torch.from_numpy(y)]).numpy()
+              for b, x, y in zip(base, f1, f2, strict=True)]
+    models = [model("org/grand", grand), model("org/base", base), model("org/merge", merged),
+              model("org/f1", f1), model("org/f2", f2),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)]]
+    result = recover_graph(models)
+    merges = [e for e in result.edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {("org/f1", "org/merge"),
+                                                     ("org/f2", "org/merge")}
+    assert {e.evidence["base"] for e in merges} == {"org/base"}
+    assert all(e.evidence["rule"].startswith("model stock") for e in merges)
+    coefficient = merges[0].evidence["coefficients"]["org/f1"]
+    assert (coefficient < 0) == apart

@@ -1,0 +1,84 @@
+"""Model stock recognised by its recipe, whatever the sign of its ratio.
+
+Model stock (Jang et al. 2024; mergekit) sets each tensor to t * mean(F_i) + (1 - t) * B,
+t = N cos / (1 + (N - 1) cos), cos the mean pairwise cosine of the task vectors
+F_i - B in that tensor. Where those point apart (cos < 0: fine-tunes on unrelated
+tasks), t is negative: the merge steps from the base away from the fine-tunes, and its
+per-matrix weights leave the (0, 1] range merge tools otherwise use. Its mirror reading
+(the base as an average of the merge and the fine-tunes: 1 / (1 - t) and -t / (N (1 - t))
+each) then has every weight inside (0, 1], so a range test alone keeps the mirror and
+calls a root the merge of its own children.
+
+The recipe decides instead. Over a candidate base o, each matrix of the child is
+o + t_q (mean(F) - o) to rounding (one parameter per matrix: t_q = <F - o, M - o> /
+|F - o|^2 with F the fine-tunes' mean), and t_q equals the formula's t at the cosine
+the sketches give around o. Count-sketches are exact for matrices of at most `width`
+elements, so there t_q must match to the precision of recipe numbers (WEIGHT_TOLERANCE;
+measured matches are ~1e-5); on larger ones the sketched cosine is off by about
+(1 - cos^2) / sqrt(width) (README, "Sketch error"), so t_q may differ by MATCH_SIGMAS times
+that error carried through dt/dcos = N / (1 + (N - 1) cos)^2. The mirror fails the check
+(its ratio is -t / (1 - t) and the cosine around the merge is another number), so one
+reading of the dependency is the recipe's. The per-matrix fit that found the dependency
+has already held every matrix to its rounding bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lineage.recovery.features import GroupFeatures
+
+WEIGHT_TOLERANCE = 5e-4  # per-matrix weights are recovered to ~1e-7; recipes state
+# their numbers to a few decimals: equal to 3 decimals is equal (as orient.WEIGHT_DIGITS)
+MATCH_SIGMAS = 4.0  # sketched-cosine errors beyond 4 standard deviations: < 1e-4 each
+
+
+def model_stock_base(features: GroupFeatures, grams: list[np.ndarray], child: int,
+                     members: list[int], matrices: list[int]) -> int | None:
+    """The base o when `child`, an exact per-matrix combination of `members` (zero
+    origin) over `matrices`, is model stock of the other members over o, else None."""
+    if len(members) < 3:
+        return None
+    for o in members:
+        tunes = [k for k in members if k != o]
+        if _follows_formula(features, grams, child, o, tunes, matrices):
+            return o
+    return None
+
+
+def _follows_formula(features: GroupFeatures, grams: list[np.ndarray], child: int,
+                     o: int, tunes: list[int], matrices: list[int]) -> bool:
+    n = len(tunes)
+    for q in matrices:
+        g = grams[q]
+        cos = float(np.mean([_cosine(g, o, a, b) for i, a in enumerate(tunes)
+                             for b in tunes[i + 1:]]))
+        if not -1.0 < cos <= 1.0 or abs(1.0 + (n - 1) * cos) < 1e-12:
+            return False
+        formula = n * cos / (1.0 + (n - 1) * cos)
+        width = features.sketches[q].shape[1]
+        tolerance = WEIGHT_TOLERANCE
+        if features.numel[q] > width:  # sketched, not exact
+            slope = n / (1.0 + (n - 1) * cos) ** 2
+            tolerance += MATCH_SIGMAS * slope * (1.0 - cos**2) / np.sqrt(width)
+        if abs(_ratio(g, child, o, tunes) - formula) > tolerance:
+            return False
+    return True
+
+
+def _ratio(g: np.ndarray, child: int, o: int, tunes: list[int]) -> float:
+    """t minimising |(M - o) - t (mean(F) - o)| in one matrix, from its Gram matrix."""
+    def inner(a: int, b: int) -> float:
+        return g[a, b] - g[a, o] - g[b, o] + g[o, o]
+
+    xx = sum(inner(a, b) for a in tunes for b in tunes) / len(tunes) ** 2
+    xy = sum(inner(a, child) for a in tunes) / len(tunes)
+    return float(xy / max(xx, 1e-300))
+
+
+def _cosine(g: np.ndarray, o: int, a: int, b: int) -> float:
+    """cos(x_a - x_o, x_b - x_o) from an uncentred Gram matrix."""
+    ab = g[a, b] - g[a, o] - g[b, o] + g[o, o]
+    aa = g[a, a] - 2.0 * g[a, o] + g[o, o]
+    bb = g[b, b] - 2.0 * g[b, o] + g[o, o]
+    return float(ab / np.sqrt(max(aa * bb, 1e-300)))
