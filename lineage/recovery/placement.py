@@ -77,6 +77,23 @@ def tiered_margins(dist: np.ndarray, rank_sum: np.ndarray, parents: np.ndarray
     return np.clip(margin, 0.0, 1.0)
 
 
+def order_margins(dist: np.ndarray, parents: np.ndarray, lowrank: np.ndarray) -> np.ndarray:
+    """[n] per node c with parent p and grandparent g: 1 - d(g, p) / d(g, c), how
+    clearly p, not c, is the one next to g. The runner-up margin compares c's parent
+    with nodes outside c's subtree, so it never asks whether p and c stand in the
+    other order (g -> c -> p); where c barely moved from p they are one place and
+    either order fits the distances, and the edge p -> c is then a guess however far
+    the other candidates are. 1 where there is no grandparent or the edge is low-rank
+    (ranks add along a path, which fixes the order)."""
+    out = np.ones(len(parents))
+    for c, p in enumerate(parents):
+        if p < 0 or parents[p] < 0 or lowrank[p, c]:
+            continue
+        g = parents[p]
+        out[c] = max(0.0, 1.0 - float(dist[g, p]) / max(float(dist[g, c]), 1e-300))
+    return out
+
+
 def all_pairs(n: int) -> Iterable[tuple[int, int]]:
     return ((i, j) for i in range(n) for j in range(i + 1, n))
 

@@ -45,7 +45,7 @@ from lineage.recovery.inputs import CardEdge, ModelInput
 from lineage.recovery.large_component import prepare_large_component, sparse_placement_margins
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.orient import ORIENT_RULE, gather, orient_all, with_base
-from lineage.recovery.placement import tiered_margins
+from lineage.recovery.placement import order_margins, tiered_margins
 from lineage.recovery.pool import map_tasks
 from lineage.recovery.rooting import Rooting, placement_margins
 from lineage.recovery.sparse_group import as_float64, split_sparse
@@ -260,9 +260,11 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
     if large:
         margin = sparse_placement_margins(comp.dist, parents)
     elif comp.rank_sum is not None:
-        margin = tiered_margins(comp.raw_dist, comp.rank_sum, parents)
+        margin = np.minimum(tiered_margins(comp.raw_dist, comp.rank_sum, parents),
+                            order_margins(comp.raw_dist, parents, comp.lowrank))
     else:
-        margin = placement_margins(comp.dist, parents)
+        margin = np.minimum(placement_margins(comp.dist, parents),
+                            order_margins(comp.dist, parents, comp.lowrank))
     cs = np.flatnonzero(parents >= 0)
     ps = parents[cs]
     at = {name: gather(a, ps, cs).tolist() for name, a in (

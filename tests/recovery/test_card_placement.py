@@ -85,3 +85,22 @@ def test_a_card_never_moves_an_edge_the_weights_place_clearly(seed):
     truth = {("org/grand", "org/x"), *{("org/x", f"org/k{k}") for k in range(3)}}
     result = recover_graph(models, _cards(truth, [("org/k0", "org/grand")]))
     assert _parents(result) == truth
+
+
+def test_the_order_of_a_parent_and_its_near_copy_is_not_claimed_with_confidence():
+    # grand -> p -> near, near barely moved from p: either order of p and near fits the
+    # distances, so the edge between them (whichever way it is read) is not a
+    # confident claim, however far every other candidate parent is; a chain of
+    # ordinary steps (grand -> u0 -> u0-child) is.
+    rng = np.random.default_rng(3)
+    grand = root_weights(rng)
+    uncles = [walk(rng, grand, 0.3) for _ in range(3)]
+    p = walk(rng, grand, 0.3)
+    near = walk(rng, p, 0.003)
+    cousin = walk(rng, uncles[0], 0.3)
+    models = [model("org/grand", grand), model("org/p", p), model("org/near", near),
+              model("org/u0-child", cousin),
+              *[model(f"org/u{k}", w) for k, w in enumerate(uncles)]]
+    edges = {frozenset((e.parent, e.child)): e for e in recover_graph(models).edges}
+    assert edges[frozenset(("org/p", "org/near"))].evidence["placement_probability"] < 0.7
+    assert edges[frozenset(("org/u0", "org/u0-child"))].evidence["placement_probability"] > 0.85
