@@ -10,8 +10,8 @@ threads given, the hash and the recovery evidence run in a second thread beside 
 moments and count-sketch: sha256 and the kernels release the GIL), the next chunks
 are read ahead by the kernel, and a chunk's pages are unmapped once it is done.
 Memory is therefore bounded by a few chunks, not by the largest tensor or file; the
-arithmetic starts no threads of its own. On a GPU the torch path of tensor.py runs,
-a whole tensor at a time.
+arithmetic starts no threads of its own, and the CPU path never imports torch (numpy
+and numba only). On a GPU the torch path of tensor.py runs, a whole tensor at a time.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from lineage.fingerprint.content_hash import HASH_HEX_CHARS, content_hash, content_hasher
 from lineage.fingerprint.sketch import DEFAULT_WIDTH, fold_into_model_sketch
@@ -34,6 +34,9 @@ from lineage.weights.dtypes import is_float, itemsize
 from lineage.weights.header import TensorInfo
 from lineage.weights.metadata import ModelMetadata
 from lineage.weights.model import ModelWeights
+
+if TYPE_CHECKING:
+    import torch
 
 ProgressFn = Callable[[int], None]  # called with the bytes just fingerprinted
 
@@ -65,8 +68,8 @@ def fingerprint_model(
     on by default. `threads`: CPU threads to use (default: what lineage.threads set for
     the process); with two or more the hash runs beside the arithmetic."""
     evidence = evidence or EvidenceOptions()
-    model_sketch = torch.zeros(width, dtype=torch.float64)
-    on_cpu = torch.device(device).type == "cpu"
+    model_sketch = np.zeros(width, np.float64)
+    on_cpu = str(device).split(":")[0] == "cpu"  # a torch.device prints as its name
     threads = threads or configured_threads()
     results: list[TensorFingerprint] = []
     with ExitStack() as stack:
@@ -77,14 +80,14 @@ def fingerprint_model(
             else:
                 fp = _tensor_on_device(model, info, width, evidence, device)
             if is_float(info.dtype):
-                fold_into_model_sketch(model_sketch, name, torch.from_numpy(fp.sketch))
+                fold_into_model_sketch(model_sketch, name, fp.sketch)
             results.append(fp)
             if progress:
                 progress(info.nbytes)
     return ModelFingerprint(
         metadata=model.metadata,
         tensors=results,
-        sketch=model_sketch.to(torch.float32).numpy(),
+        sketch=model_sketch.astype(np.float32),
         sketch_width=width,
     )
 
