@@ -9,6 +9,7 @@ again (resuming the partial file) by its replacement.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ class FingerprintWorker:
 
     def describe(self) -> dict:
         ctx = ray.get_runtime_context()
+        torch_loaded = "torch" in sys.modules  # before torch_threads below imports it
         return {
+            "torch_loaded": torch_loaded,
             "pid": os.getpid(),
             "device": self.device,
             "resources": ctx.get_assigned_resources(),
