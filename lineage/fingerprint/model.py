@@ -6,8 +6,8 @@ fixed-width model-level sketch for nearest-neighbour search.
 
 On the CPU a tensor streams through in chunks of CHUNK_BYTES (stream.py): each chunk
 is hashed and folded into every other stage by compiled kernels (with two or more
-threads given, the hash and the recovery evidence run in a second thread beside the
-moments and count-sketch: sha256 and the kernels release the GIL), the next chunks
+threads given, the hash and the coordinate sample run in a second thread beside the
+moments, count-sketch and rank fold: sha256 and the kernels release the GIL), the next chunks
 are read ahead by the kernel, and a chunk's pages are unmapped once it is done.
 Memory is therefore bounded by a few chunks, not by the largest tensor or file; the
 arithmetic starts no threads of its own, and the CPU path never imports torch (numpy
@@ -111,10 +111,11 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
     """One tensor through every stage, chunk by chunk, its bytes read once.
 
     With a second thread, the work of a chunk is split in two about equal halves
-    (measured per GB of float32: sha256 ~0.6 s + rank fold ~0.15 s there, moments
-    ~0.4-0.5 s + count-sketch ~0.1 s here); the second may trail by HASH_LAG chunks, so
-    neither waits for the other at every chunk. A chunk's pages are released once both
-    have read it."""
+    (measured per GB of float32 on one core: sha256 ~0.56 s + coordinate sample ~0.005 s
+    there; moments ~0.35 s, count-sketch ~0.05 s, rank fold ~0.1 s and the rank
+    sketch's product ~0.04 s here); the second may trail by HASH_LAG chunks, so neither
+    waits for the other at every chunk, and the product runs while the second thread
+    hashes the last chunks. A chunk's pages are released once both have read it."""
     name, raw = info.name, model.raw(info.name)
     stream = TensorStream(name, info.dtype, info.shape, width, evidence)
     hasher = content_hasher(info.dtype, info.shape)
@@ -130,13 +131,14 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
         if threaded:
             work = pool.get().submit(_second_half, hasher, stream, chunk, values, start // size)
             trailing.append((work, start, end))
-            stream.update_core(values, start // size)
+            stream.update_values(values, start // size)
         else:
             hasher.update(chunk)
             stream.update(values, start // size)
             model.release(name, start, end)
         while trailing and (len(trailing) > HASH_LAG or trailing[0][0].done()):
             _release_when_hashed(model, name, *trailing.popleft())
+    stream.seal()  # beside the hashes still trailing
     while trailing:
         _release_when_hashed(model, name, *trailing.popleft())
     return stream.finish(hasher.hexdigest()[:HASH_HEX_CHARS])
@@ -144,9 +146,9 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
 
 def _second_half(hasher, stream: TensorStream, chunk: memoryview, values: np.ndarray,
                  start: int) -> None:
-    """The second thread's share of a chunk: its hash and its recovery evidence."""
+    """The second thread's share of a chunk: its hash and coordinate sample."""
     hasher.update(chunk)
-    stream.update_evidence(values, start)
+    stream.update_sample(values, start)
 
 
 def _release_when_hashed(model: ModelWeights, name: str, hashed: Future, start: int,

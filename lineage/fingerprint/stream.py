@@ -110,6 +110,8 @@ class TensorStream:
         self.step = np.zeros(2 * self.w, np.float32)
         self.out = np.zeros(2 * self.w, np.float64)
         self.rank: tuple | None = None
+        self.rank_product: np.ndarray | None = None
+        self.sealed = False
         self.evidence = evidence
         if evidence.enabled and is_rank_matrix(self.shape, is_float(dtype)):
             self._start_evidence(evidence)
@@ -131,29 +133,25 @@ class TensorStream:
 
     def update(self, x: np.ndarray, start: int) -> None:
         """Stored values x (see `stored`) of flat positions start .. start + x.size
-        (start a multiple of the moments' sub-chunk, as chunk_elements makes it). Every
-        stage runs over one L2-sized piece before the next piece is touched: the piece
-        is read from memory once, not once per stage."""
+        (start a multiple of the moments' sub-chunk, as chunk_elements makes it)."""
+        self.update_values(x, start)
+        self.update_sample(x, start)
+
+    def update_values(self, x: np.ndarray, start: int) -> None:
+        """As `update`, the stages that read every value: moments, count-sketch, rank
+        fold. Each runs over one L2-sized piece before the next piece is touched: the
+        piece is read from memory (and a 16- or 8-bit float widened) once, not once per
+        stage. `update_sample` does the rest: it touches disjoint state, so two threads
+        may run the two side by side, each in chunk order."""
         for p0 in range(0, x.size, L2_ELEMENTS):
             piece = widen(x[p0 : p0 + L2_ELEMENTS], self.dtype)
             self._core(piece, start + p0)
             if self.rank is not None:
                 self._fold(piece, start + p0)
-        if self.rank is not None:
-            self._sample(x, start)
 
-    def update_core(self, x: np.ndarray, start: int) -> None:
-        """As `update`, moments and count-sketch only; `update_evidence` does the rest
-        (the two touch disjoint state, so two threads may run them side by side, each
-        in chunk order)."""
-        for p0 in range(0, x.size, L2_ELEMENTS):
-            self._core(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
-
-    def update_evidence(self, x: np.ndarray, start: int) -> None:
-        """As `update`, the rank fold and coordinate sample only (see update_core)."""
+    def update_sample(self, x: np.ndarray, start: int) -> None:
+        """As `update`, the coordinate sample only (see update_values)."""
         if self.rank is not None:
-            for p0 in range(0, x.size, L2_ELEMENTS):
-                self._fold(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
             self._sample(x, start)
 
     def _core(self, x: np.ndarray, start: int) -> None:
@@ -178,14 +176,26 @@ class TensorStream:
         if hi > lo:
             self.sample[lo:hi] = widen(x[self.positions[lo:hi] - start], self.dtype)
 
-    def finish(self, content_hash: str) -> TensorFingerprint:
+    def seal(self) -> None:
+        """Every value is in (`update_values` done for the whole tensor; the sample may
+        still be coming): finish what the values decide, the count-sketch's last step and
+        the rank sketch's Gaussian product. A separate step so that the thread that
+        folded the values does it while the other is still hashing."""
+        if self.sealed:
+            return
         kernels.sketch_flush(self.step, self.out)
+        if self.rank is not None:
+            self.rank_product = self._rank_sketch()
+        self.sealed = True
+
+    def finish(self, content_hash: str) -> TensorFingerprint:
+        self.seal()
         sketch = (self.out[: self.w] + self.out[self.w :]).astype(np.float32)
         n, mean, m2, m3, m4, low, high = (float(v) for v in self.moments)
         moments = Moments(int(n), mean, m2, m3, m4, low, high)
         extra = {}
         if self.rank is not None:
-            extra = {"rank_sketch": self._rank_sketch(), "rank_width": self.evidence.rank_width,
+            extra = {"rank_sketch": self.rank_product, "rank_width": self.evidence.rank_width,
                      "sample": self.sample, "sample_size": self.evidence.sample_size}
         return TensorFingerprint(
             name=self.name, dtype=self.dtype, shape=self.shape, numel=self.numel,
