@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from lineage.fingerprint.lanes import lane_central_sums, lane_sums
+
 # moments state: [n, mean, m2, m3, m4, min, max] (Pebay's central sums, as Moments)
 N, MEAN, M2, M3, M4, MIN, MAX = range(7)
 
@@ -52,67 +54,62 @@ def _merge(state, n_b, mean_b, m2_b, m3_b, m4_b):  # pragma: no cover - compiled
 
 @njit(nogil=True, cache=True)
 def moments_update(x, sub, state):  # pragma: no cover - compiled
-    """Fold the elements of `x` into `state`, `sub` elements at a time (each sub-chunk's
-    central sums in float64, two passes over it while it sits in L2, then merged).
-    Four independent accumulators per sum keep the adds pipelined, deterministically."""
+    """Fold the elements of `x` (contiguous) into `state`, `sub` elements at a time
+    (each sub-chunk's central sums in float64, two passes over it while it sits in L2,
+    then merged). Four accumulators per sum, accumulator l taking elements s0 + 4j + l,
+    keep the adds pipelined, deterministically; lanes.py runs the four as one vector,
+    the tail of fewer than 4 elements goes to the first."""
     total = x.size
     for s0 in range(0, total, sub):
         s1 = min(total, s0 + sub)
         nb = s1 - s0
-        a0 = a1 = a2 = a3 = 0.0
-        lo, hi = np.inf, -np.inf
-        i = s0
-        while i + 4 <= s1:
-            v0, v1, v2, v3 = float(x[i]), float(x[i + 1]), float(x[i + 2]), float(x[i + 3])
-            a0 += v0
-            a1 += v1
-            a2 += v2
-            a3 += v3
-            lo = min(lo, min(min(v0, v1), min(v2, v3)))
-            hi = max(hi, max(max(v0, v1), max(v2, v3)))
-            i += 4
-        while i < s1:
+        groups = nb // 4
+        r = lane_sums(x, s0, groups)
+        a0 = r[0]
+        lo = min(min(r[4], r[5]), min(r[6], r[7]))
+        hi = max(max(r[8], r[9]), max(r[10], r[11]))
+        for i in range(s0 + 4 * groups, s1):
             v = float(x[i])
             a0 += v
             lo = min(lo, v)
             hi = max(hi, v)
-            i += 1
-        mean = ((a0 + a1) + (a2 + a3)) / nb
-        q20 = q21 = q22 = q23 = 0.0
-        q30 = q31 = q32 = q33 = 0.0
-        q40 = q41 = q42 = q43 = 0.0
-        i = s0
-        while i + 4 <= s1:
-            d0, d1 = float(x[i]) - mean, float(x[i + 1]) - mean
-            d2, d3 = float(x[i + 2]) - mean, float(x[i + 3]) - mean
-            e0, e1, e2, e3 = d0 * d0, d1 * d1, d2 * d2, d3 * d3
-            q20 += e0
-            q21 += e1
-            q22 += e2
-            q23 += e3
-            q30 += e0 * d0
-            q31 += e1 * d1
-            q32 += e2 * d2
-            q33 += e3 * d3
-            q40 += e0 * e0
-            q41 += e1 * e1
-            q42 += e2 * e2
-            q43 += e3 * e3
-            i += 4
-        while i < s1:
+        mean = ((a0 + r[1]) + (r[2] + r[3])) / nb
+        q = lane_central_sums(x, s0, groups, mean)
+        q20, q30, q40 = q[0], q[4], q[8]
+        for i in range(s0 + 4 * groups, s1):
             d0 = float(x[i]) - mean
             e0 = d0 * d0
             q20 += e0
             q30 += e0 * d0
             q40 += e0 * e0
-            i += 1
-        _merge(state, float(nb), mean, (q20 + q21) + (q22 + q23), (q30 + q31) + (q32 + q33),
-               (q40 + q41) + (q42 + q43))
+        _merge(state, float(nb), mean, (q20 + q[1]) + (q[2] + q[3]),
+               (q30 + q[5]) + (q[6] + q[7]), (q40 + q[9]) + (q[10] + q[11]))
         if mean != mean and _has_nan(x, s0, s1):  # NaN never wins min/max comparisons
             state[5], state[6] = np.nan, np.nan  # torch's aminmax says NaN; so do we
         elif state[5] == state[5]:  # once NaN, always NaN
+            if lo == 0.0 or hi == 0.0:  # which zero (+0, -0) wins depends on the order
+                lo, hi = _ordered_min_max(x, s0, s1)
             state[5] = min(state[5], lo)
             state[6] = max(state[6], hi)
+
+
+@njit(nogil=True, cache=True)
+def _ordered_min_max(x, s0, s1):  # pragma: no cover - compiled
+    """min and max in the order the moments have always taken them (in groups of 4,
+    then the tail), down to the sign of a zero."""
+    lo, hi = np.inf, -np.inf
+    i = s0
+    while i + 4 <= s1:
+        v0, v1, v2, v3 = float(x[i]), float(x[i + 1]), float(x[i + 2]), float(x[i + 3])
+        lo = min(lo, min(min(v0, v1), min(v2, v3)))
+        hi = max(hi, max(max(v0, v1), max(v2, v3)))
+        i += 4
+    while i < s1:
+        v = float(x[i])
+        lo = min(lo, v)
+        hi = max(hi, v)
+        i += 1
+    return lo, hi
 
 
 @njit(nogil=True, cache=True)

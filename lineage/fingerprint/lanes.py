@@ -1,0 +1,144 @@
+"""Four-lane vector loops of the moments kernel, written in LLVM IR (numba intrinsics).
+
+The moments kernel keeps four accumulators per sum: accumulator l takes the elements
+s0 + 4j + l, in order of j, and the four are added as (a0 + a1) + (a2 + a3). The
+result depends on that order, and catalogs store it. LLVM does not turn four scalar
+chains into one vector by itself (numba leaves its SLP vectorizer off), so the scalar
+loop ran one instruction per element and sum. Here the four accumulators are the
+lanes of one <4 x double>: each lane does exactly the scalar chain's operations on the
+same elements in the same order (no reassociation, no fused multiply-add: the IR
+carries no fast-math flags), so every sum is bit for bit the scalar loop's, with a
+quarter of the instructions.
+
+Each intrinsic runs over `groups` groups of 4 elements from flat position s0 of a
+contiguous 1-D array (float32, float64 or integers, widened to float64 exactly as
+`float(x[i])` does); the caller adds the tail (fewer than 4 elements) as before.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+LANES = 4
+_F64 = ir.DoubleType()
+_VEC = ir.VectorType(_F64, LANES)
+_RESULT = types.UniTuple(types.float64, 3 * LANES)
+
+
+def _supported(x) -> bool:
+    return (isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
+            and (x.dtype in (types.float32, types.float64) or isinstance(x.dtype, types.Integer)))
+
+
+def _widen(builder: ir.IRBuilder, vec: ir.Value, dtype) -> ir.Value:
+    """<4 x T> -> <4 x double>, exact (what float(x[i]) does per element)."""
+    if dtype == types.float64:
+        return vec
+    if dtype == types.float32:
+        return builder.fpext(vec, _VEC)
+    return (builder.sitofp if dtype.signed else builder.uitofp)(vec, _VEC)
+
+
+def _group_loader(context, builder, xtype, x, s0):
+    """A function of j: the 4 elements from s0 + 4j, widened, as one vector."""
+    data = context.make_array(xtype)(context, builder, x).data
+    element = context.get_data_type(xtype.dtype)
+    vector_ptr = ir.VectorType(element, LANES).as_pointer()
+    align = context.get_abi_sizeof(element)
+
+    def load(j: ir.Value) -> ir.Value:
+        index = builder.add(s0, builder.mul(j, ir.Constant(j.type, LANES)))
+        ptr = builder.bitcast(builder.gep(data, [index]), vector_ptr)
+        return _widen(builder, builder.load(ptr, align=align), xtype.dtype)
+
+    return load
+
+
+def _lanes(builder: ir.IRBuilder, vectors: list[ir.Value]) -> list[ir.Value]:
+    return [builder.extract_element(v, ir.Constant(ir.IntType(32), lane))
+            for v in vectors for lane in range(LANES)]
+
+
+def _loop(builder: ir.IRBuilder, count: ir.Value, starts: list[ir.Constant], body):
+    """for j in range(count): accumulators = body(j, accumulators); returns them. The
+    accumulators are phis: they stay in vector registers."""
+    entry = builder.basic_block
+    head = builder.append_basic_block("lanes.head")
+    step = builder.append_basic_block("lanes.body")
+    done = builder.append_basic_block("lanes.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    j = builder.phi(count.type)
+    accs = [builder.phi(_VEC) for _ in starts]
+    j.add_incoming(ir.Constant(count.type, 0), entry)
+    for acc, start in zip(accs, starts, strict=True):
+        acc.add_incoming(start, entry)
+    builder.cbranch(builder.icmp_signed("<", j, count), step, done)
+    builder.position_at_end(step)
+    updated = body(j, accs)
+    j.add_incoming(builder.add(j, ir.Constant(count.type, 1)), builder.basic_block)
+    for acc, new in zip(accs, updated, strict=True):
+        acc.add_incoming(new, builder.basic_block)
+    builder.branch(head)
+    builder.position_at_end(done)
+    return accs
+
+
+@intrinsic
+def lane_sums(typingctx, x, s0, groups):
+    """(4 lane sums, 4 lane minima, 4 lane maxima) of the groups. A lane's minimum is
+    `v if v < lo else lo` per element: the value of min() for data without NaN (the
+    caller handles NaN, and the sign of a zero minimum, as before)."""
+    if not _supported(x):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array, start, count = args
+        load = _group_loader(context, builder, signature.args[0], array, start)
+
+        def body(j, accs):
+            total, low, high = accs
+            v = load(j)
+            low = builder.select(builder.fcmp_ordered("<", v, low), v, low)
+            high = builder.select(builder.fcmp_ordered(">", v, high), v, high)
+            return [builder.fadd(total, v), low, high]
+
+        inf = float("inf")
+        accs = _loop(builder, count, [ir.Constant(_VEC, [0.0] * LANES),
+                                      ir.Constant(_VEC, [inf] * LANES),
+                                      ir.Constant(_VEC, [-inf] * LANES)], body)
+        return context.make_tuple(builder, signature.return_type, _lanes(builder, accs))
+
+    return _RESULT(x, types.intp, types.intp), codegen
+
+
+@intrinsic
+def lane_central_sums(typingctx, x, s0, groups, mean):
+    """(4 lane sums of d^2, 4 of d^3, 4 of d^4) of the groups, d = x - mean, as the
+    scalar loop computes them: e = d * d; q2 += e; q3 += e * d; q4 += e * e."""
+    if not _supported(x):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array, start, count, center = args
+        load = _group_loader(context, builder, signature.args[0], array, start)
+        means = builder.insert_element(ir.Constant(_VEC, ir.Undefined), center,
+                                       ir.Constant(ir.IntType(32), 0))
+        means = builder.shuffle_vector(means, ir.Constant(_VEC, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                                                   [0] * LANES))
+
+        def body(j, accs):
+            q2, q3, q4 = accs
+            d = builder.fsub(load(j), means)
+            e = builder.fmul(d, d)
+            return [builder.fadd(q2, e), builder.fadd(q3, builder.fmul(e, d)),
+                    builder.fadd(q4, builder.fmul(e, e))]
+
+        zero = ir.Constant(_VEC, [0.0] * LANES)
+        accs = _loop(builder, count, [zero, zero, zero], body)
+        return context.make_tuple(builder, signature.return_type, _lanes(builder, accs))
+
+    return _RESULT(x, types.intp, types.intp, types.float64), codegen

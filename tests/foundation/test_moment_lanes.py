@@ -1,0 +1,93 @@
+"""The moments kernel runs its four accumulators as the lanes of one vector (lanes.py);
+its results are bit for bit those of the scalar loop it replaced, whose order catalogs
+store: checked against that loop written out in Python (Python floats are the same
+IEEE doubles, and Python's min/max keep the first of equal arguments, as numba's do)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lineage.fingerprint import kernels
+
+
+def _merge(state, n_b, mean_b, m2_b, m3_b, m4_b):
+    """kernels._merge, line for line."""
+    n_a = state[0]
+    if n_a == 0.0:
+        state[0:5] = [n_b, mean_b, m2_b, m3_b, m4_b]
+        return
+    n = n_a + n_b
+    delta = mean_b - state[1]
+    d_n = delta / n
+    m2_a, m3_a = state[2], state[3]
+    m2 = m2_a + m2_b + delta * d_n * n_a * n_b
+    m3 = (m3_a + m3_b + d_n * d_n * delta * n_a * n_b * (n_a - n_b)
+          + 3.0 * d_n * (n_a * m2_b - n_b * m2_a))
+    m4 = (state[4] + m4_b + d_n ** 3 * delta * n_a * n_b * (n_a * n_a - n_a * n_b + n_b * n_b)
+          + 6.0 * d_n * d_n * (n_a * n_a * m2_b + n_b * n_b * m2_a)
+          + 4.0 * d_n * (n_a * m3_b - n_b * m3_a))
+    state[0:5] = [n, state[1] + d_n * n_b, m2, m3, m4]
+
+
+def _scalar_moments(values: list[float], sub: int) -> list[float]:
+    """The scalar kernel: per sub-chunk, accumulators a0..a3 over elements 4j + l, the
+    tail into a0, min/max in groups of 4 then the tail."""
+    state = [0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf]
+    for s0 in range(0, len(values), sub):
+        x = values[s0 : s0 + sub]
+        full = len(x) - len(x) % 4
+        a = [0.0] * 4
+        lo, hi = math.inf, -math.inf
+        for i in range(0, full, 4):
+            v = x[i : i + 4]
+            for lane in range(4):
+                a[lane] += v[lane]
+            lo = min(lo, min(min(v[0], v[1]), min(v[2], v[3])))
+            hi = max(hi, max(max(v[0], v[1]), max(v[2], v[3])))
+        for v in x[full:]:
+            a[0] += v
+            lo, hi = min(lo, v), max(hi, v)
+        mean = ((a[0] + a[1]) + (a[2] + a[3])) / len(x)
+        q2, q3, q4 = [0.0] * 4, [0.0] * 4, [0.0] * 4
+        for i, v in enumerate(x):
+            lane = i % 4 if i < full else 0
+            d = v - mean
+            e = d * d
+            q2[lane] += e
+            q3[lane] += e * d
+            q4[lane] += e * e
+        _merge(state, float(len(x)), mean, (q2[0] + q2[1]) + (q2[2] + q2[3]),
+               (q3[0] + q3[1]) + (q3[2] + q3[3]), (q4[0] + q4[1]) + (q4[2] + q4[3]))
+        state[5], state[6] = min(state[5], lo), max(state[6], hi)
+    return state
+
+
+def _cases():
+    rng = np.random.default_rng(7)
+    yield (rng.standard_normal(4099) * 0.02 + 1.0).astype(np.float32)  # |mean| >> std
+    yield rng.standard_normal(1031).astype(np.float64) * 1e3
+    yield rng.integers(-100, 100, 777).astype(np.int32)
+    yield rng.integers(0, 256, 513).astype(np.uint8)
+    yield np.arange(3, dtype=np.int64)  # shorter than one group
+    zeros = np.zeros(203, np.float32)
+    zeros[::3] = -0.0  # the sign of a zero minimum follows the order
+    yield zeros
+    mixed = np.abs(rng.standard_normal(301)).astype(np.float32)
+    mixed[[6, 9, 300]] = [0.0, -0.0, 0.0]
+    yield mixed
+    yield -mixed
+    spikes = rng.standard_normal(400).astype(np.float32)
+    spikes[[10, 333]] = [np.inf, -np.inf]
+    yield spikes
+
+
+@pytest.mark.parametrize("sub", [64, 1000])
+def test_vector_lanes_equal_the_scalar_loop_bit_for_bit(sub):
+    for x in _cases():
+        state = kernels.new_moments()
+        kernels.moments_update(x, sub, state)
+        want = np.array(_scalar_moments([float(v) for v in x], sub))
+        assert state.tobytes() == want.tobytes(), (x.dtype, x.size, state, want)
