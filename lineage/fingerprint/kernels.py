@@ -182,21 +182,58 @@ def fold_columns_update(x, start, n, k, signs, folded):  # pragma: no cover - co
         i += c1 - c0
 
 
+ROWS_PER_PASS = 4  # rows of one bucket added per pass over the bucket's accumulators
+
+
 @njit(nogil=True, cache=True)
 def fold_rows_update(x, start, n, k, group_signs, folded):  # pragma: no cover - compiled
     """folded[r mod k, c] += t_(r // k) * W[r, c] for the elements x at flat positions
-    start.. of the row-major [m, n] matrix W (the sign drawn per group of k rows)."""
-    i, end = 0, x.size
-    while i < end:
-        pos = start + i
-        r = pos // n
-        c0 = pos - r * n
-        c1 = min(n, c0 + (end - i))
-        t = group_signs[r // k]
-        xs, acc = x[i : i + c1 - c0], folded[r % k, c0:c1]
-        for q in range(c1 - c0):  # slices: vectorized (see sketch_update)
-            acc[q] += t * float(xs[q])
-        i += c1 - c0
+    start.. of the row-major [m, n] matrix W (the sign drawn per group of k rows).
+
+    The whole rows of x that fall in one bucket (rows j, j + k, j + 2k, ...) are added
+    up to ROWS_PER_PASS at a time: the bucket's float64 row is read and written once
+    per pass instead of once per row, and every element still gets its adds one after
+    the other in row order, so the sums are those of adding row by row."""
+    end = x.size
+    i = 0
+    if start % n:  # the rest of a row begun in the previous piece
+        i = min(end, n - start % n)
+        _fold_partial_row(x, 0, i, start, n, k, group_signs, folded)
+    rows = (end - i) // n
+    r0 = (start + i) // n
+    for j in range(min(k, rows)):
+        acc = folded[(r0 + j) % k]
+        rr = j
+        while rr + (ROWS_PER_PASS - 1) * k < rows:
+            g = (r0 + rr) // k
+            t0, t1, t2, t3 = group_signs[g], group_signs[g + 1], group_signs[g + 2], \
+                group_signs[g + 3]
+            b0, step = i + rr * n, k * n
+            x0, x1 = x[b0 : b0 + n], x[b0 + step : b0 + step + n]
+            x2, x3 = x[b0 + 2 * step : b0 + 2 * step + n], x[b0 + 3 * step : b0 + 3 * step + n]
+            for q in range(n):  # slices: vectorized (see sketch_update)
+                acc[q] = (((acc[q] + t0 * float(x0[q])) + t1 * float(x1[q]))
+                          + t2 * float(x2[q])) + t3 * float(x3[q])
+            rr += ROWS_PER_PASS * k
+        while rr < rows:
+            t0, x0 = group_signs[(r0 + rr) // k], x[i + rr * n : i + rr * n + n]
+            for q in range(n):
+                acc[q] += t0 * float(x0[q])
+            rr += k
+    i += rows * n
+    if i < end:  # a row that the next piece ends
+        _fold_partial_row(x, i, end, start, n, k, group_signs, folded)
+
+
+@njit(nogil=True, cache=True)
+def _fold_partial_row(x, i, i_end, start, n, k, group_signs, folded):  # pragma: no cover
+    """fold_rows_update for x[i:i_end], which lies within one row of W."""
+    r = (start + i) // n
+    c0 = start + i - r * n
+    t = group_signs[r // k]
+    xs, acc = x[i:i_end], folded[r % k, c0 : c0 + i_end - i]
+    for q in range(i_end - i):
+        acc[q] += t * float(xs[q])
 
 
 @njit(nogil=True, cache=True)
