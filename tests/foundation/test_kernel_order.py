@@ -1,7 +1,9 @@
-"""The moments kernel runs its four accumulators as the lanes of one vector (lanes.py);
-its results are bit for bit those of the scalar loop it replaced, whose order catalogs
-store: checked against that loop written out in Python (Python floats are the same
-IEEE doubles, and Python's min/max keep the first of equal arguments, as numba's do)."""
+"""The compiled kernels add in a fixed order, which catalogs store, however they are
+sped up. The moments kernel runs its four accumulators as the lanes of one vector
+(lanes.py): bit for bit the scalar loop it replaced, written out in Python here (Python
+floats are the same IEEE doubles, and Python's min/max keep the first of equal
+arguments, as numba's do). The rank fold adds several rows of a bucket per pass: bit
+for bit adding row after row."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from lineage.fingerprint import kernels
+from lineage.fingerprint.rank_sketch import fold_signs
 
 
 def _merge(state, n_b, mean_b, m2_b, m3_b, m4_b):
@@ -91,3 +94,19 @@ def test_vector_lanes_equal_the_scalar_loop_bit_for_bit(sub):
         kernels.moments_update(x, sub, state)
         want = np.array(_scalar_moments([float(v) for v in x], sub))
         assert state.tobytes() == want.tobytes(), (x.dtype, x.size, state, want)
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(4096, 64, 64), (1000, 70, 64), (2000, 513, 8),
+                                           (300, 2, 64)])
+@pytest.mark.parametrize("piece", [1 << 18, 77777, 1000, 7])
+def test_rows_fold_adds_row_after_row(m, n, k, piece):
+    rng = np.random.default_rng(m + n)
+    w = (rng.standard_normal((m, n)) * 10).astype(np.float32)
+    signs = fold_signs(m, k)[::k]
+    want = np.zeros((k, n))
+    for r in range(m):  # one float64 add per element and row, rows in order
+        want[r % k] += signs[r // k] * w[r].astype(np.float64)
+    folded, flat = np.zeros((k, n)), w.reshape(-1)
+    for p in range(0, flat.size, piece):
+        kernels.fold_rows_update(flat[p : p + piece], p, n, k, signs, folded)
+    assert folded.tobytes() == want.tobytes()
