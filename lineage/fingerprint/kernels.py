@@ -272,3 +272,29 @@ def right_product(folded, g):  # pragma: no cover - compiled
             for b in range(row.size):  # slices: vectorized (see sketch_update)
                 acc[b] += coef * row[b]
     return out
+
+
+@njit(nogil=True, cache=True)
+def first_distinct(values, count):  # pragma: no cover - compiled
+    """The first `count` distinct values (uint64, below 2**64 - 1) in order of first
+    appearance (fewer when there are not as many): an open-addressing hash set, one
+    pass (np.unique's stable sort took 10x as long)."""
+    slots = 1
+    while slots < 2 * values.size:
+        slots *= 2
+    table = np.zeros(slots, np.uint64)  # value + 1; 0 = empty
+    out = np.empty(min(count, values.size), np.uint64)
+    found = 0
+    for v in values:
+        key = v + np.uint64(1)
+        h = (v * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+        j = h & np.uint64(slots - 1)
+        while table[j] != 0 and table[j] != key:
+            j = (j + np.uint64(1)) & np.uint64(slots - 1)
+        if table[j] == 0:
+            table[j] = key
+            out[found] = v
+            found += 1
+            if found == count:
+                break
+    return out[:found]

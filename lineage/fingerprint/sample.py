@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lineage.fingerprint.kernels import first_distinct
+
 if TYPE_CHECKING:
     import torch
 
@@ -52,13 +54,13 @@ def sample_positions_array(name: str, shape: tuple[int, ...],
     if numel <= 4 * size:  # a random order of every coordinate, cut at `size`
         picks = np.argsort(stream.random_raw(numel), kind="stable")[:size]
     else:  # draws with replacement, first occurrences kept, until `size` are distinct
-        draws = np.zeros(0, np.uint64)
-        while True:
+        # Drawn with a margin for the expected repeats (size^2 / 2 numel), so that one
+        # pass usually does: the stream is the same however it is cut into calls, and
+        # draws past the size-th distinct one never change the picks.
+        margin = 2 * size * size // numel + 32
+        draws = stream.random_raw(size + margin) % np.uint64(numel)
+        while (picks := first_distinct(draws, size)).size < size:
             draws = np.concatenate([draws, stream.random_raw(size) % np.uint64(numel)])
-            _, first = np.unique(draws, return_index=True)
-            if first.size >= size:
-                break
-        picks = draws[np.sort(first)[:size]]
     return np.sort(picks.astype(np.int64))
 
 

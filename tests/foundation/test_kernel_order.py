@@ -3,7 +3,8 @@ sped up. The moments kernel runs its four accumulators as the lanes of one vecto
 (lanes.py): bit for bit the scalar loop it replaced, written out in Python here (Python
 floats are the same IEEE doubles, and Python's min/max keep the first of equal
 arguments, as numba's do). The rank fold adds several rows of a bucket per pass: bit
-for bit adding row after row."""
+for bit adding row after row. The coordinate sample's positions come from a hash set
+now: the same positions as np.unique's first occurrences gave."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from lineage.fingerprint import kernels
 from lineage.fingerprint.rank_sketch import fold_signs
+from lineage.fingerprint.sample import sample_positions_array
 
 
 def _merge(state, n_b, mean_b, m2_b, m3_b, m4_b):
@@ -110,3 +112,34 @@ def test_rows_fold_adds_row_after_row(m, n, k, piece):
     for p in range(0, flat.size, piece):
         kernels.fold_rows_update(flat[p : p + piece], p, n, k, signs, folded)
     assert folded.tobytes() == want.tobytes()
+
+
+def _positions_by_unique(name: str, shape: tuple[int, ...], size: int) -> np.ndarray:
+    """sample_positions as first written: size draws at a time, np.unique's first
+    occurrences, until `size` are distinct (the branch for numel > 4 size)."""
+    import hashlib
+
+    numel = math.prod(shape)
+    key = f"lineage-sample-v1|{name}|{list(shape)}|{size}".encode()
+    stream = np.random.PCG64(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+    draws = np.zeros(0, np.uint64)
+    while True:
+        draws = np.concatenate([draws, stream.random_raw(size) % np.uint64(numel)])
+        _, first = np.unique(draws, return_index=True)
+        if first.size >= size:
+            return np.sort(draws[np.sort(first)[:size]].astype(np.int64))
+
+
+@pytest.mark.parametrize(("shape", "size"), [((1024, 4096), 4096), ((4097, 5), 4096),
+                                             ((300, 700), 4096), ((90, 90), 2000),
+                                             ((50, 50), 600)])
+def test_sample_positions_are_the_first_distinct_draws(shape, size):
+    for name in ("layers.0.q.weight", "lm_head.weight"):
+        got = sample_positions_array(name, shape, size)
+        assert got.tobytes() == _positions_by_unique(name, shape, size).tobytes()
+
+
+def test_first_distinct_keeps_the_order_of_first_appearance():
+    values = np.array([5, 3, 5, 9, 3, 0, 7, 9, 1], np.uint64)
+    assert kernels.first_distinct(values, 4).tolist() == [5, 3, 9, 0]
+    assert kernels.first_distinct(values, 99).tolist() == [5, 3, 9, 0, 7, 1]
