@@ -72,18 +72,27 @@ def fingerprint_model(
     on_cpu = str(device).split(":")[0] == "cpu"  # a torch.device prints as its name
     threads = threads or configured_threads()
     results: list[TensorFingerprint] = []
+
+    def done(info: TensorInfo, fp: TensorFingerprint) -> None:
+        """A tensor's fingerprint is complete (called in storage order)."""
+        if is_float(info.dtype):
+            fold_into_model_sketch(model_sketch, info.name, fp.sketch)
+        results.append(fp)
+        if progress:
+            progress(info.nbytes)
+
+    infos = list(model.infos().values())
     with ExitStack() as stack:
         pool = _LazyPool(stack) if threads >= 2 else None
-        for name, info in model.infos().items():
-            if on_cpu:
-                fp = _stream_tensor(model, info, width, evidence, pool)
-            else:
-                fp = _tensor_on_device(model, info, width, evidence, device)
-            if is_float(info.dtype):
-                fold_into_model_sketch(model_sketch, name, fp.sketch)
-            results.append(fp)
-            if progress:
-                progress(info.nbytes)
+        trail = _Trail(model)
+        for i, info in enumerate(infos):
+            if not on_cpu:
+                done(info, _tensor_on_device(model, info, width, evidence, device))
+                continue
+            if i + 1 < len(infos):  # the disk reads on across the tensors' boundary
+                model.prefetch_range(infos[i + 1].name, 0, READ_AHEAD * CHUNK_BYTES)
+            _stream_tensor(model, info, width, evidence, pool, trail, done)
+        trail.drain()
     return ModelFingerprint(
         metadata=model.metadata,
         tensors=results,
@@ -106,23 +115,65 @@ class _LazyPool:
         return self.pool
 
 
-def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
-                   evidence: EvidenceOptions, pool: _LazyPool | None) -> TensorFingerprint:
-    """One tensor through every stage, chunk by chunk, its bytes read once.
+class _Trail:
+    """What the second thread does behind the first, in order and across tensors: a
+    chunk's hash (its pages released once hashed), then a tensor's end (its fingerprint
+    completed once every chunk before it is hashed). Crossing tensors keeps the second
+    thread hashing while the first finishes one tensor and starts the next, instead of
+    both waiting at every boundary; at most HASH_LAG chunks trail."""
 
-    With a second thread, the work of a chunk is split in two about equal halves
-    (measured per GB of float32 on one core: sha256 ~0.56 s + coordinate sample ~0.005 s
-    there; moments ~0.35 s, count-sketch ~0.05 s, rank fold ~0.1 s and the rank
-    sketch's product ~0.04 s here); the second may trail by HASH_LAG chunks, so neither
-    waits for the other at every chunk, and the product runs while the second thread
-    hashes the last chunks. A chunk's pages are released once both have read it."""
+    def __init__(self, model: ModelWeights) -> None:
+        self.model = model
+        self.items: deque[tuple[Future, str, int, int] | Callable[[], None]] = deque()
+        self.chunks = 0
+
+    def chunk(self, hashed: Future, name: str, start: int, end: int) -> None:
+        self.items.append((hashed, name, start, end))
+        self.chunks += 1
+
+    def tensor_end(self, complete: Callable[[], None]) -> None:
+        self.items.append(complete)
+        self.settle()
+
+    def settle(self, lag: int = HASH_LAG) -> None:
+        """Retire the items done from the front; while more than `lag` chunks trail,
+        wait for the oldest."""
+        while self.items:
+            head = self.items[0]
+            if callable(head):
+                self.items.popleft()
+                head()
+                continue
+            hashed, name, start, end = head
+            if self.chunks <= lag and not hashed.done():
+                return
+            self.items.popleft()
+            self.chunks -= 1
+            hashed.result()
+            self.model.release(name, start, end)
+
+    def drain(self) -> None:
+        self.settle(lag=-1)
+
+
+def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
+                   evidence: EvidenceOptions, pool: _LazyPool | None, trail: _Trail,
+                   done: Callable[[TensorInfo, TensorFingerprint], None]) -> None:
+    """One tensor through every stage, chunk by chunk, its bytes read once; `done` gets
+    its fingerprint once its last chunk is hashed.
+
+    With a second thread, the work of a chunk is split in two (measured per GB of
+    float32 on one core: sha256 ~0.6 s + coordinate sample ~0.01 s there; moments
+    ~0.1 s, count-sketch ~0.05 s, rank fold ~0.05 s and the rank sketch's product
+    ~0.05 s here); the second may trail by HASH_LAG chunks, so neither waits for the
+    other at every chunk, and the product runs while the second thread hashes the last
+    chunks. A chunk's pages are released once both have read it."""
     name, raw = info.name, model.raw(info.name)
     stream = TensorStream(name, info.dtype, info.shape, width, evidence)
     hasher = content_hasher(info.dtype, info.shape)
     size = itemsize(info.dtype)
     step = chunk_elements(info.dtype, CHUNK_BYTES) * size
     threaded = pool is not None and len(raw) >= THREADED_HASH_BYTES
-    trailing: deque[tuple[Future, int, int]] = deque()
     for start in range(0, len(raw), step):
         end = min(len(raw), start + step)
         model.prefetch_range(name, end, end + READ_AHEAD * step)
@@ -130,18 +181,15 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
         values = stored(chunk, info.dtype)
         if threaded:
             work = pool.get().submit(_second_half, hasher, stream, chunk, values, start // size)
-            trailing.append((work, start, end))
+            trail.chunk(work, name, start, end)
             stream.update_values(values, start // size)
         else:
             hasher.update(chunk)
             stream.update(values, start // size)
             model.release(name, start, end)
-        while trailing and (len(trailing) > HASH_LAG or trailing[0][0].done()):
-            _release_when_hashed(model, name, *trailing.popleft())
+        trail.settle()
     stream.seal()  # beside the hashes still trailing
-    while trailing:
-        _release_when_hashed(model, name, *trailing.popleft())
-    return stream.finish(hasher.hexdigest()[:HASH_HEX_CHARS])
+    trail.tensor_end(lambda: done(info, stream.finish(hasher.hexdigest()[:HASH_HEX_CHARS])))
 
 
 def _second_half(hasher, stream: TensorStream, chunk: memoryview, values: np.ndarray,
@@ -149,12 +197,6 @@ def _second_half(hasher, stream: TensorStream, chunk: memoryview, values: np.nda
     """The second thread's share of a chunk: its hash and coordinate sample."""
     hasher.update(chunk)
     stream.update_sample(values, start)
-
-
-def _release_when_hashed(model: ModelWeights, name: str, hashed: Future, start: int,
-                         end: int) -> None:
-    hashed.result()
-    model.release(name, start, end)
 
 
 def _tensor_on_device(model: ModelWeights, info: TensorInfo, width: int,
