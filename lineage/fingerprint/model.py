@@ -6,12 +6,12 @@ fixed-width model-level sketch for nearest-neighbour search.
 
 On the CPU a tensor streams through in chunks of CHUNK_BYTES (stream.py): each chunk
 is hashed and folded into every other stage by compiled kernels (with two or more
-threads given, the hash and the coordinate sample run in a second thread beside the
-moments, count-sketch and rank fold: sha256 and the kernels release the GIL), the next chunks
-are read ahead by the kernel, and a chunk's pages are unmapped once it is done.
-Memory is therefore bounded by a few chunks, not by the largest tensor or file; the
-arithmetic starts no threads of its own, and the CPU path never imports torch (numpy
-and numba only). On a GPU the torch path of tensor.py runs, a whole tensor at a time.
+threads given, the hash runs in a second thread beside the other stages: sha256 and
+the kernels release the GIL), the next chunks are read ahead by the kernel, and a
+chunk's pages are unmapped once it is done. Memory is therefore bounded by a few
+chunks, not by the largest tensor or file; the arithmetic starts no threads of its
+own, and the CPU path never imports torch (numpy and numba only). On a GPU the torch
+path of tensor.py runs, a whole tensor at a time.
 """
 
 from __future__ import annotations
@@ -168,12 +168,12 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, after: TensorInfo | No
     chunk in work; the tensor's first chunks were asked for before it (by the tensor
     before it), and near its end it asks for the first chunks of the tensor `after`.
 
-    With a second thread, the work of a chunk is split in two (measured per GB of
-    float32 on one core: sha256 ~0.6 s + coordinate sample ~0.01 s there; moments
-    ~0.1 s, count-sketch ~0.05 s, rank fold ~0.05 s and the rank sketch's product
-    ~0.05 s here); the second may trail by HASH_LAG chunks, so neither waits for the
-    other at every chunk, and the product runs while the second thread hashes the last
-    chunks. A chunk's pages are released once both have read it."""
+    With a second thread, the work of a chunk is split in two (measured per GB on one
+    core: sha256 ~0.6 s there; moments ~0.15 s, count-sketch ~0.06 s and the recovery
+    evidence ~0.15 s here: the hash alone is the larger half); the second may trail by
+    HASH_LAG chunks, so neither waits for the other at every chunk, and the rank
+    product runs while the second thread hashes the last chunks. A chunk's pages are
+    released once both have read it."""
     name, raw = info.name, model.raw(info.name)
     stream = TensorStream(name, info.dtype, info.shape, width, evidence)
     hasher = content_hasher(info.dtype, info.shape)
@@ -191,9 +191,8 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, after: TensorInfo | No
         chunk = raw[start:end]
         values = stored(chunk, info.dtype)
         if threaded:
-            work = pool.get().submit(_second_half, hasher, stream, chunk, values, start // size)
-            trail.chunk(work, name, start, end)
-            stream.update_values(values, start // size)
+            trail.chunk(pool.get().submit(hasher.update, chunk), name, start, end)
+            stream.update(values, start // size)
         else:
             hasher.update(chunk)
             stream.update(values, start // size)
@@ -201,13 +200,6 @@ def _stream_tensor(model: ModelWeights, info: TensorInfo, after: TensorInfo | No
         trail.settle()
     stream.seal()  # beside the hashes still trailing
     trail.tensor_end(lambda: done(info, stream.finish(hasher.hexdigest()[:HASH_HEX_CHARS])))
-
-
-def _second_half(hasher, stream: TensorStream, chunk: memoryview, values: np.ndarray,
-                 start: int) -> None:
-    """The second thread's share of a chunk: its hash and coordinate sample."""
-    hasher.update(chunk)
-    stream.update_sample(values, start)
 
 
 def _tensor_on_device(model: ModelWeights, info: TensorInfo, width: int,

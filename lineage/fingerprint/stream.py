@@ -140,24 +140,16 @@ class TensorStream:
 
     def update(self, x: np.ndarray, start: int) -> None:
         """Stored values x (see `stored`) of flat positions start .. start + x.size
-        (start a multiple of the moments' sub-chunk, as chunk_elements makes it)."""
-        self.update_values(x, start)
-        self.update_sample(x, start)
-
-    def update_values(self, x: np.ndarray, start: int) -> None:
-        """As `update`, the stages that read every value: moments, count-sketch, rank
-        fold. Each runs over one L2-sized piece before the next piece is touched: the
-        piece is read from memory (and a 16- or 8-bit float widened) once, not once per
-        stage. `update_sample` does the rest: it touches disjoint state, so two threads
-        may run the two side by side, each in chunk order."""
+        (start a multiple of the moments' sub-chunk, as chunk_elements makes it). Every
+        stage runs over one L2-sized piece before the next piece is touched: the piece
+        is read from memory (and a 16- or 8-bit float widened) once, not once per stage.
+        The sampled coordinates are then picked from the whole chunk (per piece, the
+        calls cost more than the cache misses they save)."""
         for p0 in range(0, x.size, L2_ELEMENTS):
             piece = widen(x[p0 : p0 + L2_ELEMENTS], self.dtype)
             self._core(piece, start + p0)
             if self.rank is not None:
                 self._fold(piece, start + p0)
-
-    def update_sample(self, x: np.ndarray, start: int) -> None:
-        """As `update`, the coordinate sample only (see update_values)."""
         if self.rank is not None:
             self._sample(x, start)
 
@@ -184,10 +176,9 @@ class TensorStream:
             self.sample[lo:hi] = widen(x[self.positions[lo:hi] - start], self.dtype)
 
     def seal(self) -> None:
-        """Every value is in (`update_values` done for the whole tensor; the sample may
-        still be coming): finish what the values decide, the count-sketch's last step and
-        the rank sketch's Gaussian product. A separate step so that the thread that
-        folded the values does it while the other is still hashing."""
+        """Every value is in: finish the count-sketch's last step and the rank sketch's
+        Gaussian product. A step of its own so that it runs while the hash of the last
+        chunks is still under way in the other thread."""
         if self.sealed:
             return
         kernels.sketch_flush(self.step, self.out)
