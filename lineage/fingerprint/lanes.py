@@ -142,3 +142,82 @@ def lane_central_sums(typingctx, x, s0, groups, mean):
         return context.make_tuple(builder, signature.return_type, _lanes(builder, accs))
 
     return _RESULT(x, types.intp, types.intp, types.float64), codegen
+
+
+TILE_WIDTH = 64  # the rank sketch's k: a row of the product is one <64 x double>
+_ROW = ir.VectorType(_F64, TILE_WIDTH)
+_MATRIX = types.Array(types.float64, 2, "C")
+
+
+@intrinsic
+def tile_rows_product(typingctx, coef, rows, out, base, step_index, step_row, count,
+                      first):
+    """out[first + t, :] = sum over i < count of coef[base + i * step_index + t * step_row]
+    * rows[i, :], for t = 0, 1: two rows of a product with 64 columns, each accumulated
+    in i order from 0.0 as the scalar loop does (a product rounded, then added), held in
+    vector registers for the whole loop instead of read and written per i."""
+    if not (coef == _MATRIX and rows == _MATRIX and out == _MATRIX):
+        return None
+
+    def codegen(context, builder, signature, args):
+        coef_a, rows_a, out_a, start, by_index, by_row, n, top = args
+        coefs = context.make_array(_MATRIX)(context, builder, coef_a).data
+        row_data = context.make_array(_MATRIX)(context, builder, rows_a).data
+        out_data = context.make_array(_MATRIX)(context, builder, out_a).data
+        width = ir.Constant(n.type, TILE_WIDTH)
+
+        def splat(value):
+            vec = builder.insert_element(ir.Constant(_ROW, ir.Undefined), value,
+                                         ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(vec, ir.Constant(_ROW, ir.Undefined),
+                                          ir.Constant(ir.VectorType(ir.IntType(32),
+                                                                    TILE_WIDTH),
+                                                      [0] * TILE_WIDTH))
+
+        def body(i, accs):
+            ptr = builder.bitcast(builder.gep(row_data, [builder.mul(i, width)]),
+                                  _ROW.as_pointer())
+            row = builder.load(ptr, align=8)
+            at = builder.add(start, builder.mul(i, by_index))
+            updated = []
+            for t, acc in enumerate(accs):
+                where = builder.add(at, builder.mul(ir.Constant(n.type, t), by_row))
+                c = builder.load(builder.gep(coefs, [where]))
+                updated.append(builder.fadd(acc, builder.fmul(splat(c), row)))
+            return updated
+
+        zero = ir.Constant(_ROW, [0.0] * TILE_WIDTH)
+        accs = _loop_rows(builder, n, [zero, zero], body)
+        for t, acc in enumerate(accs):
+            offset = builder.mul(builder.add(top, ir.Constant(n.type, t)), width)
+            ptr = builder.bitcast(builder.gep(out_data, [offset]), _ROW.as_pointer())
+            builder.store(acc, ptr, align=8)
+        return context.get_dummy_value()
+
+    sig = types.void(coef, rows, out, types.intp, types.intp, types.intp, types.intp,
+                     types.intp)
+    return sig, codegen
+
+
+def _loop_rows(builder: ir.IRBuilder, count: ir.Value, starts: list, body):
+    """_loop for accumulators of the row type."""
+    entry = builder.basic_block
+    head = builder.append_basic_block("rows.head")
+    step = builder.append_basic_block("rows.body")
+    done = builder.append_basic_block("rows.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    i = builder.phi(count.type)
+    accs = [builder.phi(_ROW) for _ in starts]
+    i.add_incoming(ir.Constant(count.type, 0), entry)
+    for acc, start in zip(accs, starts, strict=True):
+        acc.add_incoming(start, entry)
+    builder.cbranch(builder.icmp_signed("<", i, count), step, done)
+    builder.position_at_end(step)
+    updated = body(i, accs)
+    i.add_incoming(builder.add(i, ir.Constant(count.type, 1)), builder.basic_block)
+    for acc, new in zip(accs, updated, strict=True):
+        acc.add_incoming(new, builder.basic_block)
+    builder.branch(head)
+    builder.position_at_end(done)
+    return accs

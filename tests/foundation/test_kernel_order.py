@@ -3,8 +3,9 @@ sped up. The moments kernel runs its four accumulators as the lanes of one vecto
 (lanes.py): bit for bit the scalar loop it replaced, written out in Python here (Python
 floats are the same IEEE doubles, and Python's min/max keep the first of equal
 arguments, as numba's do). The rank fold adds several rows of a bucket per pass: bit
-for bit adding row after row. The coordinate sample's positions come from a hash set
-now: the same positions as np.unique's first occurrences gave."""
+for bit adding row after row. The rank sketch's products keep two rows of the result
+in vector registers: bit for bit the row-by-row sums. The coordinate sample's positions
+come from a hash set now: the same positions as np.unique's first occurrences gave."""
 
 from __future__ import annotations
 
@@ -143,3 +144,19 @@ def test_first_distinct_keeps_the_order_of_first_appearance():
     values = np.array([5, 3, 5, 9, 3, 0, 7, 9, 1], np.uint64)
     assert kernels.first_distinct(values, 4).tolist() == [5, 3, 9, 0]
     assert kernels.first_distinct(values, 99).tolist() == [5, 3, 9, 0, 7, 1]
+
+
+@pytest.mark.parametrize(("m", "k", "kk"), [(1024, 64, 64), (777, 64, 64), (100, 63, 64),
+                                            (300, 64, 40), (70, 8, 8)])
+def test_products_sum_row_after_row(m, k, kk):
+    rng = np.random.default_rng(m * k + kk)
+    g, folded = rng.standard_normal((m, k)), rng.standard_normal((m, kk))
+    want = np.zeros((k, kk))
+    for r in range(m):  # g.T @ folded: one product rounded, then added, r in order
+        want += np.outer(g[r], folded[r])
+    assert kernels.left_product(g, folded).tobytes() == want.tobytes()
+    rows, side = rng.standard_normal((k, m)), rng.standard_normal((m, kk))
+    want = np.zeros((k, kk))
+    for c in range(m):  # rows @ side, c in order
+        want += np.outer(rows[:, c], side[c])
+    assert kernels.right_product(rows, side).tobytes() == want.tobytes()
