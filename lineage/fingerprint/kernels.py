@@ -24,6 +24,7 @@ from numba import njit
 
 from lineage.fingerprint.lanes import (
     TILE_WIDTH,
+    fold_row_runs,
     lane_central_sums,
     lane_sums,
     tile_rows_product,
@@ -163,7 +164,9 @@ def sketch_flush(step, out):  # pragma: no cover - compiled
 @njit(nogil=True, cache=True)
 def fold_columns_update(x, start, n, k, signs, folded):  # pragma: no cover - compiled
     """folded[r, c mod k] += s_c * W[r, c] (n > k; else folded[r, c] = W[r, c]) for the
-    elements x at flat positions start.. of the row-major [m, n] matrix W."""
+    elements x at flat positions start.. of the row-major [m, n] matrix W. With k = 64
+    a row's whole runs of 64 go through lanes.fold_row_runs (the row's accumulators in
+    vector registers); the adds are the same, in the same order."""
     i, end = 0, x.size
     while i < end:
         pos = start + i
@@ -174,6 +177,11 @@ def fold_columns_update(x, start, n, k, signs, folded):  # pragma: no cover - co
             c = c0
             while c < c1:
                 j = c % k
+                if j == 0 and k == TILE_WIDTH and c1 - c >= k:  # whole runs: lanes.py
+                    runs = (c1 - c) // k
+                    fold_row_runs(x, i + c - c0, signs, c, folded, r, runs)
+                    c += runs * k
+                    continue
                 run = min(c1 - c, k - j)
                 base = i + c - c0
                 xs, ss, acc = x[base : base + run], signs[c : c + run], folded[r, j : j + run]

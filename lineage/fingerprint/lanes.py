@@ -221,3 +221,44 @@ def _loop_rows(builder: ir.IRBuilder, count: ir.Value, starts: list, body):
     builder.branch(head)
     builder.position_at_end(done)
     return accs
+
+
+@intrinsic
+def fold_row_runs(typingctx, x, at, signs, sign_at, folded, row, runs):
+    """folded[row, :] += x[at + 64 j + q] * signs[sign_at + 64 j + q] for j < runs,
+    q < 64, j in order: the column fold of one matrix row's whole 64-wide runs, the row's 64
+    accumulators held in vector registers (read and written once, not once per run)."""
+    if not (isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
+            and x.dtype in (types.float32, types.float64)
+            and signs == types.Array(types.float32, 1, "C") and folded == _MATRIX):
+        return None
+
+    def codegen(context, builder, signature, args):
+        x_a, start, signs_a, sign_start, folded_a, r, n = args
+        xtype = signature.args[0]
+        data = context.make_array(xtype)(context, builder, x_a).data
+        sign_data = context.make_array(signature.args[2])(context, builder, signs_a).data
+        acc_data = context.make_array(_MATRIX)(context, builder, folded_a).data
+        width = ir.Constant(n.type, TILE_WIDTH)
+        x_vec = ir.VectorType(context.get_data_type(xtype.dtype), TILE_WIDTH).as_pointer()
+        s_vec = ir.VectorType(ir.FloatType(), TILE_WIDTH).as_pointer()
+        acc_ptr = builder.bitcast(builder.gep(acc_data, [builder.mul(r, width)]),
+                                  _ROW.as_pointer())
+
+        def body(j, accs):
+            offset = builder.mul(j, width)
+            xs = builder.load(builder.bitcast(
+                builder.gep(data, [builder.add(start, offset)]), x_vec), align=4)
+            if xtype.dtype == types.float32:
+                xs = builder.fpext(xs, _ROW)
+            ss = builder.fpext(builder.load(builder.bitcast(
+                builder.gep(sign_data, [builder.add(sign_start, offset)]), s_vec), align=4),
+                _ROW)
+            return [builder.fadd(accs[0], builder.fmul(xs, ss))]
+
+        accs = _loop_rows(builder, n, [builder.load(acc_ptr, align=8)], body)
+        builder.store(accs[0], acc_ptr, align=8)
+        return context.get_dummy_value()
+
+    sig = types.void(x, types.intp, signs, types.intp, folded, types.intp, types.intp)
+    return sig, codegen

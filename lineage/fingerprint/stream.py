@@ -129,7 +129,7 @@ class TensorStream:
             groups = fold_signs(m, k)[::k]
             self.rank = ("rows", groups, np.zeros((k, n)))
         else:  # columns folded (when n > k): rank_sketch._fold_columns
-            signs = _column_signs(n, k) if n > k else np.zeros(1)
+            signs = _column_signs(n, k) if n > k else np.zeros(1, np.float32)
             self.rank = ("columns", signs, np.zeros((m, min(n, k))))
         self.positions = sample_positions_array(self.name, self.shape, evidence.sample_size)
         self.sample = np.zeros(self.positions.size, np.float32)

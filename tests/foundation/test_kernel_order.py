@@ -2,8 +2,9 @@
 sped up. The moments kernel runs its four accumulators as the lanes of one vector
 (lanes.py): bit for bit the scalar loop it replaced, written out in Python here (Python
 floats are the same IEEE doubles, and Python's min/max keep the first of equal
-arguments, as numba's do). The rank fold adds several rows of a bucket per pass: bit
-for bit adding row after row. The rank sketch's products keep two rows of the result
+arguments, as numba's do). The rank fold adds several rows of a bucket per pass, or a
+row's whole runs of 64 columns in vector registers: bit for bit adding element after
+element. The rank sketch's products keep two rows of the result
 in vector registers: bit for bit the row-by-row sums. The coordinate sample's positions
 come from a hash set now: the same positions as np.unique's first occurrences gave."""
 
@@ -160,3 +161,19 @@ def test_products_sum_row_after_row(m, k, kk):
     for c in range(m):  # rows @ side, c in order
         want += np.outer(rows[:, c], side[c])
     assert kernels.right_product(rows, side).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(64, 8192, 64), (300, 700, 64), (65, 4097, 64),
+                                           (100, 130, 8)])
+@pytest.mark.parametrize("piece", [1 << 18, 77777, 63])
+def test_columns_fold_adds_column_after_column(m, n, k, piece):
+    rng = np.random.default_rng(m + n + k)
+    w = (rng.standard_normal((m, n)) * 10).astype(np.float32)
+    signs = fold_signs(n, k).astype(np.float32)
+    want = np.zeros((m, k))
+    for c in range(n):  # one float64 add per element, columns in order
+        want[:, c % k] += w[:, c].astype(np.float64) * np.float64(signs[c])
+    folded, flat = np.zeros((m, k)), w.reshape(-1)
+    for p in range(0, flat.size, piece):
+        kernels.fold_columns_update(flat[p : p + piece], p, n, k, signs, folded)
+    assert folded.tobytes() == want.tobytes()
