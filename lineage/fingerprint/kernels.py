@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+# numba's cache sees edits of this file only: after editing lanes.py, touch this one.
 from lineage.fingerprint.lanes import (
     TILE_WIDTH,
     fold_row_runs,

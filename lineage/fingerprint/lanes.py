@@ -1,18 +1,24 @@
-"""Four-lane vector loops of the moments kernel, written in LLVM IR (numba intrinsics).
+"""Vector loops of the compiled kernels, written in LLVM IR (numba intrinsics), for the
+loops numba left scalar. Numba leaves LLVM's SLP vectorizer off, and the loop
+vectorizer may not reassociate float adds, so a kernel that keeps several accumulators
+(to fix the order of its sums, which catalogs store) or re-reads its accumulators from
+memory at every step ran one instruction per element. Here the accumulators are vectors
+held in registers for a whole loop; each lane does exactly the scalar code's operations
+on the same elements in the same order (no reassociation, no fused multiply-add: the
+IR carries no fast-math flags), so every sum is bit for bit the scalar loop's.
 
-The moments kernel keeps four accumulators per sum: accumulator l takes the elements
-s0 + 4j + l, in order of j, and the four are added as (a0 + a1) + (a2 + a3). The
-result depends on that order, and catalogs store it. LLVM does not turn four scalar
-chains into one vector by itself (numba leaves its SLP vectorizer off), so the scalar
-loop ran one instruction per element and sum. Here the four accumulators are the
-lanes of one <4 x double>: each lane does exactly the scalar chain's operations on the
-same elements in the same order (no reassociation, no fused multiply-add: the IR
-carries no fast-math flags), so every sum is bit for bit the scalar loop's, with a
-quarter of the instructions.
+- `lane_sums`, `lane_central_sums`: the moments' four accumulators per sum (element
+  s0 + 4j + l into accumulator l, in order of j) as the lanes of one <4 x double>, over
+  `groups` groups of 4 from flat position s0 of a contiguous 1-D array (float32,
+  float64 or integers, widened to float64 as `float(x[i])` does); the caller adds the
+  tail of fewer than 4 elements.
+- `tile_rows_product`: two rows of a 64-column product (the rank sketch's Gaussian
+  side), each a <64 x double> summed over the whole inner dimension.
+- `fold_row_runs`: the column fold of one matrix row, its 64 buckets a <64 x double>.
 
-Each intrinsic runs over `groups` groups of 4 elements from flat position s0 of a
-contiguous 1-D array (float32, float64 or integers, widened to float64 exactly as
-`float(x[i])` does); the caller adds the tail (fewer than 4 elements) as before.
+numba's cache (kernels.py's `cache=True`) is keyed on kernels.py alone: after editing
+this file, touch kernels.py (or delete lineage/fingerprint/__pycache__/kernels.*) so the
+kernels are compiled again.
 """
 
 from __future__ import annotations
