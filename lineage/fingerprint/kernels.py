@@ -15,6 +15,8 @@ its values are bit-identical. Moments and the rank fold accumulate in float64 li
 their torch versions, in a different order: they agree to float64 rounding (~1e-16
 relative; torch's own results already vary that much with its thread count), and the
 rank sketch, stored as float32, agrees to the last float32 bit but for rare ties.
+Each kernel's own order of adds is fixed, since catalogs store its results: the vector
+loops of lanes.py keep it exactly (tests/foundation/test_kernel_order.py).
 """
 
 from __future__ import annotations
