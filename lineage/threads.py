@@ -52,14 +52,15 @@ def resolve_threads(requested: int | None = None, cpus: float | None = None) -> 
 
 def use_threads(threads: int) -> int:
     """Set this process's thread pools to `threads`: the environment for libraries
-    loaded later, torch's intra-op pool, and loaded BLAS pools (threadpoolctl).
+    loaded later (torch's intra-op pool among them: the CPU fingerprint never imports
+    torch), torch's pool when it is loaded already, and loaded BLAS pools
+    (threadpoolctl).
     Returns `threads`; `configured_threads()` reads it back."""
     global _configured
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    if "torch" in sys.modules:  # else torch's pool reads OMP_NUM_THREADS when it loads
+        sys.modules["torch"].set_num_threads(threads)
     if "numpy" in sys.modules:
         try:
             from threadpoolctl import threadpool_limits

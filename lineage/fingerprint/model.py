@@ -6,12 +6,12 @@ fixed-width model-level sketch for nearest-neighbour search.
 
 On the CPU a tensor streams through in chunks of CHUNK_BYTES (stream.py): each chunk
 is hashed and folded into every other stage by compiled kernels (with two or more
-threads given, the hash and the recovery evidence run in a second thread beside the
-moments and count-sketch: sha256 and the kernels release the GIL), the next chunks
-are read ahead by the kernel, and a chunk's pages are unmapped once it is done.
-Memory is therefore bounded by a few chunks, not by the largest tensor or file; the
-arithmetic starts no threads of its own. On a GPU the torch path of tensor.py runs,
-a whole tensor at a time.
+threads given, the hash runs in a second thread beside the other stages: sha256 and
+the kernels release the GIL), the next chunks are read ahead by the kernel, and a
+chunk's pages are unmapped once it is done. Memory is therefore bounded by a few
+chunks, not by the largest tensor or file; the arithmetic starts no threads of its
+own, and the CPU path never imports torch (numpy and numba only). On a GPU the torch
+path of tensor.py runs, a whole tensor at a time.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from lineage.fingerprint.content_hash import HASH_HEX_CHARS, content_hash, content_hasher
 from lineage.fingerprint.sketch import DEFAULT_WIDTH, fold_into_model_sketch
@@ -34,6 +34,9 @@ from lineage.weights.dtypes import is_float, itemsize
 from lineage.weights.header import TensorInfo
 from lineage.weights.metadata import ModelMetadata
 from lineage.weights.model import ModelWeights
+
+if TYPE_CHECKING:
+    import torch
 
 ProgressFn = Callable[[int], None]  # called with the bytes just fingerprinted
 
@@ -65,26 +68,36 @@ def fingerprint_model(
     on by default. `threads`: CPU threads to use (default: what lineage.threads set for
     the process); with two or more the hash runs beside the arithmetic."""
     evidence = evidence or EvidenceOptions()
-    model_sketch = torch.zeros(width, dtype=torch.float64)
-    on_cpu = torch.device(device).type == "cpu"
+    model_sketch = np.zeros(width, np.float64)
+    on_cpu = str(device).split(":")[0] == "cpu"  # a torch.device prints as its name
     threads = threads or configured_threads()
     results: list[TensorFingerprint] = []
+
+    def done(info: TensorInfo, fp: TensorFingerprint) -> None:
+        """A tensor's fingerprint is complete (called in storage order)."""
+        if is_float(info.dtype):
+            fold_into_model_sketch(model_sketch, info.name, fp.sketch)
+        results.append(fp)
+        if progress:
+            progress(info.nbytes)
+
+    infos = list(model.infos().values())
     with ExitStack() as stack:
         pool = _LazyPool(stack) if threads >= 2 else None
-        for name, info in model.infos().items():
-            if on_cpu:
-                fp = _stream_tensor(model, info, width, evidence, pool)
-            else:
-                fp = _tensor_on_device(model, info, width, evidence, device)
-            if is_float(info.dtype):
-                fold_into_model_sketch(model_sketch, name, torch.from_numpy(fp.sketch))
-            results.append(fp)
-            if progress:
-                progress(info.nbytes)
+        trail = _Trail(model)
+        if on_cpu and infos:
+            model.prefetch_range(infos[0].name, 0, READ_AHEAD * CHUNK_BYTES)
+        for i, info in enumerate(infos):
+            if not on_cpu:
+                done(info, _tensor_on_device(model, info, width, evidence, device))
+                continue
+            after = infos[i + 1] if i + 1 < len(infos) else None
+            _stream_tensor(model, info, after, width, evidence, pool, trail, done)
+        trail.drain()
     return ModelFingerprint(
         metadata=model.metadata,
         tensors=results,
-        sketch=model_sketch.to(torch.float32).numpy(),
+        sketch=model_sketch.astype(np.float32),
         sketch_width=width,
     )
 
@@ -103,53 +116,90 @@ class _LazyPool:
         return self.pool
 
 
-def _stream_tensor(model: ModelWeights, info: TensorInfo, width: int,
-                   evidence: EvidenceOptions, pool: _LazyPool | None) -> TensorFingerprint:
-    """One tensor through every stage, chunk by chunk, its bytes read once.
+class _Trail:
+    """What the second thread does behind the first, in order and across tensors: a
+    chunk's hash (its pages released once hashed), then a tensor's end (its fingerprint
+    completed once every chunk before it is hashed). Crossing tensors keeps the second
+    thread hashing while the first finishes one tensor and starts the next, instead of
+    both waiting at every boundary; at most HASH_LAG chunks trail."""
 
-    With a second thread, the work of a chunk is split in two about equal halves
-    (measured per GB of float32: sha256 ~0.6 s + rank fold ~0.15 s there, moments
-    ~0.4-0.5 s + count-sketch ~0.1 s here); the second may trail by HASH_LAG chunks, so
-    neither waits for the other at every chunk. A chunk's pages are released once both
-    have read it."""
+    def __init__(self, model: ModelWeights) -> None:
+        self.model = model
+        self.items: deque[tuple[Future, str, int, int] | Callable[[], None]] = deque()
+        self.chunks = 0
+
+    def chunk(self, hashed: Future, name: str, start: int, end: int) -> None:
+        self.items.append((hashed, name, start, end))
+        self.chunks += 1
+
+    def tensor_end(self, complete: Callable[[], None]) -> None:
+        self.items.append(complete)
+        self.settle()
+
+    def settle(self, lag: int = HASH_LAG) -> None:
+        """Retire the items done from the front; while more than `lag` chunks trail,
+        wait for the oldest."""
+        while self.items:
+            head = self.items[0]
+            if callable(head):
+                self.items.popleft()
+                head()
+                continue
+            hashed, name, start, end = head
+            if self.chunks <= lag and not hashed.done():
+                return
+            self.items.popleft()
+            self.chunks -= 1
+            hashed.result()
+            self.model.release(name, start, end)
+
+    def drain(self) -> None:
+        self.settle(lag=-1)
+
+
+def _stream_tensor(model: ModelWeights, info: TensorInfo, after: TensorInfo | None,
+                   width: int, evidence: EvidenceOptions, pool: _LazyPool | None,
+                   trail: _Trail, done: Callable[[TensorInfo, TensorFingerprint], None]
+                   ) -> None:
+    """One tensor through every stage, chunk by chunk, its bytes read once; `done` gets
+    its fingerprint once its last chunk is hashed.
+
+    Read-ahead: the kernel is asked for each byte once, READ_AHEAD chunks ahead of the
+    chunk in work; the tensor's first chunks were asked for before it (by the tensor
+    before it), and near its end it asks for the first chunks of the tensor `after`.
+
+    With a second thread, the work of a chunk is split in two (measured per GB on one
+    core: sha256 ~0.6 s there; moments ~0.15 s, count-sketch ~0.06 s and the recovery
+    evidence ~0.15 s here: the hash alone is the larger half); the second may trail by
+    HASH_LAG chunks, so neither waits for the other at every chunk, and the rank
+    product runs while the second thread hashes the last chunks. A chunk's pages are
+    released once both have read it."""
     name, raw = info.name, model.raw(info.name)
     stream = TensorStream(name, info.dtype, info.shape, width, evidence)
     hasher = content_hasher(info.dtype, info.shape)
     size = itemsize(info.dtype)
     step = chunk_elements(info.dtype, CHUNK_BYTES) * size
     threaded = pool is not None and len(raw) >= THREADED_HASH_BYTES
-    trailing: deque[tuple[Future, int, int]] = deque()
+    ahead = READ_AHEAD * step
+    if after is not None and ahead >= len(raw):
+        model.prefetch_range(after.name, 0, ahead)
     for start in range(0, len(raw), step):
         end = min(len(raw), start + step)
-        model.prefetch_range(name, end, end + READ_AHEAD * step)
+        model.prefetch_range(name, start + ahead, start + ahead + step)
+        if after is not None and start + ahead < len(raw) <= start + ahead + step:
+            model.prefetch_range(after.name, 0, ahead)
         chunk = raw[start:end]
         values = stored(chunk, info.dtype)
         if threaded:
-            work = pool.get().submit(_second_half, hasher, stream, chunk, values, start // size)
-            trailing.append((work, start, end))
-            stream.update_core(values, start // size)
+            trail.chunk(pool.get().submit(hasher.update, chunk), name, start, end)
+            stream.update(values, start // size)
         else:
             hasher.update(chunk)
             stream.update(values, start // size)
             model.release(name, start, end)
-        while trailing and (len(trailing) > HASH_LAG or trailing[0][0].done()):
-            _release_when_hashed(model, name, *trailing.popleft())
-    while trailing:
-        _release_when_hashed(model, name, *trailing.popleft())
-    return stream.finish(hasher.hexdigest()[:HASH_HEX_CHARS])
-
-
-def _second_half(hasher, stream: TensorStream, chunk: memoryview, values: np.ndarray,
-                 start: int) -> None:
-    """The second thread's share of a chunk: its hash and its recovery evidence."""
-    hasher.update(chunk)
-    stream.update_evidence(values, start)
-
-
-def _release_when_hashed(model: ModelWeights, name: str, hashed: Future, start: int,
-                         end: int) -> None:
-    hashed.result()
-    model.release(name, start, end)
+        trail.settle()
+    stream.seal()  # beside the hashes still trailing
+    trail.tensor_end(lambda: done(info, stream.finish(hasher.hexdigest()[:HASH_HEX_CHARS])))
 
 
 def _tensor_on_device(model: ModelWeights, info: TensorInfo, width: int,

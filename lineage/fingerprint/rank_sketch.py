@@ -31,6 +31,10 @@ plan across same-shape matrices costs nothing. Generated from PCG64's raw 64-bit
 Precision. The fold and the product accumulate in float64 (W's values convert exactly);
 the sketch is stored as float32, and recovery's rank tolerance counts that rounding
 (lineage.recovery.rank) beside the rounding of W in its storage dtype.
+
+The signs and Gaussians are numpy arrays (the CPU stream's compiled fold needs no
+torch); `rank_sketch` is the torch path (GPUs, and the reference), torch imported when
+it is called.
 """
 
 from __future__ import annotations
@@ -38,9 +42,12 @@ from __future__ import annotations
 import hashlib
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 RANK_WIDTH = 64  # k: ranks up to 63 are read exactly (LoRA ranks 4-64 are common)
 RANK_VERSION = "lineage-rank-sketch-v1"
@@ -54,16 +61,18 @@ def _stream(kind: str, side: int, k: int, count: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def fold_signs(length: int, k: int) -> torch.Tensor:
-    """float64 [length]: the random signs of the folded side (bucket = index mod k)."""
+def fold_signs(length: int, k: int) -> np.ndarray:
+    """float64 [length]: the random signs of the folded side (bucket = index mod k);
+    shared by the cache: do not modify."""
     raw = _stream("signs", length, k, length)
-    return torch.from_numpy((raw & np.uint64(1)).astype(np.float64) * 2.0 - 1.0)
+    return (raw & np.uint64(1)).astype(np.float64) * 2.0 - 1.0
 
 
 @lru_cache(maxsize=16)
-def gaussian(length: int, k: int) -> torch.Tensor:
+def gaussian(length: int, k: int) -> np.ndarray:
     """float64 [length, k]: Gaussian, each of the `length` rows scaled to unit norm, so
-    an element's rounding noise enters Y with exactly its own variance (rank.py)."""
+    an element's rounding noise enters Y with exactly its own variance (rank.py).
+    Shared by the cache: do not modify."""
     count = length * k
     raw = _stream("gauss", length, k, count + (count & 1))
     u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)  # (0, 1)
@@ -72,7 +81,7 @@ def gaussian(length: int, k: int) -> torch.Tensor:
     g = np.concatenate([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)])
     g = g[:count].reshape(length, k)
     g /= np.linalg.norm(g, axis=1, keepdims=True)
-    return torch.from_numpy(g)
+    return g
 
 
 def rank_sketch_shape(shape: tuple[int, int], k: int = RANK_WIDTH) -> tuple[int, int]:
@@ -82,6 +91,8 @@ def rank_sketch_shape(shape: tuple[int, int], k: int = RANK_WIDTH) -> tuple[int,
 
 def rank_sketch(matrix: torch.Tensor, k: int = RANK_WIDTH) -> np.ndarray:
     """float32 [k1 * k2] (row-major; k1 = min(m, k), k2 = min(n, k)): Y = L W R."""
+    import torch
+
     m, n = matrix.shape
     y = _fold_rows(matrix, k) if m > max(n, k) else _fold_columns(matrix, k)
     return y.to(torch.float32).cpu().numpy().reshape(-1)
@@ -90,9 +101,11 @@ def rank_sketch(matrix: torch.Tensor, k: int = RANK_WIDTH) -> np.ndarray:
 def _fold_columns(matrix: torch.Tensor, k: int) -> torch.Tensor:
     """[min(m, k), min(n, k)] float64 for m <= max(n, k): columns folded (when n > k),
     Gaussian on the rows (when m > k), block by block of rows: Y = sum_b L_b (W_b R)."""
+    import torch
+
     m, n = matrix.shape
-    signs = fold_signs(n, k).to(matrix.device) if n > k else None
-    left = gaussian(m, k).to(matrix.device) if m > k else None  # [m, k]
+    signs = torch.from_numpy(fold_signs(n, k)).to(matrix.device) if n > k else None
+    left = torch.from_numpy(gaussian(m, k)).to(matrix.device) if m > k else None  # [m, k]
     out = torch.zeros(min(m, k), min(n, k), dtype=torch.float64, device=matrix.device)
     step = max(1, BLOCK // n)
     for r0 in range(0, m, step):
@@ -114,8 +127,10 @@ def _fold_rows(matrix: torch.Tensor, k: int) -> torch.Tensor:
     (rows r // k), so the fold of a block is one matrix-vector product over its groups
     (measured 2x faster than signing each row and summing); the rank argument does not
     depend on how the signs are drawn."""
+    import torch
+
     m, n = matrix.shape
-    signs = fold_signs(m, k)[::k].to(matrix.device)  # [ceil(m / k)]: one per group
+    signs = torch.from_numpy(fold_signs(m, k)[::k]).to(matrix.device)  # one per group
     folded = torch.zeros(k * n, dtype=torch.float64, device=matrix.device)
     step = max(1, BLOCK // (n * k)) * k  # a multiple of k: every block starts at bucket 0
     for r0 in range(0, m, step):
@@ -129,7 +144,7 @@ def _fold_rows(matrix: torch.Tensor, k: int) -> torch.Tensor:
     folded = folded.reshape(k, n)
     if n <= k:
         return folded
-    return folded @ gaussian(n, k).to(matrix.device)  # [k, k]
+    return folded @ torch.from_numpy(gaussian(n, k)).to(matrix.device)  # [k, k]
 
 
 def _fold_last(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -19,43 +19,61 @@ each) with support share p >= 0.1, a proportion of N >= 400 support values has a
 standard error <= sqrt(0.25 / 400) = 2.5 %: the 44 % vs 5 % and ~100 % vs 95 %
 decisions sit many errors apart, and a chance ratio match (~1e-4 per weight) stays far
 below 5 %. A model usually has tens of changed matrices, so N is in the thousands.
+
+Positions are numpy arrays (`sample_positions_array`: the CPU stream needs no torch);
+`sample_positions` and `sample_values` are the torch path, torch imported when called.
 """
 
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+from lineage.fingerprint.kernels import first_distinct
+
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE_SIZE = 4096
 SAMPLE_VERSION = "lineage-sample-v1"
 
 
 @lru_cache(maxsize=512)
-def sample_positions(name: str, shape: tuple[int, ...], size: int = SAMPLE_SIZE) -> torch.Tensor:
+def sample_positions_array(name: str, shape: tuple[int, ...],
+                           size: int = SAMPLE_SIZE) -> np.ndarray:
     """Sorted flat coordinates (int64): every coordinate when numel <= size, else `size`
-    distinct ones, uniformly without replacement."""
+    distinct ones, uniformly without replacement (shared by the cache: do not modify)."""
     numel = int(np.prod(shape)) if shape else 1
     if numel <= size:
-        return torch.arange(numel)
+        return np.arange(numel, dtype=np.int64)
     key = f"{SAMPLE_VERSION}|{name}|{list(shape)}|{size}".encode()
     stream = np.random.PCG64(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
     if numel <= 4 * size:  # a random order of every coordinate, cut at `size`
         picks = np.argsort(stream.random_raw(numel), kind="stable")[:size]
     else:  # draws with replacement, first occurrences kept, until `size` are distinct
-        draws = np.zeros(0, np.uint64)
-        while True:
+        # Drawn with a margin for the expected repeats (size^2 / 2 numel), so that one
+        # pass usually does: the stream is the same however it is cut into calls, and
+        # draws past the size-th distinct one never change the picks.
+        margin = 2 * size * size // numel + 32
+        draws = stream.random_raw(size + margin) % np.uint64(numel)
+        while (picks := first_distinct(draws, size)).size < size:
             draws = np.concatenate([draws, stream.random_raw(size) % np.uint64(numel)])
-            _, first = np.unique(draws, return_index=True)
-            if first.size >= size:
-                break
-        picks = draws[np.sort(first)[:size]]
-    return torch.from_numpy(np.sort(picks.astype(np.int64)))
+    return np.sort(picks.astype(np.int64))
+
+
+def sample_positions(name: str, shape: tuple[int, ...], size: int = SAMPLE_SIZE) -> torch.Tensor:
+    """`sample_positions_array` as a torch tensor (sharing its memory)."""
+    import torch
+
+    return torch.from_numpy(sample_positions_array(name, tuple(shape), size))
 
 
 def sample_values(name: str, tensor: torch.Tensor, size: int = SAMPLE_SIZE) -> np.ndarray:
     """float32 values of `tensor` (flattened row-major) at its sample positions."""
+    import torch
+
     positions = sample_positions(name, tuple(tensor.shape), size).to(tensor.device)
     return tensor.reshape(-1)[positions].to(torch.float32).cpu().numpy()

@@ -16,6 +16,9 @@ Properties (tests check each):
   (stable across numpy versions and machines) seeded by sha256(name, shape, width).
 An inner product's standard error is about sqrt((|a|^2 |b|^2 + <a,b>^2) / w); a
 normalised cosine's is about (1 - cos^2) / sqrt(w) per tensor (measured in tests/README).
+
+Plans are numpy arrays (the CPU stream needs no torch); `sketch_plan` and `sketch_tensor`
+are the torch path (GPUs, and the reference), which imports torch when called.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from __future__ import annotations
 import hashlib
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_WIDTH = 4096
 SKETCH_VERSION = "lineage-sketch-v1"
@@ -42,22 +48,33 @@ def _seed(name: str, shape: tuple[int, ...], width: int) -> int:
 
 
 @lru_cache(maxsize=4096)
-def sketch_plan(
+def sketch_plan_arrays(
     name: str, shape: tuple[int, ...], width: int = DEFAULT_WIDTH
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(column signs [w], row signs [R], row offsets [R]) for this tensor name/shape."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column signs [w] float32, row signs [R] float32, row offsets [R] int64) for this
+    tensor name/shape (shared by the cache: do not modify)."""
     n = math.prod(shape)
     w = sketch_width(n, width)
     rows = max(1, math.ceil(n / w))
     raw = np.random.PCG64(_seed(name, shape, width)).random_raw(w + rows)
-    bits = torch.from_numpy((raw & 1).astype(np.float32))
-    signs = bits * 2.0 - 1.0
-    offsets = torch.from_numpy(((raw[w:] >> np.uint64(1)) % np.uint64(w)).astype(np.int64))
+    signs = (raw & 1).astype(np.float32) * np.float32(2.0) - np.float32(1.0)
+    offsets = ((raw[w:] >> np.uint64(1)) % np.uint64(w)).astype(np.int64)
     return signs[:w], signs[w:], offsets
+
+
+def sketch_plan(
+    name: str, shape: tuple[int, ...], width: int = DEFAULT_WIDTH
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`sketch_plan_arrays` as torch tensors (sharing their memory)."""
+    import torch
+
+    return tuple(torch.from_numpy(a) for a in sketch_plan_arrays(name, shape, width))
 
 
 def sketch_tensor(name: str, tensor: torch.Tensor, width: int = DEFAULT_WIDTH) -> torch.Tensor:
     """The float32 sketch (length min(width, numel)) of `tensor` stored under `name`."""
+    import torch
+
     shape = tuple(tensor.shape)
     device = tensor.device
     col_signs, row_signs, offsets = (t.to(device) for t in sketch_plan(name, shape, width))
@@ -85,21 +102,26 @@ def sketch_tensor(name: str, tensor: torch.Tensor, width: int = DEFAULT_WIDTH) -
 
 
 @lru_cache(maxsize=4096)
-def _fold_plan(name: str, w: int, model_width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(signs [w], model-sketch bucket of each tensor-sketch entry [w])."""
+def _fold_plan(name: str, w: int, model_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(signs [w] float32, model-sketch bucket of each tensor-sketch entry [w])."""
     raw = np.random.PCG64(_seed("fold|" + name, (w,), model_width)).random_raw(w + 1)
-    signs = torch.from_numpy((raw[:w] & 1).astype(np.float32)) * 2.0 - 1.0
+    signs = (raw[:w] & 1).astype(np.float32) * np.float32(2.0) - np.float32(1.0)
     offset = int(raw[w] % np.uint64(model_width))
-    return signs, (torch.arange(w) + offset) % model_width
+    return signs, (np.arange(w) + offset) % model_width
 
 
 def fold_into_model_sketch(
-    model_sketch: torch.Tensor, name: str, tensor_sketch: torch.Tensor
+    model_sketch: np.ndarray, name: str, tensor_sketch: np.ndarray
 ) -> None:
-    """Add a tensor's sketch into the model-level sketch with fresh signs and offset.
+    """Add a tensor's float32 sketch into the float64 model-level sketch, in place,
+    with fresh signs and offset.
 
     The model sketch is itself a linear, unbiased sketch of all of a model's (float)
     weights concatenated: cross-tensor terms carry independent random signs.
     """
-    signs, idx = _fold_plan(name, tensor_sketch.numel(), model_sketch.numel())
-    model_sketch.index_add_(0, idx, (tensor_sketch * signs).to(model_sketch.dtype))
+    signs, idx = _fold_plan(name, tensor_sketch.size, model_sketch.size)
+    values = (tensor_sketch * signs).astype(model_sketch.dtype)
+    if tensor_sketch.size <= model_sketch.size:  # distinct buckets: one add each
+        model_sketch[idx] += values
+    else:  # a sketch wider than the model's wraps around: buckets repeat
+        np.add.at(model_sketch, idx, values)

@@ -4,7 +4,8 @@ Every stage (exact moments, count-sketch, rank-sketch fold, coordinate sample) t
 each chunk as it comes, in flat element order, and carries its state to the next, so
 a tensor of any size is fingerprinted in one read and in memory bounded by a chunk
 (plus the rank fold: min(m, n, k)-wide, see rank_sketch.py). The values are those of
-tensor.py's torch path (kernels.py says to which precision).
+tensor.py's torch path (kernels.py says to which precision). numpy and numba only: the
+CPU fingerprint never imports torch (~220 MB of RSS for its import alone).
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from lineage.fingerprint import kernels
 from lineage.fingerprint.moments import CHUNK as MOMENT_CHUNK
 from lineage.fingerprint.moments import Moments
 from lineage.fingerprint.rank_sketch import fold_signs, gaussian, is_rank_matrix
-from lineage.fingerprint.sample import sample_positions
-from lineage.fingerprint.sketch import ROWS_PER_STEP, sketch_plan
+from lineage.fingerprint.sample import sample_positions_array
+from lineage.fingerprint.sketch import ROWS_PER_STEP, sketch_plan_arrays
 from lineage.fingerprint.tensor import EvidenceOptions, TensorFingerprint
-from lineage.weights.dtypes import is_float, itemsize, torch_dtype
+from lineage.weights.dtypes import is_float, itemsize
 
 # Dtypes numpy reads as they are stored (little-endian, as safetensors writes them).
 NUMPY_DTYPES = {
@@ -52,11 +52,32 @@ def stored(raw: memoryview, dtype: str) -> np.ndarray:
     return np.frombuffer(raw, NUMPY_DTYPES.get(dtype) or STORED_BITS[dtype])
 
 
+# 8-bit floats: (exponent bits, mantissa bits); E4M3 is the "fn" variant (no
+# infinities; only exponent and mantissa all ones is NaN), E5M2 is IEEE-like.
+F8_FORMATS = {"F8_E4M3": (4, 3), "F8_E5M2": (5, 2)}
+
+
 @lru_cache(maxsize=4)
 def _f8_table(dtype: str) -> np.ndarray:
-    """float32 value of each of the 256 codes of an 8-bit float (exact)."""
-    codes = torch.arange(256, dtype=torch.uint8).view(torch_dtype(dtype))
-    return codes.to(torch.float32).numpy()
+    """float32 value of each of the 256 codes of an 8-bit float (exact), bit for bit
+    what torch's conversion gives, NaN payloads included (the mantissa moved to the
+    top of float32's; E5M2's NaNs quieted, as torch converts them through float16)."""
+    exp_bits, man_bits = F8_FORMATS[dtype]
+    bias, top = (1 << (exp_bits - 1)) - 1, (1 << exp_bits) - 1
+    codes = np.arange(256, dtype=np.uint32)
+    sign, e = codes >> 7, (codes >> man_bits) & top
+    mantissa = codes & ((1 << man_bits) - 1)
+    fraction = mantissa / (1 << man_bits)
+    magnitude = np.where(e == 0, fraction * 2.0 ** (1 - bias),
+                         (1.0 + fraction) * np.exp2(e.astype(np.int64) - bias))
+    table = np.where(sign == 1, -magnitude, magnitude).astype(np.float32)
+    if dtype == "F8_E5M2":  # exponent all ones: infinity (mantissa 0), else NaN
+        special, quiet = e == top, np.where(mantissa != 0, 0x400000, 0)
+    else:  # only exponent and mantissa all ones is NaN
+        special, quiet = (e == top) & (mantissa == (1 << man_bits) - 1), 0
+    bits = (sign << 31) | 0x7F800000 | quiet | (mantissa << (23 - man_bits))
+    table.view(np.uint32)[special] = np.broadcast_to(bits, codes.shape)[special]
+    return table
 
 
 def widen(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -76,6 +97,13 @@ def widen(x: np.ndarray, dtype: str) -> np.ndarray:
     return _f8_table(dtype)[x]
 
 
+@lru_cache(maxsize=16)
+def _column_signs(n: int, k: int) -> np.ndarray:
+    """The column fold's signs as float32 (+-1: exact): half the bytes of float64, so
+    a row's signs stay in L1 beside the row (32 KB of float64 at n = 4096 filled it)."""
+    return fold_signs(n, k).astype(np.float32)
+
+
 class TensorStream:
     """Feed `update(values, start)` the tensor's values in flat order, then `finish`."""
 
@@ -84,12 +112,13 @@ class TensorStream:
         self.name, self.dtype, self.shape = name, dtype, tuple(shape)
         self.numel = math.prod(self.shape)
         self.moments = kernels.new_moments()
-        col, row, off = sketch_plan(name, self.shape, width)
-        self.plan = (col.numpy(), row.numpy(), off.numpy())
-        self.w = col.numel()
+        self.plan = sketch_plan_arrays(name, self.shape, width)
+        self.w = self.plan[0].size
         self.step = np.zeros(2 * self.w, np.float32)
         self.out = np.zeros(2 * self.w, np.float64)
         self.rank: tuple | None = None
+        self.rank_product: np.ndarray | None = None
+        self.sealed = False
         self.evidence = evidence
         if evidence.enabled and is_rank_matrix(self.shape, is_float(dtype)):
             self._start_evidence(evidence)
@@ -97,12 +126,12 @@ class TensorStream:
     def _start_evidence(self, evidence: EvidenceOptions) -> None:
         (m, n), k = self.shape, evidence.rank_width
         if m > max(n, k):  # rows folded: rank_sketch._fold_rows
-            groups = fold_signs(m, k)[::k].numpy()
+            groups = fold_signs(m, k)[::k]
             self.rank = ("rows", groups, np.zeros((k, n)))
         else:  # columns folded (when n > k): rank_sketch._fold_columns
-            signs = fold_signs(n, k).numpy() if n > k else np.zeros(1)
+            signs = _column_signs(n, k) if n > k else np.zeros(1, np.float32)
             self.rank = ("columns", signs, np.zeros((m, min(n, k))))
-        self.positions = sample_positions(self.name, self.shape, evidence.sample_size).numpy()
+        self.positions = sample_positions_array(self.name, self.shape, evidence.sample_size)
         self.sample = np.zeros(self.positions.size, np.float32)
 
     @property
@@ -113,27 +142,15 @@ class TensorStream:
         """Stored values x (see `stored`) of flat positions start .. start + x.size
         (start a multiple of the moments' sub-chunk, as chunk_elements makes it). Every
         stage runs over one L2-sized piece before the next piece is touched: the piece
-        is read from memory once, not once per stage."""
+        is read from memory (and a 16- or 8-bit float widened) once, not once per stage.
+        The sampled coordinates are then picked from the whole chunk (per piece, the
+        calls cost more than the cache misses they save)."""
         for p0 in range(0, x.size, L2_ELEMENTS):
             piece = widen(x[p0 : p0 + L2_ELEMENTS], self.dtype)
             self._core(piece, start + p0)
             if self.rank is not None:
                 self._fold(piece, start + p0)
         if self.rank is not None:
-            self._sample(x, start)
-
-    def update_core(self, x: np.ndarray, start: int) -> None:
-        """As `update`, moments and count-sketch only; `update_evidence` does the rest
-        (the two touch disjoint state, so two threads may run them side by side, each
-        in chunk order)."""
-        for p0 in range(0, x.size, L2_ELEMENTS):
-            self._core(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
-
-    def update_evidence(self, x: np.ndarray, start: int) -> None:
-        """As `update`, the rank fold and coordinate sample only (see update_core)."""
-        if self.rank is not None:
-            for p0 in range(0, x.size, L2_ELEMENTS):
-                self._fold(widen(x[p0 : p0 + L2_ELEMENTS], self.dtype), start + p0)
             self._sample(x, start)
 
     def _core(self, x: np.ndarray, start: int) -> None:
@@ -158,14 +175,25 @@ class TensorStream:
         if hi > lo:
             self.sample[lo:hi] = widen(x[self.positions[lo:hi] - start], self.dtype)
 
-    def finish(self, content_hash: str) -> TensorFingerprint:
+    def seal(self) -> None:
+        """Every value is in: finish the count-sketch's last step and the rank sketch's
+        Gaussian product. A step of its own so that it runs while the hash of the last
+        chunks is still under way in the other thread."""
+        if self.sealed:
+            return
         kernels.sketch_flush(self.step, self.out)
+        if self.rank is not None:
+            self.rank_product = self._rank_sketch()
+        self.sealed = True
+
+    def finish(self, content_hash: str) -> TensorFingerprint:
+        self.seal()
         sketch = (self.out[: self.w] + self.out[self.w :]).astype(np.float32)
         n, mean, m2, m3, m4, low, high = (float(v) for v in self.moments)
         moments = Moments(int(n), mean, m2, m3, m4, low, high)
         extra = {}
         if self.rank is not None:
-            extra = {"rank_sketch": self._rank_sketch(), "rank_width": self.evidence.rank_width,
+            extra = {"rank_sketch": self.rank_product, "rank_width": self.evidence.rank_width,
                      "sample": self.sample, "sample_size": self.evidence.sample_size}
         return TensorFingerprint(
             name=self.name, dtype=self.dtype, shape=self.shape, numel=self.numel,
@@ -180,7 +208,7 @@ class TensorStream:
         kind, _, folded = self.rank
         (m, n), k = self.shape, self.evidence.rank_width
         if kind == "rows":
-            y = folded if n <= k else kernels.right_product(folded, gaussian(n, k).numpy())
+            y = folded if n <= k else kernels.right_product(folded, gaussian(n, k))
         else:
-            y = folded if m <= k else kernels.left_product(gaussian(m, k).numpy(), folded)
+            y = folded if m <= k else kernels.left_product(gaussian(m, k), folded)
         return np.ascontiguousarray(y, dtype=np.float32).reshape(-1)

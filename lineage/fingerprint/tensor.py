@@ -1,17 +1,23 @@
 """The fingerprint of one tensor: exact moments, content hash, linear sketch and, for
-2-D float matrices, the recovery evidence (rank sketch and coordinate sample)."""
+2-D float matrices, the recovery evidence (rank sketch and coordinate sample).
+
+`fingerprint_values` is the torch path (GPUs, and the reference of the CPU stream);
+the module itself imports no torch, so the CPU path can use its types without it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from lineage.fingerprint.moments import tensor_moments
 from lineage.fingerprint.rank_sketch import RANK_WIDTH, is_rank_matrix, rank_sketch
 from lineage.fingerprint.sample import SAMPLE_SIZE, sample_values
 from lineage.fingerprint.sketch import DEFAULT_WIDTH, sketch_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from lineage.fingerprint import DEFAULT_WIDTH, ModelFingerprint, fingerprint_model
 from lineage.hub.client import HubClient
@@ -23,6 +23,9 @@ from lineage.weights.header import TensorInfo
 from lineage.weights.layout import Layout, Source
 from lineage.weights.metadata import read_metadata
 from lineage.weights.model import ModelWeights
+
+if TYPE_CHECKING:  # a CPU actor never imports torch (see lineage.fingerprint.model)
+    import torch
 
 
 def model_folder(cache_dir: str | Path, model_id: str, sha: str) -> Path:

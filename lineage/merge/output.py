@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from lineage.errors import SpecError
-from lineage.weights.dtypes import TORCH_TO_SAFETENSORS
+from lineage.weights.dtypes import torch_to_safetensors
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
 INDEX_NAME = "model.safetensors.index.json"
@@ -115,7 +115,7 @@ def safetensors_header(names: Sequence[str], specs: Mapping[str, TensorSpec],
     for name in order:
         spec = specs[name]
         end = begin + spec.nbytes
-        entries[name] = {"dtype": TORCH_TO_SAFETENSORS[spec.dtype], "shape": list(spec.shape),
+        entries[name] = {"dtype": torch_to_safetensors()[spec.dtype], "shape": list(spec.shape),
                          "data_offsets": [begin, end]}
         offsets[name] = begin
         begin = end

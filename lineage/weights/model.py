@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lineage.errors import MalformedWeightsError
 from lineage.weights.header import TensorInfo
@@ -14,6 +13,9 @@ from lineage.weights.layout import Layout, resolve_layout
 from lineage.weights.metadata import ModelMetadata, read_metadata
 from lineage.weights.pickle_file import PickleFile
 from lineage.weights.safetensors_file import SafetensorsFile
+
+if TYPE_CHECKING:  # tensors are torch's, but reading raw bytes never imports it
+    import torch
 
 
 class ModelWeights:

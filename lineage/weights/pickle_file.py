@@ -2,21 +2,26 @@
 
 weights_only=True restricts unpickling to tensors and plain containers, so a hostile
 file cannot run code; it is still only used when the user asked for it explicitly.
+Torch is imported when a pickle is opened, never for safetensors-only work.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lineage.errors import MalformedWeightsError
-from lineage.weights.dtypes import TORCH_TO_SAFETENSORS
+from lineage.weights.dtypes import torch_to_safetensors
 from lineage.weights.header import TensorInfo
+
+if TYPE_CHECKING:
+    import torch
 
 
 class PickleFile:
     def __init__(self, path: str | Path) -> None:
+        import torch
+
         self.path = str(path)
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
@@ -36,7 +41,7 @@ class PickleFile:
         self.tensors = {
             name: TensorInfo(
                 name,
-                TORCH_TO_SAFETENSORS[t.dtype],
+                torch_to_safetensors()[t.dtype],
                 tuple(t.shape),
                 self.path,
                 -1,
@@ -58,6 +63,8 @@ class PickleFile:
         return self._state[name]
 
     def raw(self, name: str) -> memoryview:
+        import torch
+
         tensor = self._state[name].contiguous()
         return memoryview(tensor.view(torch.uint8).numpy()).cast("B")
 

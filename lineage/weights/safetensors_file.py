@@ -2,19 +2,22 @@
 
 The file is memory-mapped once; a tensor is a view of its bytes, so reading a tensor
 costs what the page cache or the disk costs, and no more. The header was validated by
-`read_header` first, so every offset used here lies inside the file.
+`read_header` first, so every offset used here lies inside the file. `raw` needs no
+torch (the CPU fingerprint reads it with numpy); `tensor` imports torch when called.
 """
 
 from __future__ import annotations
 
 import mmap
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lineage.errors import ResourceLimitError
 from lineage.weights.dtypes import torch_dtype
 from lineage.weights.header import SafetensorsHeader, TensorInfo, read_header
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SafetensorsFile:
@@ -99,6 +102,8 @@ class SafetensorsFile:
         Writes land in private copy-on-write pages, never in the file, but are seen by
         later views of the same tensor: `.clone()` first if you modify it.
         """
+        import torch
+
         info = self.header.tensors[name]
         dtype = torch_dtype(info.dtype)
         if info.numel == 0:
