@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lineage.errors import MalformedWeightsError
 from lineage.fingerprint import DEFAULT_WIDTH, ModelFingerprint, fingerprint_model
 from lineage.hub.client import HubClient
 from lineage.hub.ids import local_dir_name, safe_join
@@ -46,13 +47,14 @@ def fetch_and_fingerprint(
     """Download and fingerprint `probe`'s model; its folder is removed unless kept."""
     folder = model_folder(cache_dir, probe.model_id, probe.sha)
     folder.mkdir(parents=True, exist_ok=True)
+    have = dict(probe.prefetched)
     try:
         for name in probe.meta_files:
-            client.download(probe.model_id, probe.sha, name, folder)
+            _fetch(client, probe, name, folder, have, None)
         parts: list[ModelFingerprint] = []
         infos: list[TensorInfo] = []
         for source in probe.sources:
-            path = client.download(probe.model_id, probe.sha, source.filename, folder)
+            path = _fetch(client, probe, source.filename, folder, have, source.size)
             layout = Layout(probe.kind, folder, (Source(source.prefix, path),))
             with ModelWeights(layout) as model:
                 parts.append(
@@ -65,6 +67,30 @@ def fetch_and_fingerprint(
     finally:
         if not keep_weights:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fetch(
+    client: HubClient,
+    probe: Probe,
+    name: str,
+    folder: Path,
+    have: dict[str, bytes],
+    size: int | None,
+) -> Path:
+    """`name` in `folder`: written from the bytes the probe already read, else downloaded."""
+    data = have.pop(name, None)
+    if data is None:
+        return client.download(probe.model_id, probe.sha, name, folder)
+    if size is not None and len(data) != size:
+        raise MalformedWeightsError(
+            f"file {probe.model_id}/{name}",
+            f"was read as {len(data)} bytes, but its header says {size}",
+            "Crawl it again",
+        )
+    target = safe_join(folder, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
 
 
 def _combine(parts: list[ModelFingerprint], metadata, width: int) -> ModelFingerprint:
