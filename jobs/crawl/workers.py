@@ -144,17 +144,24 @@ class WorkerPool:
     """N actors, at most `depth` tasks in flight on each; results come back unordered.
 
     A task carries several queued models when they are small (up to `batch` models and
-    BATCH_BYTES of weights), so a small model costs a share of one Ray round trip; a
+    `batch_bytes` of weights), so a small model costs a share of one Ray round trip; a
     big model goes alone. Batches form only when models wait: an idle actor gets the
     next model at once."""
 
     def __init__(
-        self, n: int, options: dict, args: tuple, depth: int = 2, batch: int = 16
+        self,
+        n: int,
+        options: dict,
+        args: tuple,
+        depth: int = 2,
+        batch: int = 16,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
         remote_cls = ray.remote(FingerprintWorker).options(**options)
         self.actors = [remote_cls.remote(*args) for _ in range(max(1, n))]
         self.depth = depth
         self.batch = max(1, batch)
+        self.batch_bytes = batch_bytes
         self.queue: deque[Probe] = deque()
         self.in_flight: dict[ray.ObjectRef, tuple[int, list[Probe]]] = {}
         self.load = [0] * len(self.actors)
@@ -176,7 +183,7 @@ class WorkerPool:
         probes = [self.queue.popleft()]
         n_bytes = probes[0].n_bytes
         while self.queue and len(probes) < self.batch:
-            if n_bytes + self.queue[0].n_bytes > BATCH_BYTES:
+            if n_bytes + self.queue[0].n_bytes > self.batch_bytes:
                 break
             probes.append(self.queue.popleft())
             n_bytes += probes[-1].n_bytes
