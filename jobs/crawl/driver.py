@@ -5,7 +5,8 @@ pool, and read whole what is small (a small model's weights, its config and card
 the worker never fetches it again; fingerprinting runs in the actor pool, several small
 models per task. The driver alone writes the catalog: each batch of fingerprints (a
 batch closes at `batch_size` models or `commit_seconds` after its first), with the card
-edges found so far, is one atomic commit, and crawl_state is updated after it. On
+edges found so far, is one atomic commit, and crawl_state is updated after it; commits
+run one at a time in a committer thread, so the loop keeps feeding the actors. On
 restart, every (model, sha) already committed or recorded done/skipped is passed over
 without a byte fetched; a model whose sha changed is indexed again.
 """
@@ -112,6 +113,8 @@ class _Crawl:
         self._load_state()
         self.batch: list[tuple[ModelRef, object]] = []
         self.batch_opened: float | None = None  # when the batch's first row arrived
+        self.pending: list[tuple[str, str]] = []  # probed keys, marked with the next commit
+        self.writing: Future | None = None  # the commit in flight (one at a time)
         self.edges: list[CardEdge] = []
         self.state_rows: list[tuple[str, str, str, str | None]] = []
         self.remotes: dict[tuple[str, str], RemoteModel] = {}
@@ -151,6 +154,7 @@ class _Crawl:
             ThreadPoolExecutor(
                 self.opts.probe_threads, thread_name_prefix="lineage-probe"
             ) as probe_pool,
+            ThreadPoolExecutor(1, thread_name_prefix="lineage-commit") as self.committer,
         ):
             walker.start()
             try:
@@ -164,11 +168,16 @@ class _Crawl:
                         self._on_probe(*future.result(), pool)
                     for result in pool.poll(timeout=0.01 if probes or discovering else 0.5):
                         self._on_result(result)
-                    if self._commit_due():
+                    self._collect_commit(wait=False)
+                    if self.writing is None and self._commit_due():
                         self._commit()
+                self._collect_commit(wait=True)
                 self._commit()
+                self._collect_commit(wait=True)
             finally:
                 pool.shutdown()
+                if self.writing is not None:
+                    self.writing.cancel()
         self.report.seconds = time.perf_counter() - started
         self.report.retries = self.client.retries
         if self._walk_error:
@@ -206,7 +215,7 @@ class _Crawl:
             if remote is not None:
                 pending.append((remote.model_id, remote.sha))
                 probes.add(probe_pool.submit(self._probe, remote))
-        mark_pending(self.catalog, pending)
+        self.pending += pending  # written with the next commit (a statement costs ~80 ms)
         return discovering
 
     # -- stages ----------------------------------------------------------------------------
@@ -322,25 +331,43 @@ class _Crawl:
         return time.monotonic() - self.batch_opened >= self.opts.commit_seconds
 
     def _commit(self) -> None:
+        """Hand the batch (fingerprints, new card edges, states, pending marks) to the
+        committer thread; its outcome is read by `_collect_commit`."""
+        job = (self.batch, self.edges, self.state_rows, self.pending)
+        self.batch, self.edges, self.state_rows, self.pending = [], [], [], []
+        self.batch_opened = None
+        self.writing = self.committer.submit(self._write, *job)
+
+    def _collect_commit(self, *, wait: bool) -> None:
+        """Account for the finished commit (its errors raise here, in the loop)."""
+        if self.writing is None or not (wait or self.writing.done()):
+            return
+        done, n_edges, unfit = self.writing.result()
+        self.writing = None
+        self.report.fingerprinted += done
+        self.report.edges += n_edges
+        for model_id, error in unfit.items():
+            self.report.failed[model_id] = error
+            self.progress.failed()
+
+    def _write(self, batch, edges, state_rows, pending) -> tuple[list[str], int, dict]:
         """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
 
         A model whose rows do not fit the schema is recorded as failed on its own; the
-        rest of the batch is committed."""
+        rest of the batch is committed. Runs in the committer thread: catalog only."""
         run_id = self.report.run_id
-        tables, unfit = tables_per_model(self.batch, run_id)
-        for ref, _ in self.batch:
-            if ref.model_id in unfit:
-                self._fail(ref.model_id, ref.revision, unfit[ref.model_id])
-        batch = [(ref, fp) for ref, fp in self.batch if ref.model_id not in unfit]
-        if batch or self.edges:
-            tables["edges"] = _edge_table(self.edges, run_id)  # the Hub's view of the cards
+        mark_pending(self.catalog, pending)
+        tables, unfit = tables_per_model(batch, run_id)
+        unfit = {m: redact(error, _token()) for m, error in unfit.items()}
+        failed = [(ref.model_id, ref.revision, "failed", unfit[ref.model_id])
+                  for ref, _ in batch if ref.model_id in unfit]
+        batch = [(ref, fp) for ref, fp in batch if ref.model_id not in unfit]
+        if batch or edges:
+            tables["edges"] = _edge_table(edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
         done = [(ref.model_id, ref.revision, "done", None) for ref, _ in batch]
-        record_states(self.catalog, done + self.state_rows)
-        self.report.fingerprinted += [ref.model_id for ref, _ in batch]
-        self.report.edges += len(self.edges)
-        self.batch, self.edges, self.state_rows = [], [], []
-        self.batch_opened = None
+        record_states(self.catalog, done + state_rows + failed)
+        return [ref.model_id for ref, _ in batch], len(edges), unfit
 
 
 def _edge_table(edges: list[CardEdge], run_id: str) -> pa.Table:

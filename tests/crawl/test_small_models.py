@@ -131,3 +131,21 @@ def test_waiting_small_models_share_one_task(hub_server, tmp_path, batch_bytes, 
     assert list(tasks.values()) == expected  # the first alone, the waiting ones together
     assert sorted(r.model_id for r in results) == names
     assert all(r.fingerprint is not None and r.error is None for r in results)
+
+
+def test_an_unlimited_kind_still_honours_a_pause_from_another_process_copy(ray_local):
+    """No round trip per request when a kind has no rate, but a 429's pause, set through
+    one copy of the limiter, holds every other copy within a poll interval."""
+    import pickle
+
+    setter = start_limiter(default_rates(0, 0))
+    other = pickle.loads(pickle.dumps(setter))  # as a worker receives it
+    other.acquire("resolve")  # first ask in flight
+    setter.pause("resolve", 1.0)
+    started = time.monotonic()
+    while time.monotonic() - started < 0.5:  # within the poll interval, it learns and waits
+        other.acquire("resolve")
+    assert time.monotonic() - started >= 0.9  # slept the pause out
+    other.acquire("api")
+    assert other.stats()["granted"] == {"api": 0, "resolve": 0}  # nothing reserved
+    assert other.stats()["pauses"]["resolve"] == 1
