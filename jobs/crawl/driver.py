@@ -44,7 +44,7 @@ from lineage.hub.retry import RetryPolicy
 
 _DONE = object()  # discovery finished
 SINCE_SLACK = timedelta(minutes=5)
-META_READ_AHEAD = 1024 * 1024  # config/card files read by the probe: the rest, by the worker
+META_READ_AHEAD = 256 * 1024  # config/card files read by the probe; bigger: by the worker
 AHEAD_PER_WORKER = 48  # models probed (their small files held) but not yet fingerprinted
 
 

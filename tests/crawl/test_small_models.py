@@ -149,3 +149,23 @@ def test_an_unlimited_kind_still_honours_a_pause_from_another_process_copy(ray_l
     other.acquire("api")
     assert other.stats()["granted"] == {"api": 0, "resolve": 0}  # nothing reserved
     assert other.stats()["pauses"]["resolve"] == 1
+
+
+def test_a_card_over_the_read_ahead_bound_is_downloaded_by_the_worker(hub_server, tmp_path):
+    from jobs.crawl.driver import META_READ_AHEAD
+
+    root = tmp_path / "zoo"
+    repo = write_repo(root, "acme/long-card", tensors=pico(0), config=CONFIG)
+    body = "A long card.\n" * (META_READ_AHEAD // 12)
+    (repo / "README.md").write_text(f"---\nlicense: apache-2.0\n---\n{body}")
+    assert (repo / "README.md").stat().st_size > META_READ_AHEAD
+    hub = hub_server(root)
+    catalog = Catalog(tmp_path / "catalog")
+    report = crawl(catalog, options(hub, ["acme/long-card"], tmp_path))
+    assert report.fingerprinted == ["acme/long-card"]
+    card = gets(hub, "acme/long-card", "README.md")
+    assert ("GET", False) in card  # the worker's download, after the probe left it
+    assert gets(hub, "acme/long-card", "model.safetensors") == [("GET", True)]
+    local = Catalog(tmp_path / "local")
+    index_local(local, [repo], progress=False)
+    assert [r[2:] for r in models(catalog)] == [r[2:] for r in models(local)]  # licence too
