@@ -16,7 +16,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,6 +164,8 @@ class _Crawl:
                         discovering = self._take_found(
                             found_q, probe_pool, probes, pool, discovering
                         )
+                    if probes and not pool.in_flight:  # nothing to poll: sleep on probes
+                        wait_for(probes, timeout=0.02, return_when=FIRST_COMPLETED)
                     for future in [f for f in probes if f.done()]:
                         probes.discard(future)
                         self._on_probe(*future.result(), pool)
