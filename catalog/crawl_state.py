@@ -48,9 +48,10 @@ def states(catalog: Catalog, status: str | None = None) -> dict[tuple[str, str],
     return {(m, s): {"status": st, "attempts": a, "error": e} for m, s, st, a, e in rows}
 
 
-PENDING = """
+PENDING_MANY = """
 INSERT INTO crawl_state (model_id, sha, status, attempts, error, updated_at)
-VALUES (?, ?, 'pending', 0, NULL, now())
+SELECT m, s, 'pending', 0, NULL, now() FROM (SELECT unnest(?::VARCHAR[]) AS m,
+    unnest(?::VARCHAR[]) AS s)
 ON CONFLICT (model_id, sha) DO NOTHING
 """
 
@@ -58,10 +59,11 @@ ON CONFLICT (model_id, sha) DO NOTHING
 def mark_pending(catalog: Catalog, rows: list[tuple[str, str]]) -> None:
     """Note (model_id, sha) rows as seen and not yet finished; never downgrades a status
     already recorded, and does not count as an attempt."""
-    if not rows:
+    keys = list(dict.fromkeys(rows))  # each key once: one statement for the whole list
+    if not keys:
         return
     with catalog.writer() as con:
-        con.executemany(PENDING, rows)
+        con.execute(PENDING_MANY, [[k[0] for k in keys], [k[1] for k in keys]])
 
 
 def known_card_edges(catalog: Catalog) -> set[tuple[str, str, str]]:

@@ -1,11 +1,14 @@
 """The crawl driver: discovery -> header probes -> fingerprinting actors -> catalog.
 
 Discovery runs in a thread and feeds a queue; probes (range reads) run in a thread
-pool; fingerprinting runs in the actor pool. The driver alone writes the catalog: each
-batch of fingerprints, with the card edges found so far, is one atomic commit, and
-crawl_state is updated after it. On restart, every (model, sha) already committed or
-recorded done/skipped is passed over without a byte fetched; a model whose sha changed
-is indexed again.
+pool, and read whole what is small (a small model's weights, its config and card) so
+the worker never fetches it again; fingerprinting runs in the actor pool, several small
+models per task. The driver alone writes the catalog: each batch of fingerprints (a
+batch closes at `batch_size` models or `commit_seconds` after its first), with the card
+edges found so far, is one atomic commit, and crawl_state is updated after it; commits
+run one at a time in a committer thread, so the loop keeps feeding the actors. On
+restart, every (model, sha) already committed or recorded done/skipped is passed over
+without a byte fetched; a model whose sha changed is indexed again.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,16 +35,18 @@ from jobs.crawl.options import CrawlOptions
 from jobs.crawl.progress import CrawlProgress
 from jobs.crawl.workers import WorkerPool, WorkResult, actor_options
 from lineage.errors import LineageError, ModelNotFoundError, UnsafeFormatError
-from lineage.hub.client import HubClient, default_endpoint
+from lineage.hub.client import MAX_SMALL_FILE, HubClient, default_endpoint
 from lineage.hub.discovery import Found, parse_seed, walk
 from lineage.hub.ids import redact
-from lineage.hub.probe import Probe, probe_model
+from lineage.hub.probe import Probe, probe_model, read_meta_files
 from lineage.hub.ratelimit import default_rates
 from lineage.hub.remote import CardEdge, RemoteModel
 from lineage.hub.retry import RetryPolicy
 
 _DONE = object()  # discovery finished
 SINCE_SLACK = timedelta(minutes=5)
+META_READ_AHEAD = 256 * 1024  # config/card files read by the probe; bigger: by the worker
+AHEAD_PER_WORKER = 48  # models probed (their small files held) but not yet fingerprinted
 
 
 @dataclass
@@ -55,6 +61,17 @@ class CrawlReport:
     bytes: int = 0
     seconds: float = 0.0
     retries: int = 0
+    first_result_s: float | None = None  # since the start: actors, listing, probes before
+    last_result_s: float | None = None
+
+    @property
+    def steady_rate(self) -> float | None:
+        """Models/s between the first and the last fingerprint: the per-model cost, without
+        the start-up (actors starting, the first listing page)."""
+        if self.first_result_s is None or self.last_result_s is None:
+            return None
+        span = self.last_result_s - self.first_result_s
+        return (len(self.fingerprinted) - 1) / span if span > 0 else None
 
     def summary(self) -> str:
         rate = self.bytes / self.seconds if self.seconds else 0.0
@@ -96,6 +113,9 @@ class _Crawl:
         )
         self._load_state()
         self.batch: list[tuple[ModelRef, object]] = []
+        self.batch_opened: float | None = None  # when the batch's first row arrived
+        self.pending: list[tuple[str, str]] = []  # probed keys, marked with the next commit
+        self.writing: Future | None = None  # the commit in flight (one at a time)
         self.edges: list[CardEdge] = []
         self.state_rows: list[tuple[str, str, str, str | None]] = []
         self.remotes: dict[tuple[str, str], RemoteModel] = {}
@@ -110,7 +130,7 @@ class _Crawl:
 
     # -- main loop ---------------------------------------------------------------------
     def run(self, seeds) -> CrawlReport:
-        started = time.perf_counter()
+        self.started = started = time.perf_counter()
         found_q: queue.Queue = queue.Queue(maxsize=10_000)
         walker = threading.Thread(target=self._discover, args=(seeds, found_q), daemon=True)
         cache = Path(self.opts.cache_dir or self.catalog.root / ".crawl-cache")
@@ -129,26 +149,38 @@ class _Crawl:
         )
         probes: set[Future] = set()
         discovering = True
+        self.ahead = self.opts.probe_threads + AHEAD_PER_WORKER * max(1, self.opts.workers)
         with (
             CrawlProgress(self.opts.progress) as self.progress,
             ThreadPoolExecutor(
                 self.opts.probe_threads, thread_name_prefix="lineage-probe"
             ) as probe_pool,
+            ThreadPoolExecutor(1, thread_name_prefix="lineage-commit") as self.committer,
         ):
             walker.start()
             try:
                 while discovering or probes or not pool.idle:
-                    discovering = self._take_found(found_q, probe_pool, probes, pool, discovering)
+                    if len(probes) + pool.waiting < self.ahead:  # bounds what is held
+                        discovering = self._take_found(
+                            found_q, probe_pool, probes, pool, discovering
+                        )
+                    if probes and not pool.in_flight:  # nothing to poll: sleep on probes
+                        wait_for(probes, timeout=0.02, return_when=FIRST_COMPLETED)
                     for future in [f for f in probes if f.done()]:
                         probes.discard(future)
                         self._on_probe(*future.result(), pool)
-                    for result in pool.poll(timeout=0.05 if probes or discovering else 0.5):
+                    for result in pool.poll(timeout=0.01 if probes or discovering else 0.5):
                         self._on_result(result)
-                    if len(self.batch) >= self.opts.batch_size:
+                    self._collect_commit(wait=False)
+                    if self.writing is None and self._commit_due():
                         self._commit()
+                self._collect_commit(wait=True)
                 self._commit()
+                self._collect_commit(wait=True)
             finally:
                 pool.shutdown()
+                if self.writing is not None:
+                    self.writing.cancel()
         self.report.seconds = time.perf_counter() - started
         self.report.retries = self.client.retries
         if self._walk_error:
@@ -173,7 +205,7 @@ class _Crawl:
     def _take_found(self, found_q, probe_pool, probes, pool, discovering: bool) -> bool:
         wait = discovering and not probes and pool.idle
         pending: list[tuple[str, str]] = []
-        while discovering:
+        while discovering and len(probes) + pool.waiting < self.ahead:
             try:
                 item = found_q.get(timeout=0.2) if wait else found_q.get_nowait()
             except queue.Empty:
@@ -186,7 +218,7 @@ class _Crawl:
             if remote is not None:
                 pending.append((remote.model_id, remote.sha))
                 probes.add(probe_pool.submit(self._probe, remote))
-        mark_pending(self.catalog, pending)
+        self.pending += pending  # written with the next commit (a statement costs ~80 ms)
         return discovering
 
     # -- stages ----------------------------------------------------------------------------
@@ -209,16 +241,29 @@ class _Crawl:
         return remote
 
     def _probe(self, remote: RemoteModel) -> tuple[RemoteModel, Probe | None, str, str | None]:
-        def small(name: str) -> bytes:
-            return self.client.read_small_file(
-                remote.model_id, remote.sha, name, remote.files.get(name)
-            )
+        whole: dict[str, bytes] = {}  # weight files the header read held entirely
+
+        def small(name: str, limit: int = MAX_SMALL_FILE) -> bytes:
+            size = remote.files.get(name)
+            return self.client.read_small_file(remote.model_id, remote.sha, name, size, limit)
 
         def header(name: str, size: int | None):
-            return self.client.read_header(remote.model_id, remote.sha, name, size)
+            parsed, body = self.client.read_header_and_file(
+                remote.model_id, remote.sha, name, size
+            )
+            if body is not None:
+                whole[name] = body
+            return parsed
 
         try:
             probe = probe_model(remote, small, header)
+            meta = read_meta_files(
+                remote,
+                probe.meta_files,
+                lambda name: small(name, META_READ_AHEAD),
+                META_READ_AHEAD,
+            )
+            probe = replace(probe, prefetched=(*whole.items(), *meta))
         except (UnsafeFormatError, ModelNotFoundError) as err:
             return remote, None, "skipped", str(err)
         except LineageError as err:
@@ -238,6 +283,7 @@ class _Crawl:
         if verdict == "skipped":
             self.report.skipped[remote.model_id] = why or ""
             self.state_rows.append((remote.model_id, remote.sha, "skipped", why))
+            self._opened()
             self.progress.skipped()
         elif verdict == "failed":
             self._fail(remote.model_id, remote.sha, why or "")
@@ -253,6 +299,10 @@ class _Crawl:
         remote = self.remotes.pop((result.model_id, result.sha))
         ref = ModelRef(result.model_id, result.sha, self.source, remote.created_at)
         self.batch.append((ref, result.fingerprint))
+        self._opened()
+        self.report.last_result_s = time.perf_counter() - self.started
+        if self.report.first_result_s is None:
+            self.report.first_result_s = self.report.last_result_s
         self.report.bytes += result.bytes
         self.progress.fingerprinted(result.bytes)
 
@@ -260,6 +310,7 @@ class _Crawl:
         error = redact(error, _token())
         self.report.failed[model_id] = error
         self.state_rows.append((model_id, sha, "failed", error))
+        self._opened()
         self.progress.failed()
 
     def _add_edges(self, edges: list[CardEdge]) -> None:
@@ -270,25 +321,56 @@ class _Crawl:
                 self.edges.append(edge)
 
     # -- catalog ---------------------------------------------------------------------------
+    def _opened(self) -> None:
+        if self.batch_opened is None:
+            self.batch_opened = time.monotonic()
+
+    def _commit_due(self) -> bool:
+        """A full batch, or one open for `commit_seconds` (a crash loses at most that)."""
+        if self.batch_opened is None:
+            return False
+        if len(self.batch) >= self.opts.batch_size:
+            return True
+        return time.monotonic() - self.batch_opened >= self.opts.commit_seconds
+
     def _commit(self) -> None:
+        """Hand the batch (fingerprints, new card edges, states, pending marks) to the
+        committer thread; its outcome is read by `_collect_commit`."""
+        job = (self.batch, self.edges, self.state_rows, self.pending)
+        self.batch, self.edges, self.state_rows, self.pending = [], [], [], []
+        self.batch_opened = None
+        self.writing = self.committer.submit(self._write, *job)
+
+    def _collect_commit(self, *, wait: bool) -> None:
+        """Account for the finished commit (its errors raise here, in the loop)."""
+        if self.writing is None or not (wait or self.writing.done()):
+            return
+        done, n_edges, unfit = self.writing.result()
+        self.writing = None
+        self.report.fingerprinted += done
+        self.report.edges += n_edges
+        for model_id, error in unfit.items():
+            self.report.failed[model_id] = error
+            self.progress.failed()
+
+    def _write(self, batch, edges, state_rows, pending) -> tuple[list[str], int, dict]:
         """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
 
         A model whose rows do not fit the schema is recorded as failed on its own; the
-        rest of the batch is committed."""
+        rest of the batch is committed. Runs in the committer thread: catalog only."""
         run_id = self.report.run_id
-        tables, unfit = tables_per_model(self.batch, run_id)
-        for ref, _ in self.batch:
-            if ref.model_id in unfit:
-                self._fail(ref.model_id, ref.revision, unfit[ref.model_id])
-        batch = [(ref, fp) for ref, fp in self.batch if ref.model_id not in unfit]
-        if batch or self.edges:
-            tables["edges"] = _edge_table(self.edges, run_id)  # the Hub's view of the cards
+        mark_pending(self.catalog, pending)
+        tables, unfit = tables_per_model(batch, run_id)
+        unfit = {m: redact(error, _token()) for m, error in unfit.items()}
+        failed = [(ref.model_id, ref.revision, "failed", unfit[ref.model_id])
+                  for ref, _ in batch if ref.model_id in unfit]
+        batch = [(ref, fp) for ref, fp in batch if ref.model_id not in unfit]
+        if batch or edges:
+            tables["edges"] = _edge_table(edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
         done = [(ref.model_id, ref.revision, "done", None) for ref, _ in batch]
-        record_states(self.catalog, done + self.state_rows)
-        self.report.fingerprinted += [ref.model_id for ref, _ in batch]
-        self.report.edges += len(self.edges)
-        self.batch, self.edges, self.state_rows = [], [], []
+        record_states(self.catalog, done + state_rows + failed)
+        return [ref.model_id for ref, _ in batch], len(edges), unfit
 
 
 def _edge_table(edges: list[CardEdge], run_id: str) -> pa.Table:

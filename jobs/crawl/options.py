@@ -25,7 +25,8 @@ class CrawlOptions:
     threads: int | None = None  # per actor; None: its CPUs (num_cpus, at least 1)
     cache_dir: Path | None = None  # None: CATALOG/.crawl-cache
     keep_weights: bool = False
-    batch_size: int = 8
+    batch_size: int = 256  # models per catalog commit, at most
+    commit_seconds: float = 2.0  # a batch is committed this long after its first model
     width: int = DEFAULT_WIDTH
     family: bool = True
     since: datetime | None = None
@@ -48,6 +49,7 @@ class CrawlOptions:
             "workers",
             "gpus_per_worker",
             "batch_size",
+            "commit_seconds",
             "width",
             "family",
             "since",
@@ -96,7 +98,20 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep fetched files instead of deleting each after use",
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="models per catalog commit")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="models per catalog commit, at most (a batch is also committed once "
+        "--commit-seconds have passed since its first model)",
+    )
+    parser.add_argument(
+        "--commit-seconds",
+        type=float,
+        default=2.0,
+        help="commit a batch this long after its first model at the latest (a crash "
+        "loses at most this much work; a restart redoes it)",
+    )
     parser.add_argument("--sketch-width", type=int, default=DEFAULT_WIDTH)
     parser.add_argument(
         "--no-family",
@@ -166,6 +181,7 @@ def options_from_args(args: argparse.Namespace) -> CrawlOptions:
         cache_dir=args.cache_dir,
         keep_weights=args.keep_weights,
         batch_size=args.batch_size,
+        commit_seconds=args.commit_seconds,
         width=args.sketch_width,
         family=not args.no_family,
         since=args.since,

@@ -167,16 +167,20 @@ class HubClient:
             raise OSError(f"Consistency check failed: range read {len(data)} of {want} bytes")
         return data, total
 
-    def read_small_file(self, repo_id: str, sha: str, filename: str, size: int | None) -> bytes:
-        """A small file (index, config), refused above MAX_SMALL_FILE bytes."""
-        if size is not None and size > MAX_SMALL_FILE:
-            raise HubError(f"file {repo_id}/{filename}", f"is {size} bytes, over {MAX_SMALL_FILE}")
+    def read_small_file(
+        self, repo_id: str, sha: str, filename: str, size: int | None, limit: int = MAX_SMALL_FILE
+    ) -> bytes:
+        """A small file (index, config), refused above `limit` bytes."""
+        if size is not None and size > limit:
+            raise HubError(f"file {repo_id}/{filename}", f"is {size} bytes, over {limit}")
         if size == 0:
             return b""
-        end = (size or MAX_SMALL_FILE + 1) - 1
+        end = (size or limit + 1) - 1
         data, total = self._read(repo_id, sha, filename, 0, end, exact=size is not None)
-        if total is not None and total > MAX_SMALL_FILE:
-            raise HubError(f"file {repo_id}/{filename}", f"is {total} bytes, over {MAX_SMALL_FILE}")
+        if total is not None and total > limit:
+            raise HubError(f"file {repo_id}/{filename}", f"is {total} bytes, over {limit}")
+        if size is None and total is None and len(data) > limit:
+            raise HubError(f"file {repo_id}/{filename}", f"is over {limit} bytes")
         return data
 
     def read_header(
@@ -187,6 +191,13 @@ class HubClient:
         `size` may be None (a listing gives names, not sizes): the first read's
         Content-Range then tells it, which saves a model_info call per model.
         """
+        return self.read_header_and_file(repo_id, sha, filename, size)[0]
+
+    def read_header_and_file(
+        self, repo_id: str, sha: str, filename: str, size: int | None
+    ) -> tuple[SafetensorsHeader, bytes | None]:
+        """`read_header`, plus the whole file when its first read held all of it (a
+        small model: up to FIRST_HEADER_READ bytes), so it is never fetched twice."""
         where = f"{repo_id}/{filename}"
         first = FIRST_HEADER_READ if size is None else min(size, FIRST_HEADER_READ)
         head, total = self._read(repo_id, sha, filename, 0, first - 1, exact=False)
@@ -204,9 +215,10 @@ class HubClient:
                 f"its header length field runs past the end of the {size}-byte file",
                 FIX,
             )
+        whole = head if len(head) == size else None
         if 8 + length > len(head):
             head += self.read_range(repo_id, sha, filename, len(head), 8 + length - 1)
-        return parse_header(head[8 : 8 + length], path=where, file_size=size)
+        return parse_header(head[8 : 8 + length], path=where, file_size=size), whole
 
     def download(self, repo_id: str, sha: str, filename: str, folder: str | Path) -> Path:
         """Fetch one file into `folder` (resuming a partial download); returns its path."""

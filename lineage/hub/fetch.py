@@ -8,6 +8,7 @@ sketch, being linear, is the sum of the shards' sketches.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lineage.errors import MalformedWeightsError
 from lineage.fingerprint import DEFAULT_WIDTH, ModelFingerprint, fingerprint_model
 from lineage.hub.client import HubClient
 from lineage.hub.ids import local_dir_name, safe_join
@@ -33,6 +35,20 @@ def model_folder(cache_dir: str | Path, model_id: str, sha: str) -> Path:
     return safe_join(cache_dir, f"{local_dir_name(model_id)}/{sha[:16]}")
 
 
+def scratch_folder(cache_dir: str | Path) -> Path:
+    """This process's folder for models read whole by the probe: CACHE/.small-<pid>/,
+    emptied before each use (reused, not created and removed per model: a directory
+    removal costs several ms here, more than fingerprinting a small model)."""
+    folder = Path(cache_dir) / f".small-{os.getpid()}"  # our name (a dot: no repo has it)
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.iterdir():  # a model this process was killed in the middle of
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    return folder
+
+
 def fetch_and_fingerprint(
     client: HubClient,
     probe: Probe,
@@ -43,28 +59,81 @@ def fetch_and_fingerprint(
     keep_weights: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ModelFingerprint:
-    """Download and fingerprint `probe`'s model; its folder is removed unless kept."""
+    """Download and fingerprint `probe`'s model; its folder is removed unless kept.
+
+    A model whose files the probe read whole (small weights, config, card; no file in a
+    subfolder) is written to the process's scratch folder instead and nothing is
+    downloaded."""
+    have = dict(probe.prefetched)
+    if not keep_weights and _read_whole(probe, have):
+        folder = scratch_folder(cache_dir)
+        try:
+            return _fingerprint_in(folder, client, probe, have, width, device, True, progress)
+        finally:
+            for name in have:
+                (folder / name).unlink(missing_ok=True)
     folder = model_folder(cache_dir, probe.model_id, probe.sha)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        for name in probe.meta_files:
-            client.download(probe.model_id, probe.sha, name, folder)
-        parts: list[ModelFingerprint] = []
-        infos: list[TensorInfo] = []
-        for source in probe.sources:
-            path = client.download(probe.model_id, probe.sha, source.filename, folder)
-            layout = Layout(probe.kind, folder, (Source(source.prefix, path),))
-            with ModelWeights(layout) as model:
-                parts.append(
-                    fingerprint_model(model, width=width, device=device, progress=progress)
-                )
-                infos += model.infos().values()
-            if not keep_weights:
-                path.unlink()  # this shard is done: free its disk before the next one
-        return _combine(parts, read_metadata(probe.kind, folder, infos), width)
+        return _fingerprint_in(folder, client, probe, have, width, device, keep_weights, progress)
     finally:
         if not keep_weights:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read_whole(probe: Probe, have: dict[str, bytes]) -> bool:
+    names = [*probe.meta_files, *(s.filename for s in probe.sources)]
+    return all(name in have and "/" not in name for name in names)
+
+
+def _fingerprint_in(
+    folder: Path,
+    client: HubClient,
+    probe: Probe,
+    have: dict[str, bytes],
+    width: int,
+    device: str | torch.device,
+    keep_weights: bool,
+    progress: Callable[[int], None] | None,
+) -> ModelFingerprint:
+    have = dict(have)
+    for name in probe.meta_files:
+        _fetch(client, probe, name, folder, have, None)
+    parts: list[ModelFingerprint] = []
+    infos: list[TensorInfo] = []
+    for source in probe.sources:
+        path = _fetch(client, probe, source.filename, folder, have, source.size)
+        layout = Layout(probe.kind, folder, (Source(source.prefix, path),))
+        with ModelWeights(layout) as model:
+            parts.append(fingerprint_model(model, width=width, device=device, progress=progress))
+            infos += model.infos().values()
+        if not keep_weights:
+            path.unlink()  # this shard is done: free its disk before the next one
+    return _combine(parts, read_metadata(probe.kind, folder, infos), width)
+
+
+def _fetch(
+    client: HubClient,
+    probe: Probe,
+    name: str,
+    folder: Path,
+    have: dict[str, bytes],
+    size: int | None,
+) -> Path:
+    """`name` in `folder`: written from the bytes the probe already read, else downloaded."""
+    data = have.pop(name, None)
+    if data is None:
+        return client.download(probe.model_id, probe.sha, name, folder)
+    if size is not None and len(data) != size:
+        raise MalformedWeightsError(
+            f"file {probe.model_id}/{name}",
+            f"was read as {len(data)} bytes, but its header says {size}",
+            "Crawl it again",
+        )
+    target = safe_join(folder, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
 
 
 def _combine(parts: list[ModelFingerprint], metadata, width: int) -> ModelFingerprint:

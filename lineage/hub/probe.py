@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lineage.errors import MalformedWeightsError, ModelNotFoundError, UnsafeFormatError
+from lineage.errors import HubError, MalformedWeightsError, ModelNotFoundError, UnsafeFormatError
 from lineage.hub.ids import is_safe_relpath
 from lineage.hub.remote import RemoteModel
 from lineage.weights.header import SafetensorsHeader, TensorInfo
@@ -43,6 +43,9 @@ class Probe:
     n_bytes: int  # bytes to download (weight files)
     dtypes: tuple[str, ...]
     arch_signature: str
+    # Files read whole while probing (a small model's weights, its config and card):
+    # the worker writes these instead of fetching them a second time.
+    prefetched: tuple[tuple[str, bytes], ...] = ()
 
 
 def plan_sources(remote: RemoteModel, read_small: ReadSmall) -> tuple[str, list[tuple[str, str]]]:
@@ -152,3 +155,21 @@ def _check_unique(model_id: str, infos: list[TensorInfo]) -> None:
                 "Remove the stale shard",
             )
         seen[info.name] = info.file
+
+
+def read_meta_files(
+    remote: RemoteModel, names: tuple[str, ...], read_small: ReadSmall, max_bytes: int
+) -> tuple[tuple[str, bytes], ...]:
+    """The small metadata files (config, card) read now, by the probe threads, each in one
+    request; a file over `max_bytes` or unreadable now is left to the worker's download
+    (as before), so reading ahead never fails a model."""
+    read: list[tuple[str, bytes]] = []
+    for name in names:
+        size = remote.files.get(name)
+        if size is not None and size > max_bytes:
+            continue
+        try:
+            read.append((name, read_small(name)))
+        except HubError:
+            continue
+    return tuple(read)

@@ -69,6 +69,11 @@ class TokenBuckets:
             until = self._clock() + max(0.0, seconds)
             self._paused_until[kind] = max(self._paused_until.get(kind, 0.0), until)
 
+    def paused_for(self, kind: str) -> float:
+        """Seconds `kind` stays paused (0 when it is not); takes no token."""
+        with self._lock:
+            return max(0.0, self._paused_until.get(kind, 0.0) - self._clock())
+
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {"granted": dict(self.granted), "pauses": dict(self.pauses)}

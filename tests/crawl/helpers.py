@@ -96,3 +96,14 @@ def full_downloads(hub, pattern: str = r"\.safetensors$") -> list[str]:
         for r in hub.requests
         if r.method == "GET" and "/resolve/" in r.path and not r.range and regex.search(r.path)
     ]
+
+
+def weight_reads(hub, pattern: str = r"\.safetensors$") -> list[str]:
+    """Paths of every GET of a weight file, ranged or whole: a small model's weights are
+    read whole by the probe's first range read and never fetched again."""
+    regex = re.compile(pattern)
+    return [
+        r.path
+        for r in hub.requests
+        if r.method == "GET" and "/resolve/" in r.path and regex.search(r.path)
+    ]

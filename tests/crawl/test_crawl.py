@@ -27,6 +27,7 @@ from tests.crawl.helpers import (
     models,
     options,
     tensors,
+    weight_reads,
 )
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -83,9 +84,10 @@ def test_changed_sha_is_reindexed_and_nothing_else_refetched(zoo_copy, tmp_path)
         readme = zoo_copy / "zoo-vit-0/model-2/README.md"
         readme.write_text(readme.read_text() + "\nA new paragraph.\n")  # a new commit
         second = crawl(catalog, options(hub, [SEED], tmp_path))
-        fetched = full_downloads(hub)
+        fetched = weight_reads(hub)
     assert second.fingerprinted == ["zoo-vit-0/model-2"]
     assert sorted(second.unchanged) == sorted(set(first.fingerprinted) - {"zoo-vit-0/model-2"})
+    # one read of the changed model's weights (the probe's, holding the whole small file)
     assert fetched == [p for p in fetched if "/zoo-vit-0/model-2/" in p] and len(fetched) == 1
     revisions = [r[1] for r in models(catalog) if r[0] == "zoo-vit-0/model-2"]
     assert len(revisions) == 2  # both revisions kept; current_models shows the newest

@@ -16,7 +16,7 @@ from pathlib import Path
 from catalog import Catalog
 from jobs.loopback_hub import FaultPlan, LoopbackHub
 from tests.crawl.conftest import SEED
-from tests.crawl.helpers import duplicates, edges, full_downloads, models, tensors
+from tests.crawl.helpers import duplicates, edges, models, tensors, weight_reads
 
 TOKEN = "hf_lineageTestSecretToken4242"
 
@@ -100,7 +100,7 @@ def test_killed_crawl_resumes_to_the_same_catalog_without_refetching(
         faults.clear()
         proc = start_index(hub, catalog_dir, ray_tmp, log)
         assert proc.wait(timeout=240) == 0, log.read_text()[-3000:]
-        refetched = [p for p in full_downloads(hub) if any(f"/{m}/" in p for m in done_before)]
+        refetched = [p for p in weight_reads(hub) if any(f"/{m}/" in p for m in done_before)]
     catalog = Catalog(catalog_dir)
     assert refetched == []  # what the killed run committed was not downloaded again
     assert models(catalog) == models(clean) and tensors(catalog) == tensors(clean)
