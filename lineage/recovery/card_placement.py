@@ -26,7 +26,6 @@ distances) keep the weights' tree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
@@ -36,23 +35,18 @@ from lineage.recovery.component import Component
 from lineage.recovery.inputs import CardEdge
 from lineage.recovery.rooting import Tree
 
-
-@dataclass(frozen=True)
-class CardClaims:
-    """The card claims about one component's tree nodes, as sorted unique (parent,
-    child) node indices (merges, adapters and models of other components left out)."""
-
-    pairs: list[tuple[int, int]]
-
-    @classmethod
-    def of(cls, comp: Component, cards: Sequence[CardEdge]) -> CardClaims:
-        index = {m: i for i, m in enumerate(comp.ids)}
-        return cls(sorted({(index[c.parent], index[c.child]) for c in cards
-                           if c.parent in index and c.child in index
-                           and c.parent != c.child}))
+Claims = list[tuple[int, int]]  # (parent, child) node indices of one component
 
 
-def card_reliability(comps: Sequence[Component], claims: Sequence[CardClaims],
+def card_claims(comp: Component, cards: Sequence[CardEdge]) -> Claims:
+    """The card claims about one component's tree nodes, sorted and unique (merges,
+    adapters and models of other components left out)."""
+    index = {m: i for i, m in enumerate(comp.ids)}
+    return sorted({(index[c.parent], index[c.child]) for c in cards
+                   if c.parent in index and c.child in index and c.parent != c.child})
+
+
+def card_reliability(comps: Sequence[Component], claims: Sequence[Claims],
                      trees: Sequence[Tree]) -> float:
     """rho: the share of honest cards, by expectation-maximisation over the group's
     claims. A claim naming the child's tree neighbour is honest; one naming a model
@@ -62,14 +56,14 @@ def card_reliability(comps: Sequence[Component], claims: Sequence[CardClaims],
     Laplace's rule keeps a group with few claims near 1/2."""
     adjacent, weights = 0, []
     for comp, claim, tree in zip(comps, claims, trees, strict=True):
-        for q, c in claim.pairs:
+        for q, c in claim:
             if q in tree.adj[c]:
                 adjacent += 1
                 continue
             h = _across(comp, tree, q, c)
             if h is not None:
                 weights.append(weights_probability(comp.raw_dist, q, h, c))
-    total = sum(len(k.pairs) for k in claims)
+    total = sum(len(k) for k in claims)
     p_w = np.asarray(weights, dtype=np.float64)
     rho = 0.5
     for _ in range(EM_STEPS):
@@ -81,14 +75,14 @@ def card_reliability(comps: Sequence[Component], claims: Sequence[CardClaims],
 EM_STEPS = 50  # the fixed point moves by < 1e-6 long before (a contraction in rho)
 
 
-def follow_cards(comp: Component, tree: Tree, claims: CardClaims, rho: float
+def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float
                  ) -> tuple[Tree, dict[tuple[int, int], float]]:
     """The tree with every edge c - h moved to the card's parent q where the card's
     odds beat the weights' (module docstring), and per (q, c) pair a card decided its
     posterior. One pass, in claim order: a move is made only while the tree still reads
     c - h - q."""
     decided: dict[tuple[int, int], float] = {}
-    for q, c in claims.pairs:
+    for q, c in claims:
         if q in tree.adj[c]:
             continue
         h = _across(comp, tree, q, c)

@@ -69,7 +69,7 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     fits = candidate_merges(features, dtypes, rounding)
     fits += layerwise_merges(features, rounding, near, {f.child for f in fits})
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
-        fits += detect_sparse_merges(features, near, {f.child for f in fits})
+        fits += detect_sparse_merges(features, {f.child for f in fits})
     return choose_explanations(fits, near if cost is None else cost, features.ids)
 
 

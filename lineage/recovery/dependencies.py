@@ -27,6 +27,7 @@ import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from lineage.recovery.merges import MergeFit
+from lineage.recovery.model_stock import MODEL_STOCK_RULE
 
 
 def spanning_cost(dist: np.ndarray, keep: list[int]) -> float:
@@ -51,7 +52,7 @@ def implausibility(fit: MergeFit) -> float:
 SPARSE_RULE = "sparse"  # TIES/DARE fits: not linear relations, no mirror readings
 # Fits whose recipe was checked (exact ratios, model stock's angle formula): the check
 # holds for one reading only, so it has no mirrors and ranks above a range test.
-RECIPE_RULES = (SPARSE_RULE, "model stock")
+RECIPE_RULES = (SPARSE_RULE, MODEL_STOCK_RULE)
 
 
 def mirror_readings(fit: MergeFit) -> list[MergeFit]:

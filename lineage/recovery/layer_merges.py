@@ -20,9 +20,7 @@ import numpy as np
 
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.merges import MergeFit, Rounding, nnls_on_gram
-from lineage.recovery.model_stock import model_stock_base
-
-MODEL_STOCK_RULE = "model stock (per-matrix weights follow its angle formula)"
+from lineage.recovery.model_stock import MODEL_STOCK_RULE, model_stock_base
 
 REGRESSORS = 6  # nearest models a per-matrix fit may use (a merge sits near its parents)
 BASES = 3  # nearest models tried as the origin, besides zero

@@ -28,6 +28,7 @@ import numpy as np
 
 from lineage.recovery.features import GroupFeatures
 
+MODEL_STOCK_RULE = "model stock (per-matrix weights follow its angle formula)"
 WEIGHT_TOLERANCE = 5e-4  # per-matrix weights are recovered to ~1e-7; recipes state
 # their numbers to a few decimals: equal to 3 decimals is equal (as orient.WEIGHT_DIGITS)
 MATCH_SIGMAS = 4.0  # sketched-cosine errors beyond 4 standard deviations: < 1e-4 each
@@ -68,17 +69,17 @@ def _follows_formula(features: GroupFeatures, grams: list[np.ndarray], child: in
 
 def _ratio(g: np.ndarray, child: int, o: int, tunes: list[int]) -> float:
     """t minimising |(M - o) - t (mean(F) - o)| in one matrix, from its Gram matrix."""
-    def inner(a: int, b: int) -> float:
-        return g[a, b] - g[a, o] - g[b, o] + g[o, o]
-
-    xx = sum(inner(a, b) for a in tunes for b in tunes) / len(tunes) ** 2
-    xy = sum(inner(a, child) for a in tunes) / len(tunes)
+    xx = sum(_inner(g, o, a, b) for a in tunes for b in tunes) / len(tunes) ** 2
+    xy = sum(_inner(g, o, a, child) for a in tunes) / len(tunes)
     return float(xy / max(xx, 1e-300))
 
 
 def _cosine(g: np.ndarray, o: int, a: int, b: int) -> float:
     """cos(x_a - x_o, x_b - x_o) from an uncentred Gram matrix."""
-    ab = g[a, b] - g[a, o] - g[b, o] + g[o, o]
-    aa = g[a, a] - 2.0 * g[a, o] + g[o, o]
-    bb = g[b, b] - 2.0 * g[b, o] + g[o, o]
-    return float(ab / np.sqrt(max(aa * bb, 1e-300)))
+    aa, bb = _inner(g, o, a, a), _inner(g, o, b, b)
+    return float(_inner(g, o, a, b) / np.sqrt(max(aa * bb, 1e-300)))
+
+
+def _inner(g: np.ndarray, o: int, a: int, b: int) -> float:
+    """<x_a - x_o, x_b - x_o> from a Gram matrix."""
+    return float(g[a, b] - g[a, o] - g[b, o] + g[o, o])

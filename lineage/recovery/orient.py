@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from lineage.recovery.card_placement import CardClaims, card_reliability, follow_cards
+from lineage.recovery.card_placement import card_claims, card_reliability, follow_cards
 from lineage.recovery.component import Component
 from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
@@ -218,7 +218,7 @@ def _follow_cards(comps: Sequence[Component], trees: list[Tree],
     """Each tree with the edges cards decide (card_placement.py), the group's card
     reliability read from all its trees; each decided pair's posterior kept on the
     component."""
-    claims = [CardClaims.of(c, cards) for c in comps]
+    claims = [card_claims(c, cards) for c in comps]
     rho = card_reliability(comps, claims, trees)
     out = []
     for comp, tree, claim in zip(comps, trees, claims, strict=True):

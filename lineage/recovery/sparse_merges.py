@@ -223,13 +223,10 @@ def has_sample_evidence(features: GroupFeatures) -> bool:
     return features.sample_ok is not None and bool(features.sample_ok.any())
 
 
-def detect_sparse_merges(
-    features: GroupFeatures, dist: np.ndarray, skip: set[int]
-) -> list[MergeFit]:
+def detect_sparse_merges(features: GroupFeatures, skip: set[int]) -> list[MergeFit]:
     """Accepted sparse merges of one component; `skip` holds children already
-    explained (linear merges). `dist` is kept for callers; the bases tried are the
-    models sharing bit-identical weights with the child, whatever their distance."""
-    del dist  # the base is found by shared weights, not by distance (see shared_weights)
+    explained (linear merges). The bases tried are the models sharing bit-identical
+    weights with the child, whatever their distance (shared_weights)."""
     if features.n < 4 or not has_sample_evidence(features):
         return []
     probe = _Probe(features)
@@ -249,10 +246,10 @@ def shared_weights(probe: _Probe, m: int) -> dict[int, float]:
     shares of at least MIN_MATCHES weights (fewer coincide by chance: float32 values
     meet bit for bit at ~1e-7 odds, more often near zero). A fine-tune changes every
     weight, so only a sparse merge's base (every weight all parents dropped) and its
-    lone-surviving parents share any; the
-    base is not always near the merge (DARE's 1/p rescale moves the merge away; a wide
-    family puts many siblings nearer), so every model is screened, one vectorised
-    comparison per matrix."""
+    lone-surviving parents share any; the base is not always near the merge (DARE's
+    1/p rescale moves the merge away; a wide family puts many siblings nearer), so
+    every model is screened, one vectorised comparison per matrix. Largest share
+    first, ties by index."""
     f = probe.f
     equal = np.zeros(f.n)
     seen = np.zeros(f.n)
@@ -278,15 +275,16 @@ def shared_weights(probe: _Probe, m: int) -> dict[int, float]:
 
 def _first_accepted_base(probe: _Probe, child: int, same: dict[int, float]
                          ) -> MergeFit | None:
-    """The first accepted fit, trying as the base every near model that shares
-    bit-identical weights with the child, the largest share first. The largest share
+    """The first accepted fit, trying as the base the models of `same`
+    (shared_weights: every model sharing bit-identical weights with the child, the
+    largest share first) in order. The largest share
     alone is not always the base: where one parent alone survived, a TIES or DARE merge
     equals that parent bit for bit, p (1 - p) of the weights for two parents at density
     p, more than the (1 - p)^2 left at the base once p > 1/2. Read over a parent, the
     merge's difference keeps the coordinates where both parents survived and agreed
     (half their sum, which no single ratio of the other task vectors gives), so that
     reading fails the acceptance test and the next share is tried."""
-    for base in sorted((b for b, s in same.items() if s > 0.0), key=lambda b: (-same[b], b)):
+    for base in same:
         fit = fit_sparse_merge(probe, child, base)
         if fit is not None:
             return fit

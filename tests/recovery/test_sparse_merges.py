@@ -65,8 +65,7 @@ def _family(seed: int = 0) -> dict[str, list[np.ndarray]]:
 def _detect(fam: dict[str, list[np.ndarray]], sample: int = SAMPLE
             ) -> list[tuple[str, str, set[str]]]:
     features = group_features([_model(k, v, sample=sample) for k, v in fam.items()])
-    near = np.zeros((features.n, features.n))  # every model is tried as a base
-    fits = detect_sparse_merges(features, near, set())
+    fits = detect_sparse_merges(features, set())
     ids = features.ids
     return [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in fits]
 
@@ -193,6 +192,6 @@ def test_the_base_is_found_where_many_models_sit_nearer_the_merge_than_it():
     order = [[ids[j] for j in np.argsort(dist[i]) if j != i][:8] for i in range(features.n)]
     m = ids.index("m")
     assert all("root" not in order[ids.index(x)] for x in [*order[m], "m"])
-    found = detect_sparse_merges(features, dist, set())
+    found = detect_sparse_merges(features, set())
     assert [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in found] == [
         ("m", "root", {"a", "b"})]
