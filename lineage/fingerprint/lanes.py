@@ -67,17 +67,19 @@ def _lanes(builder: ir.IRBuilder, vectors: list[ir.Value]) -> list[ir.Value]:
             for v in vectors for lane in range(LANES)]
 
 
-def _loop(builder: ir.IRBuilder, count: ir.Value, starts: list[ir.Constant], body):
+def _loop(builder: ir.IRBuilder, count: ir.Value, starts: list[ir.Value], body,
+          kind: ir.Type = _VEC, name: str = "lanes"):
     """for j in range(count): accumulators = body(j, accumulators); returns them. The
-    accumulators are phis: they stay in vector registers."""
+    accumulators (of type `kind`: lane vectors or row tiles) are phis: they stay in
+    vector registers. `name` labels the loop's basic blocks."""
     entry = builder.basic_block
-    head = builder.append_basic_block("lanes.head")
-    step = builder.append_basic_block("lanes.body")
-    done = builder.append_basic_block("lanes.done")
+    head = builder.append_basic_block(f"{name}.head")
+    step = builder.append_basic_block(f"{name}.body")
+    done = builder.append_basic_block(f"{name}.done")
     builder.branch(head)
     builder.position_at_end(head)
     j = builder.phi(count.type)
-    accs = [builder.phi(_VEC) for _ in starts]
+    accs = [builder.phi(kind) for _ in starts]
     j.add_incoming(ir.Constant(count.type, 0), entry)
     for acc, start in zip(accs, starts, strict=True):
         acc.add_incoming(start, entry)
@@ -193,7 +195,7 @@ def tile_rows_product(typingctx, coef, rows, out, base, step_index, step_row, co
             return updated
 
         zero = ir.Constant(_ROW, [0.0] * TILE_WIDTH)
-        accs = _loop_rows(builder, n, [zero, zero], body)
+        accs = _loop(builder, n, [zero, zero], body, _ROW, "rows")
         for t, acc in enumerate(accs):
             offset = builder.mul(builder.add(top, ir.Constant(n.type, t)), width)
             ptr = builder.bitcast(builder.gep(out_data, [offset]), _ROW.as_pointer())
@@ -203,30 +205,6 @@ def tile_rows_product(typingctx, coef, rows, out, base, step_index, step_row, co
     sig = types.void(coef, rows, out, types.intp, types.intp, types.intp, types.intp,
                      types.intp)
     return sig, codegen
-
-
-def _loop_rows(builder: ir.IRBuilder, count: ir.Value, starts: list, body):
-    """_loop for accumulators of the row type."""
-    entry = builder.basic_block
-    head = builder.append_basic_block("rows.head")
-    step = builder.append_basic_block("rows.body")
-    done = builder.append_basic_block("rows.done")
-    builder.branch(head)
-    builder.position_at_end(head)
-    i = builder.phi(count.type)
-    accs = [builder.phi(_ROW) for _ in starts]
-    i.add_incoming(ir.Constant(count.type, 0), entry)
-    for acc, start in zip(accs, starts, strict=True):
-        acc.add_incoming(start, entry)
-    builder.cbranch(builder.icmp_signed("<", i, count), step, done)
-    builder.position_at_end(step)
-    updated = body(i, accs)
-    i.add_incoming(builder.add(i, ir.Constant(count.type, 1)), builder.basic_block)
-    for acc, new in zip(accs, updated, strict=True):
-        acc.add_incoming(new, builder.basic_block)
-    builder.branch(head)
-    builder.position_at_end(done)
-    return accs
 
 
 @intrinsic
@@ -262,7 +240,7 @@ def fold_row_runs(typingctx, x, at, signs, sign_at, folded, row, runs):
                 _ROW)
             return [builder.fadd(accs[0], builder.fmul(xs, ss))]
 
-        accs = _loop_rows(builder, n, [builder.load(acc_ptr, align=8)], body)
+        accs = _loop(builder, n, [builder.load(acc_ptr, align=8)], body, _ROW, "rows")
         builder.store(accs[0], acc_ptr, align=8)
         return context.get_dummy_value()
 
