@@ -91,13 +91,51 @@ class Catalog:
                 self._publish(
                     {name: schema.empty_table() for name, schema in TABLES.items()}, SCHEMA_BATCH
                 )
-            with self._raw_connect(read_only=False) as con:
-                apply_migrations(con)
-                self._define_views(con, temp=False)
+            self._migrate_database()
             tmp = self.root / f"{INIT_MARKER}.tmp"
             tmp.write_text(f"{_schema_version()}\n")
             os.replace(tmp, self.root / INIT_MARKER)
             _fsync_dir(self.root)
+
+    def _migrate_database(self) -> None:
+        """Bring the DuckDB file up to date; called with the writer lock held.
+
+        A new file is built beside its final name and renamed into place: DuckDB
+        creates the file before it writes the header, so a kill between the two would
+        leave a file that no later open can read."""
+        self._set_aside_unfinished_database()
+        if self.db_path.exists():
+            with self._raw_connect(read_only=False) as con:
+                self._set_up_database(con)
+            return
+        fresh = self.root / f"{DB_NAME}.creating"
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)  # a creation killed earlier
+        con = duckdb.connect(str(fresh))
+        try:
+            self._set_up_database(con)
+            con.execute("CHECKPOINT")  # everything in the file itself, no WAL beside it
+        finally:
+            con.close()
+        os.replace(fresh, self.db_path)
+        _fsync_dir(self.root)
+
+    def _set_aside_unfinished_database(self) -> None:
+        """A release before the rename above, killed while creating the file, left one
+        DuckDB cannot read. With no creation marker it never held a run: keep it aside
+        (never delete what might be evidence) and build a new one."""
+        if not self.db_path.exists() or (self.root / INIT_MARKER).exists():
+            return
+        try:
+            duckdb.connect(str(self.db_path), read_only=True).close()
+        except duckdb.Error as err:
+            if "not a valid duckdb database" not in str(err).lower():
+                return  # locked or unreadable for another reason: the open below says so
+            os.replace(self.db_path, self.root / f"{DB_NAME}.unfinished-{uuid.uuid4().hex[:8]}")
+
+    def _set_up_database(self, con: duckdb.DuckDBPyConnection) -> None:
+        apply_migrations(con)
+        self._define_views(con, temp=False)
 
     def _initialised(self) -> bool:
         """Creation finished, with every migration this code knows applied."""

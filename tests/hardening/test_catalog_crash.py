@@ -226,3 +226,18 @@ def test_sigkill_at_any_point_of_an_index_run_then_the_next_run_completes(tmp_pa
         assert _duplicates(cat) == {"models": 0, "tensors": 0, "edges": 0}
         assert not any((catalog / "staging").iterdir())
         assert "running" not in statuses  # the killed run (if it had started) says killed
+
+
+def test_a_database_file_left_without_its_header_is_set_aside_and_rebuilt(tmp_path):
+    # What a release before the atomic creation left when killed between DuckDB
+    # creating the file and writing its header: a file no open can read, no marker.
+    root = tmp_path / "cat"
+    root.mkdir()
+    (root / "catalog.duckdb").write_bytes(b"")
+    catalog = Catalog(root)
+    report = index_local(catalog, [good_model(tmp_path / "m", 0)], progress=False)
+    assert report.indexed == ["m"]
+    kept = [p.name for p in root.iterdir() if p.name.startswith("catalog.duckdb.unfinished-")]
+    assert len(kept) == 1
+    with catalog.reader() as con:
+        assert con.execute("SELECT count(*) FROM models").fetchone()[0] == 1
