@@ -41,17 +41,20 @@ def source_rank(model: ModelInput, named: Counter, org_sizes: Counter) -> tuple:
             model.model_id)
 
 
+CARD_NAMES_SOURCE = 0.9  # a hand-set prior, not fitted: cards are honest more often than not
+
+
 def _source_evidence(group: list[ModelInput], named: Counter, org_sizes: Counter) -> tuple:
     """(rule that picked the source, confidence of the direction)."""
     first, second = group[0], group[1]
     if named[first.model_id] > named[second.model_id]:
-        return "card names the source", 0.9
+        return "card names the source", CARD_NAMES_SOURCE
     if org_sizes[(first.arch_signature, first.org)] > org_sizes[(second.arch_signature,
                                                                     second.org)]:
         return "organisation with more models of this architecture", 0.75
     if first.created_at is not None and first.created_at != second.created_at:
         return "earlier Hub creation time", 0.75
-    return "no evidence of direction (id order)", 0.5
+    return "no evidence of direction (id order)", 1.0 / len(group)  # each equally likely
 
 
 def exact_duplicates(
@@ -106,35 +109,82 @@ def cast_copies(
     edges = []
     order = sorted(range(n), key=lambda i: _copy_rank(models[i], named, org_sizes))
     for j in order:  # most precise first: a source is settled before its casts
-        best = _best_source(models, features, rel, parent, j)
-        if best is None:
+        sources = _cast_sources(models, features, rel, parent, j)
+        if not sources:
             continue
-        i, bound, upcast = best
+        i, bound, upcast, confidence, rule = _choose_source(models[j], models, sources,
+                                                            features)
         parent[j] = i
         relation = "reupload" if upcast else "quantized"
         evidence = {"relative_distance": float(rel[i, j]), "rounding_bound": bound,
                     "dtype": [models[i].dtype, models[j].dtype],
                     "rule": "upcast (values exact in the source dtype)" if upcast
                     else "rounding signature of the cast"}
+        if len(sources) > 1:
+            evidence["sources_within_rounding"] = len(sources)
+            evidence["source_rule"] = rule
         edges.append(RecoveredEdge(models[i].model_id, models[j].model_id, relation,
-                                   CAST_CONFIDENCE, evidence))
+                                   confidence, evidence))
     return [i for i in range(n) if parent[i] == i], edges
 
 
-def _best_source(models, features, rel, parent, j) -> tuple[int, float, bool] | None:
-    """The model j is a cast of (closest relative to the bound), or None."""
-    best, best_score = None, np.inf
+def _choose_source(cast: ModelInput, models: Sequence[ModelInput], sources: list,
+                   features: GroupFeatures) -> tuple[int, float, bool, float, str]:
+    """(source, bound, upcast, confidence, rule): the likeliest of the sources within
+    rounding, by distance (source_probabilities) and the cast's own card, which names
+    its source with odds CARD_NAMES_SOURCE : 1 - CARD_NAMES_SOURCE."""
+    p = source_probabilities(np.array([c[3] for c in sources]),
+                             effective_coordinates(features))
+    claimed = np.array([models[c[0]].model_id in cast.card_base_models for c in sources])
+    odds = p * np.where(claimed, CARD_NAMES_SOURCE, 1.0 - CARD_NAMES_SOURCE)
+    if claimed.any():
+        p = odds / odds.sum()
+    k = int(np.argmax(p))
+    i, bound, upcast, _ = sources[k]
+    rule = ("distance and the cast's card" if claimed[k] else
+            "distance, against the cast's card" if claimed.any() else "distance")
+    return i, bound, upcast, min(float(p[k]), CAST_CONFIDENCE), rule
+
+
+def _cast_sources(models, features, rel, parent, j) -> list[tuple[int, float, bool, float]]:
+    """(i, bound, upcast, relative distance) for every model j may be a cast of."""
+    found = []
     for i in range(len(models)):
         if i == j or parent[i] != i or models[i].dtype == models[j].dtype:
             continue
-        if precision_rank(models[i].dtype) > precision_rank(models[j].dtype):  # i -> j
-            bound, upcast = cast_bound(features, i, models[j].dtype), False
-        else:  # j more precise: only an exact upcast of i (j's own rounding) qualifies
-            bound, upcast = cast_bound(features, i, models[j].dtype), True
-        score = rel[i, j] / bound
-        if score <= 1.0 and score < best_score:
-            best, best_score = (i, float(bound), upcast), score
-    return best
+        # i more precise: i -> j is a cast. j more precise: only an exact upcast of i
+        # (j's own rounding) qualifies. The bound is the same rounding either way.
+        upcast = precision_rank(models[i].dtype) <= precision_rank(models[j].dtype)
+        bound = cast_bound(features, i, models[j].dtype)
+        if rel[i, j] <= bound:
+            found.append((i, float(bound), upcast, float(rel[i, j])))
+    return found
+
+
+def source_probabilities(distances: np.ndarray, coordinates: float) -> np.ndarray:
+    """P(each candidate is the cast's source | its relative distance to the cast).
+
+    The true source s lies at the rounding distance r from its cast; another candidate
+    k = s + delta at |e - delta|, whose square exceeds r^2 by g = |delta|^2 - 2 <e, delta>.
+    Rounding errors are independent of delta, so over the D coordinates the distances
+    are measured on, <e, delta> ~ N(0, r^2 |delta|^2 / D): g ~ N(+|delta|^2, 4 r^2 |delta|^2 / D)
+    when s is the source and N(-|delta|^2, same) when k is. The log likelihood ratio is
+    g D / (2 r^2), whatever |delta|: a softmax of -d_i^2 D / (2 r^2). A fine-tune that
+    barely moved (a UNet after a few steps at 1e-5) sits as near as its parent, and
+    then the probability says the distance cannot choose."""
+    r2 = max(float(np.min(distances)) ** 2, 1e-300)
+    logits = -(distances**2 - r2) * coordinates / (2.0 * r2)
+    weights = np.exp(logits - logits.max())
+    return weights / weights.sum()
+
+
+def effective_coordinates(features: GroupFeatures) -> float:
+    """D for source_probabilities: relative_distance weighs every matrix equally, so the
+    chance term averages over matrices, each of min(numel, sketch width) coordinates:
+    D = M^2 / sum_q 1 / D_q."""
+    per = [min(float(n), float(s.shape[1])) for n, s in
+           zip(features.numel, features.sketches, strict=True)]
+    return len(per) ** 2 / sum(1.0 / max(d, 1.0) for d in per) if per else 1.0
 
 
 def _copy_rank(model: ModelInput, named: Counter, org_sizes: Counter) -> tuple:

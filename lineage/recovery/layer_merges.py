@@ -58,8 +58,13 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
     if len(keep) < 2:
         return None
     n = len(features.ids)
+    stock = None
+    if base is None:
+        stock = model_stock_base(features, grams, child, sorted(keep), used)
+        if stock is None:
+            keep, (weights, worst, worst_bound, used), stock = _recipe_swap(
+                grams, features, rounding, child, regressors, keep, fit)
     coefficients = {k: float(np.mean(weights[k + n])) for k in keep}
-    stock = model_stock_base(features, grams, child, sorted(keep), used) if base is None else None
     if stock is not None:  # the recipe, whatever the sign of its ratio
         tunes = sorted(k for k in keep if k != stock)
         return MergeFit(child, stock, tunes, [coefficients[k] for k in tunes],
@@ -70,6 +75,26 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
                     float(worst), 1.0, bound=float(worst_bound),
                     rule="exact per-matrix combination (model stock, SLERP, layer-wise "
                     "weights); coefficients: mean over matrices")
+
+
+def _recipe_swap(grams, features, rounding, child, regressors, keep, fit):
+    """(parents, fit, model stock's base or None): the kept parents, or as many that are
+    as exact and follow model stock's recipe. A merge among the regressors spans its own
+    parents per matrix (a SLERP of two fine-tunes lies in their plane), so it can stand
+    in for one of them and the dropping order decides which set is kept; a recipe holds
+    for one set only, and a checked recipe outranks a range test (dependencies.py)."""
+    for out in sorted(keep):
+        for into in regressors:
+            if into in keep:
+                continue
+            trial = sorted((set(keep) - {out}) | {into})
+            swapped = _exact(grams, features, rounding, child, None, trial)
+            if swapped is None:
+                continue
+            stock = model_stock_base(features, grams, child, trial, swapped[3])
+            if stock is not None:
+                return trial, swapped, stock
+    return keep, fit, None
 
 
 def _exact(grams, features, rounding, child, base, regressors):

@@ -74,10 +74,16 @@ def _ratio(g: np.ndarray, child: int, o: int, tunes: list[int]) -> float:
     return float(xy / max(xx, 1e-300))
 
 
+NORM_PRODUCT_FLOOR = 1e-6  # the tools' own guard: |a| |b| is clamped to at least this
+# before dividing, so a fine-tune that barely moved (|F - o| ~ 1e-4 in a small tensor)
+# enters the recipe with a cosine shrunk toward 0, and the check must shrink it the same
+
+
 def _cosine(g: np.ndarray, o: int, a: int, b: int) -> float:
-    """cos(x_a - x_o, x_b - x_o) from an uncentred Gram matrix."""
+    """cos(x_a - x_o, x_b - x_o) from an uncentred Gram matrix, as the recipe computes it."""
     aa, bb = _inner(g, o, a, a), _inner(g, o, b, b)
-    return float(_inner(g, o, a, b) / np.sqrt(max(aa * bb, 1e-300)))
+    cos = _inner(g, o, a, b) / max(np.sqrt(max(aa * bb, 0.0)), NORM_PRODUCT_FLOOR)
+    return float(np.clip(cos, -1.0, 1.0))
 
 
 def _inner(g: np.ndarray, o: int, a: int, b: int) -> float:

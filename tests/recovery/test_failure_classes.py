@@ -69,6 +69,40 @@ def test_same_dtype_near_fine_tune_is_a_fine_tune_and_casts_are_casts(rng):
     assert all(found[("org/root", f"org/kid-{k}")] == "finetune" for k in range(4))
 
 
+@pytest.mark.parametrize("card", [True, False])
+def test_a_cast_of_a_model_with_a_barely_moved_child_is_not_pinned_on_the_child(rng, card):
+    # A fine-tune that moved far less than bf16 rounding (a UNet after a few steps at
+    # 1e-5) is as near the cast as its source: the distance cannot say which was cast.
+    root = root_weights(rng)
+    still = walk(rng, root, 1e-6)
+    kids = [walk(rng, root, 0.3) for _ in range(3)]
+    cast = model("org/z-cast-bf16", root, "BF16",
+                 card_base_models=("org/root",) if card else ())
+    models = [model("org/root", root), model("org/a-still", still), cast,
+              *[model(f"org/kid-{k}", w) for k, w in enumerate(kids)]]
+    [edge] = [e for e in recover_graph(models).edges if e.child == "org/z-cast-bf16"]
+    assert edge.relation == "quantized"
+    assert edge.evidence["sources_within_rounding"] == 2
+    if card:  # the card names the source
+        assert edge.parent == "org/root" and edge.confidence == pytest.approx(0.9, abs=0.01)
+    else:  # either is as likely, and the confidence says so
+        assert edge.confidence == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_cast_source_the_distance_resolves_keeps_a_high_confidence(rng):
+    # A fine-tune that moved as far as bf16 rounding is told from its parent by the
+    # distance alone, card or not: the cast's lying card cannot move it.
+    root = root_weights(rng)
+    moved = walk(rng, root, 0.002)  # root stays within the bf16 bound of the cast too
+    cast = model("org/z-cast-bf16", moved, "BF16", card_base_models=("org/root",))
+    models = [model("org/root", root), model("org/moved", moved), cast,
+              *[model(f"org/kid-{k}", walk(rng, root, 0.3)) for k in range(3)]]
+    [edge] = [e for e in recover_graph(models).edges if e.child == "org/z-cast-bf16"]
+    assert (edge.parent, edge.relation) == ("org/moved", "quantized")
+    assert edge.evidence["sources_within_rounding"] == 2
+    assert edge.confidence == pytest.approx(0.99)
+
+
 def test_an_upcast_points_at_the_less_precise_source(rng):
     half = [torch.from_numpy(m.astype(np.float32)).bfloat16().float().numpy()
             for m in root_weights(rng)]

@@ -122,3 +122,45 @@ def test_model_stock_is_found_by_its_recipe_whatever_the_sign_of_its_ratio(apart
     assert all(e.evidence["rule"].startswith("model stock") for e in merges)
     coefficient = merges[0].evidence["coefficients"]["org/f1"]
     assert (coefficient < 0) == apart
+
+
+def _stock_of_a_barely_moved_tune(seed: int, with_slerp: bool):
+    """Model stock (lineage.merge's, as a user runs it) of three fine-tunes, one of which
+    barely moved: in every tensor |F_tiny - B| |F_k - B| is below the recipe's 1e-6
+    clamp, so the recipe's cosines involving it are shrunk toward 0. Optionally a SLERP
+    of two of the fine-tunes too, which spans their plane per matrix and can stand in
+    for one of them in a per-matrix fit (a merge of the same family, as on the Hub)."""
+    import torch
+
+    from lineage.merge.model_stock import model_stock
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(seed)
+    grand = root_weights(rng)
+    base = walk(rng, grand, 0.3)
+    uncles = [walk(rng, grand, 0.3) for _ in range(2)]
+    shared = walk(rng, base, 0.3)  # fine-tunes of one base share a direction (cos ~ 1/2)
+    f1, f2 = walk(rng, shared, 0.3), walk(rng, shared, 0.3)
+    tiny = walk(rng, base, 5e-6)
+    as_t = lambda ws: [torch.from_numpy(w.astype(np.float32)) for w in ws]  # noqa: E731
+    stock = [model_stock(b, [x, y, z]).numpy() for b, x, y, z in
+             zip(as_t(base), as_t(f1), as_t(f2), as_t(tiny), strict=True)]
+    floor = min(np.linalg.norm(t - b) * np.linalg.norm(f - b)
+                for t, f, b in zip(tiny, f1, base, strict=True))
+    assert floor < 1e-6 < min(np.linalg.norm(f - b) ** 2 for f, b in zip(f1, base, strict=True))
+    models = [model("org/grand", grand), model("org/base", base), model("org/stock", stock),
+              model("org/f1", f1), model("org/f2", f2), model("org/tiny", tiny),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)]]
+    if with_slerp:
+        models.append(model("org/slerp", [_slerp(a, b, 0.7) for a, b in
+                                          zip(f2, tiny, strict=True)]))
+    return models
+
+
+@pytest.mark.parametrize("with_slerp", [False, True])
+def test_model_stock_with_a_barely_moved_fine_tune_follows_the_recipe_clamp(with_slerp):
+    result = recover_graph(_stock_of_a_barely_moved_tune(21, with_slerp))
+    merges = [e for e in result.edges if e.relation == "merge" and e.child == "org/stock"]
+    assert {e.parent for e in merges} == {"org/f1", "org/f2", "org/tiny"}
+    assert {e.evidence["base"] for e in merges} == {"org/base"}
+    assert all(e.evidence["rule"].startswith("model stock") for e in merges)
