@@ -18,7 +18,8 @@ Two reductions keep those groups small:
 A model that shares values with a large part of the component (a bf16 family whose small
 updates round away, partly frozen rows) makes its runs long; where gathering them would
 touch more than DENSE_SHARE of the content matrix, comparing m's row with every content
-row is cheaper and gives the same counts (still over contents, not models).
+row is cheaper and gives the same counts (still over contents, not models). Models of
+one content ask one question: its answer is kept (within O(n) memory per matrix).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 DENSE_SHARE = 1 / 16  # a gathered member costs ~10-20x one element of a vectorised
 # row comparison (repeat, gather, sort); above this share of the content matrix the
 # comparison is the cheaper way to the same counts. A cost constant, not a decision.
+CACHED_PER_MODEL = 8  # answers kept per matrix: memory O(n), never n^2
 
 
 class MatrixIndex:
@@ -47,6 +49,8 @@ class MatrixIndex:
         self.member_start = np.searchsorted(content_of_row[by_content],
                                             np.arange(len(first) + 1))
         self._build_runs()
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cached = 0  # models held in _cache
 
     def _build_runs(self) -> None:
         """Per coordinate, the contents grouped by equal bit patterns; only runs of two
@@ -60,7 +64,8 @@ class MatrixIndex:
         value = ordered.view(self.values.dtype).ravel()
         keep = (length[run] >= 2) & (value != 0) & ~np.isnan(value)
         self.entry_content = order.ravel()[keep]  # contents, run after run
-        _, entry_run = np.unique(run[keep], return_inverse=True)
+        kept = run[keep]  # ascending: renumbered 0, 1, ... in order
+        entry_run = np.cumsum(np.concatenate([kept[:1] >= 0, kept[1:] != kept[:-1]])) - 1
         self.run_start = np.searchsorted(entry_run, np.arange(entry_run.max(initial=-1) + 2))
         by_content = np.argsort(self.entry_content, kind="stable")
         self.content_runs = entry_run[by_content]  # runs, content after content
@@ -70,8 +75,20 @@ class MatrixIndex:
     def shared(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         """(models, counts): every model whose hash differs from m's and whose sample
         holds `count` of m's non-zero values bit for bit (count > 0), ascending.
-        m must have this sample."""
+        m must have this sample. The answer is its content's: kept for contents of
+        several models (a frozen matrix: hundreds ask the same question), up to
+        CACHED_PER_MODEL entries per model in all."""
         c = int(self.content[m])
+        if c in self._cache:
+            return self._cache[c]
+        found = self._shared(c)
+        if (self.member_start[c + 1] - self.member_start[c] > 1
+                and self._cached + found[0].size <= CACHED_PER_MODEL * self.content.size):
+            self._cache[c] = found
+            self._cached += found[0].size
+        return found
+
+    def _shared(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         runs = self.content_runs[self.content_run_start[c]:self.content_run_start[c + 1]]
         if runs.size == 0:  # a fine-tune's usual answer: no value shared
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)

@@ -263,7 +263,7 @@ def shared_weights(probe: _Probe, m: int) -> dict[int, float]:
     f = probe.f
     used = [q for q in probe.names if f.sample_ok[m, q]][:PROBES]
     found = [probe.index(q).shared(m) for q in used]
-    if not found:
+    if not any(k.size for k, _ in found):  # a fine-tune's usual answer
         return {}
     models, inverse = np.unique(np.concatenate([k for k, _ in found]), return_inverse=True)
     equal = np.bincount(inverse.reshape(-1), weights=np.concatenate([c for _, c in found]),

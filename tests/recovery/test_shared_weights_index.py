@@ -147,6 +147,7 @@ def test_a_frozen_matrix_is_one_content_and_its_runs_stay_short():
     shared = int(((values[0] == values[200]) & (values[200] != 0)).sum())
     assert models.tolist() == list(range(200)) and set(counts.tolist()) == {shared}
     assert index.shared(0)[0].tolist() == [200]  # its own hash never counts
+    assert index.shared(7)[0].tolist() == [200] and list(index._cache) == [index.content[7]]
 
 
 def test_sparse_merges_found_through_the_index_are_those_of_the_reference():
