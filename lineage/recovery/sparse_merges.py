@@ -40,7 +40,7 @@ import numpy as np
 
 from lineage.recovery.equal_values import MatrixIndex
 from lineage.recovery.features import GroupFeatures
-from lineage.recovery.merges import MergeFit
+from lineage.recovery.merges import MergeFit, drop_weakest
 
 PROBES = 8  # changed matrices whose samples are read per pair
 BASES = 8  # models sharing the most weights with a child tried as its base
@@ -217,15 +217,11 @@ class _Evidence:
 def _fewest(ev: _Evidence, parents: list[int]) -> tuple[list[int], float]:
     """Drop parents the others already explain (a linear merge of the same parents
     equals the TIES merge wherever both survived and agree), weakest first."""
-    keep = list(parents)
-    cover = ev.coverage(keep)
-    for k in reversed(parents):
-        rest = [j for j in keep if j != k]
-        if len(rest) >= 2:
-            without = ev.coverage(rest)
-            if without >= MIN_COVERAGE:
-                keep, cover = rest, without
-    return keep, cover
+    def still_covered(rest: list[int]) -> float | None:
+        cover = ev.coverage(rest)
+        return cover if cover >= MIN_COVERAGE else None
+
+    return drop_weakest(parents, reversed(parents), ev.coverage(parents), still_covered)
 
 
 def has_sample_evidence(features: GroupFeatures) -> bool:
