@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from lineage.recovery.features import GroupFeatures
-from lineage.recovery.merges import MergeFit, Rounding, nnls_on_gram
+from lineage.recovery.merges import MergeFit, Rounding, drop_weakest, nnls_on_gram
 from lineage.recovery.model_stock import MODEL_STOCK_RULE, model_stock_base
 
 REGRESSORS = 6  # nearest models a per-matrix fit may use (a merge sits near its parents)
@@ -46,14 +46,9 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
     fit = _exact(grams, features, rounding, child, base, regressors)
     if fit is None:
         return None
-    keep = list(regressors)
-    for k in sorted(regressors, key=lambda k: fit[0][k]):
-        trial = [j for j in keep if j != k]
-        if len(trial) < 2:
-            break
-        smaller = _exact(grams, features, rounding, child, base, trial)
-        if smaller is not None:
-            keep, fit = trial, smaller
+    keep, fit = drop_weakest(
+        regressors, sorted(regressors, key=lambda k: fit[0][k]), fit,
+        lambda rest: _exact(grams, features, rounding, child, base, rest))
     weights, worst, worst_bound, used = fit
     if len(keep) < 2:
         return None

@@ -18,14 +18,18 @@ of the parents, whatever base was tried.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 from scipy.optimize import nnls
 
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.rounding import COMPUTE_BITS, unit_roundoff
+
+Fit = TypeVar("Fit")
 
 SKETCH_ROUNDING = 2.0 ** -(COMPUTE_BITS + 1)  # float32 storage of every sketch entry
 BASES_PER_CHILD = 6  # nearest models tried as the base (a merge sits near its parents'
@@ -228,6 +232,24 @@ def candidate_merges(features: GroupFeatures, dtypes: list[str | None],
         if good:
             found.append(min(good, key=lambda f: (f.residual, len(f.parents))))
     return found
+
+
+def drop_weakest(parents: Sequence[int], weakest_first: Iterable[int], fit: Fit,
+                 refit: Callable[[list[int]], Fit | None]) -> tuple[list[int], Fit]:
+    """(the parents kept, their fit): `parents` (explaining the child as `fit`) with
+    each one dropped, weakest first, when `refit` of the rest still explains the child
+    (returns a fit, not None); at least two are kept. For fits on an explicit parent
+    list (layer_merges, sparse_merges); fewest_parents refits on every model but the
+    dropped ones, whose parents come out of the fit itself."""
+    keep = list(parents)
+    for k in weakest_first:
+        rest = [j for j in keep if j != k]
+        if len(rest) < 2:
+            break
+        smaller = refit(rest)
+        if smaller is not None:
+            keep, fit = rest, smaller
+    return keep, fit
 
 
 def fewest_parents(g: np.ndarray, fit: MergeFit, base: int, rounding: Rounding) -> MergeFit:

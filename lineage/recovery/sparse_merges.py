@@ -38,8 +38,9 @@ from itertools import combinations
 
 import numpy as np
 
+from lineage.recovery.equal_values import MatrixIndex
 from lineage.recovery.features import GroupFeatures
-from lineage.recovery.merges import MergeFit
+from lineage.recovery.merges import MergeFit, drop_weakest
 
 PROBES = 8  # changed matrices whose samples are read per pair
 BASES = 8  # models sharing the most weights with a child tried as its base
@@ -62,6 +63,14 @@ class _Probe:
     def __init__(self, features: GroupFeatures) -> None:
         self.f = features
         self.names = list(range(len(features.names)))  # every matrix, square or not
+        self._indexes: dict[int, MatrixIndex] = {}
+
+    def index(self, q: int) -> MatrixIndex:
+        """Matrix q's exact-equality index, built on first use, once per component."""
+        if q not in self._indexes:
+            f = self.f
+            self._indexes[q] = MatrixIndex(f.samples[q], f.hashes[:, q], f.sample_ok[:, q])
+        return self._indexes[q]
 
     def has(self, i: int, qs: list[int]) -> bool:
         return bool(self.f.sample_ok[i, qs].all())
@@ -208,15 +217,11 @@ class _Evidence:
 def _fewest(ev: _Evidence, parents: list[int]) -> tuple[list[int], float]:
     """Drop parents the others already explain (a linear merge of the same parents
     equals the TIES merge wherever both survived and agree), weakest first."""
-    keep = list(parents)
-    cover = ev.coverage(keep)
-    for k in reversed(parents):
-        rest = [j for j in keep if j != k]
-        if len(rest) >= 2:
-            without = ev.coverage(rest)
-            if without >= MIN_COVERAGE:
-                keep, cover = rest, without
-    return keep, cover
+    def still_covered(rest: list[int]) -> float | None:
+        cover = ev.coverage(rest)
+        return cover if cover >= MIN_COVERAGE else None
+
+    return drop_weakest(parents, reversed(parents), ev.coverage(parents), still_covered)
 
 
 def has_sample_evidence(features: GroupFeatures) -> bool:
@@ -248,29 +253,27 @@ def shared_weights(probe: _Probe, m: int) -> dict[int, float]:
     weight, so only a sparse merge's base (every weight all parents dropped) and its
     lone-surviving parents share any; the base is not always near the merge (DARE's
     1/p rescale moves the merge away; a wide family puts many siblings nearer), so
-    every model is screened, one vectorised comparison per matrix. Largest share
-    first, ties by index."""
+    every model is screened, through the component's exact-equality index
+    (equal_values.py: the cost of the equal-value groups m is in, not n). Largest
+    share first, ties by index."""
     f = probe.f
-    equal = np.zeros(f.n)
-    seen = np.zeros(f.n)
-    used = 0
-    for q in probe.names:
-        if used == PROBES:
-            break
-        if not f.sample_ok[m, q]:
-            continue
-        used += 1
-        values = f.samples[q]
-        mine = values[m]
-        differs = (f.hashes[:, q] != f.hashes[m, q]) & f.sample_ok[:, q]
-        same = ((values == mine) & (mine != 0)).sum(axis=1)
-        equal += np.where(differs, same, 0)
-        seen += np.where(differs, mine.size, 0)
-    share = np.divide(equal, seen, out=np.zeros(f.n), where=seen > 0)
-    share[equal < MIN_MATCHES] = 0.0  # a few equal weights happen by chance
-    share[m] = 0.0
-    top = [int(k) for k in np.argsort(-share, kind="stable")[:BASES] if share[k] > 0]
-    return {k: float(share[k]) for k in top}
+    used = [q for q in probe.names if f.sample_ok[m, q]][:PROBES]
+    found = [probe.index(q).shared(m) for q in used]
+    if not any(k.size for k, _ in found):  # a fine-tune's usual answer
+        return {}
+    models, inverse = np.unique(np.concatenate([k for k, _ in found]), return_inverse=True)
+    equal = np.bincount(inverse.reshape(-1), weights=np.concatenate([c for _, c in found]),
+                        minlength=models.size)  # integer counts, exact in float64
+    keep = equal >= MIN_MATCHES  # a few equal weights happen by chance
+    models, equal = models[keep], equal[keep]
+    seen = np.zeros(models.size)
+    for q in used:
+        ids = probe.index(q).hash_id
+        differs = (ids[models] != ids[m]) & f.sample_ok[models, q]
+        seen += np.where(differs, f.samples[q].shape[1], 0)
+    share = equal / seen  # seen > 0: a counted model differs in some matrix read
+    top = np.lexsort((models, -share))[:BASES]
+    return {int(models[k]): float(share[k]) for k in top}
 
 
 def _first_accepted_base(probe: _Probe, child: int, same: dict[int, float]
