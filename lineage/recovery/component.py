@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lineage.recovery.dependencies import choose_explanations
+from lineage.recovery.dependencies import choose_explanations, implausibility
 from lineage.recovery.direction import direction_votes
 from lineage.recovery.distance import matrix_sq_dists, placement_distance
 from lineage.recovery.features import GroupFeatures
@@ -67,7 +67,13 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
         near = placement_distance(features, matrix_sq_dists(features))
     rounding = Rounding.of(features, dtypes)
     fits = candidate_merges(features, dtypes, rounding)
-    fits += layerwise_merges(features, rounding, near, {f.child for f in fits})
+    # A linear fit whose coefficients no tool uses is usually one reading of another
+    # model's dependency (a merge of merges: M3 = B + l (M1 - B) + l (M2 - B) also
+    # reads M2 from M3, M1 and B with weights 1/l and -1), and that reading loses to
+    # the plausible one; the model may still be a per-matrix merge (model stock) of
+    # its own parents, so only plausible linear fits spare a model the per-matrix search.
+    explained = {f.child for f in fits if implausibility(f) == 0.0}
+    fits += layerwise_merges(features, rounding, near, explained)
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, {f.child for f in fits})
     return choose_explanations(fits, near if cost is None else cost, features.ids)

@@ -164,3 +164,37 @@ def test_model_stock_with_a_barely_moved_fine_tune_follows_the_recipe_clamp(with
     assert {e.parent for e in merges} == {"org/f1", "org/f2", "org/tiny"}
     assert {e.evidence["base"] for e in merges} == {"org/base"}
     assert all(e.evidence["rule"].startswith("model stock") for e in merges)
+
+
+def test_a_model_stock_whose_merge_was_merged_again_is_still_found():
+    # merge-3 = B + l (merge-1 - B) + l (merge-2 - B) also reads merge-2 from merge-3,
+    # merge-1 and B, with weights no tool uses (1 / l and -1). That reading of merge-3's
+    # dependency loses to the plausible one, and must not spare merge-2 the per-matrix
+    # search that finds it as model stock of its own parents.
+    import torch
+
+    from lineage.merge.model_stock import model_stock
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(31)
+    root = root_weights(rng)
+    shared = walk(rng, root, 0.3)
+    tunes = [walk(rng, shared, 0.3) for _ in range(3)]
+    as_t = lambda ws: [torch.from_numpy(w.astype(np.float32)) for w in ws]  # noqa: E731
+    linear = [np.mean(ws, axis=0) for ws in zip(*tunes, strict=True)]
+    stock = [model_stock(b, [x, y]).numpy().astype(np.float64) for b, x, y in
+             zip(as_t(root), as_t(tunes[0]), as_t(tunes[1]), strict=True)]
+    again = [b + 0.8445 * (m1 - b) + 0.8445 * (m2 - b)
+             for b, m1, m2 in zip(root, linear, stock, strict=True)]
+    models = [model("org/root", root), *[model(f"org/ft-{k}", w) for k, w in enumerate(tunes)],
+              model("org/merge-1", linear), model("org/merge-2", stock),
+              model("org/merge-3", again),
+              *[model(f"org/other-{k}", walk(rng, root, 0.3)) for k in range(2)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    stock_edges = [e for e in merges if e.child == "org/merge-2"]
+    assert {e.parent for e in stock_edges} == {"org/ft-0", "org/ft-1"}
+    assert {e.evidence["base"] for e in stock_edges} == {"org/root"}
+    assert all(e.evidence["rule"].startswith("model stock") for e in stock_edges)
+    assert {e.parent for e in merges if e.child == "org/merge-3"} == {"org/merge-1",
+                                                                      "org/merge-2"}
+    assert "org/root" not in {e.child for e in merges}
