@@ -15,6 +15,7 @@ from lineage.recovery.direction import direction_votes
 from lineage.recovery.distance import matrix_sq_dists, placement_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.layer_merges import layerwise_merges
+from lineage.recovery.merge_cards import CardVotes
 from lineage.recovery.merges import MergeFit, Rounding, candidate_merges
 from lineage.recovery.placement import (
     ALL_PAIRS_LIMIT,
@@ -58,8 +59,8 @@ class Component:
 
 
 def find_merges(features: GroupFeatures, dtypes: list[str | None],
-                near: np.ndarray | None = None, cost: np.ndarray | None = None
-                ) -> list[tuple[MergeFit, float, int]]:
+                near: np.ndarray | None = None, cost: np.ndarray | None = None,
+                cards: CardVotes | None = None) -> list[tuple[MergeFit, float, int]]:
     """Every merge of the component, one explanation per dependency. `near`: the
     component's placement distances when already computed; `cost`: the spanning-tree
     key the explanations are compared by (placement.tiered_key; `near` by default)."""
@@ -76,7 +77,7 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     fits += layerwise_merges(features, rounding, near, explained)
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, {f.child for f in fits})
-    return choose_explanations(fits, near if cost is None else cost, features.ids)
+    return choose_explanations(fits, near if cost is None else cost, features.ids, cards)
 
 
 def component_ranks(features: GroupFeatures, dist: np.ndarray, rank_neighbours: int
@@ -93,6 +94,7 @@ def component_ranks(features: GroupFeatures, dist: np.ndarray, rank_neighbours: 
 def prepare_component(
     features: GroupFeatures, *, find: bool = True,
     rank_neighbours: int = 4, group: str = "", dtypes: list[str | None] | None = None,
+    cards: CardVotes | None = None,
 ) -> Component:
     dtypes = dtypes if dtypes is not None else [None] * features.n
     sq = matrix_sq_dists(features)
@@ -102,7 +104,7 @@ def prepare_component(
     rank_sum = rank_sums(features.n, ranks, lowrank)
     # Which member of a dependency is the merge is judged by the tree the rest leaves,
     # ranks included: a LoRA base taken out splits its LoRA family.
-    chosen = (find_merges(features, dtypes, near, tiered_key(near, rank_sum))
+    chosen = (find_merges(features, dtypes, near, tiered_key(near, rank_sum), cards)
               if find else [])
     merged = {f.child for f, _, _ in chosen}
     if merged:  # the tree's distances without the merges (recentred sketches)

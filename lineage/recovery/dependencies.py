@@ -26,6 +26,8 @@ from dataclasses import replace
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
+from lineage.recovery.calibration import merge_confidence
+from lineage.recovery.merge_cards import CardVotes
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.model_stock import MODEL_STOCK_RULE
 
@@ -102,10 +104,13 @@ def as_average(fit: MergeFit) -> MergeFit:
     return replace(fit, base=None, parents=order, coefficients=[weight[p] for p in order])
 
 
-def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]
-                        ) -> list[tuple[MergeFit, float, int]]:
+def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str],
+                        cards: CardVotes | None = None) -> list[tuple[MergeFit, float, int]]:
     """(the fit kept per dependency, its margin over the runner-up: relative spanning
-    cost, inf when no other reading is as plausible, and how many readings tie)."""
+    cost, inf when no other reading is as plausible, and how many readings tie).
+    `cards`: the group's claims and their reliability, which decide among readings as
+    plausible as the weights' choice (merge_cards.py); the fit then carries its
+    posterior."""
     by_dependency: dict[frozenset, list[MergeFit]] = defaultdict(list)
     for fit in fits:
         known = {f.child for f in by_dependency[fit.members]}
@@ -119,9 +124,6 @@ def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]
         if not candidates:
             continue
         ranked = sorted(candidates, key=lambda f: _score(f, dist, taken, ids))
-        best = ranked[0]
-        if _mutual(best, [c for c, _, _ in chosen]):
-            continue
         scores = [_score(f, dist, taken, ids) for f in ranked]
         rivals = [s for s in scores[1:] if s[0] <= scores[0][0]]  # as plausible
         margin, ties = np.inf, 1
@@ -129,6 +131,14 @@ def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str]
             c1 = scores[0][1]
             margin = min((s[1] - c1) / max(c1, 1e-300) for s in rivals)
             ties += sum(s[1] <= c1 * (1.0 + COST_TIE) for s in rivals)
+        best = ranked[0]
+        if cards is not None and rivals:
+            decided = cards.choose(ranked[:1 + len(rivals)], merge_confidence(margin, ties),
+                                   ids)
+            if decided is not None:
+                best = replace(ranked[decided[0]], card_posterior=decided[1])
+        if _mutual(best, [c for c, _, _ in chosen]):
+            continue
         chosen.append((best, float(margin), ties))
         taken.add(best.child)
     return chosen

@@ -46,6 +46,7 @@ class MergeFit:
     single_residual: float  # the same with the best single parent
     rule: str = "exact linear combination (NNLS on sketched task vectors)"
     bound: float = 0.0  # the rounding bound the residual was held to (same units)
+    card_posterior: float | None = None  # set when cards chose among equal readings
 
     @property
     def members(self) -> frozenset[int]:
@@ -66,6 +67,8 @@ class MergeFit:
             "residual": round(self.residual, 6),
             "rounding_bound": round(self.bound, 6),
             "best_single_residual": round(self.single_residual, 4),
+            **({} if self.card_posterior is None else
+               {"chosen_by": "cards", "card_posterior": round(self.card_posterior, 4)}),
         }
 
 

@@ -200,22 +200,22 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
                ) -> tuple[list[Rooting], dict]:
     """The rooting of every component, and a summary of the signs decided."""
     trees = [placed_tree(c) for c in comps]
-    trees = _follow_cards(comps, trees, cards)
+    trees, rho = _follow_cards(comps, trees, cards)
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
     first = [_root(c, t, {}, cards) for c, t in zip(comps, trees, strict=True)]
     priors = pooled_priors([r.sign_plus for r in first], groups)
     final = [_root(c, t, p, cards) for c, t, p in zip(comps, trees, priors, strict=True)]
-    info = {"rule": ORIENT_RULE,
+    info = {"rule": ORIENT_RULE, "card_reliability": rho,
             "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
                       for c, r in zip(comps, final, strict=True)}}
     return final, info
 
 
 def _follow_cards(comps: Sequence[Component], trees: list[Tree],
-                  cards: Sequence[CardEdge]) -> list[Tree]:
-    """Each tree with the edges cards decide (card_placement.py), the group's card
+                  cards: Sequence[CardEdge]) -> tuple[list[Tree], float]:
+    """Each tree with the edges cards decide (card_placement.py), and the group's card
     reliability read from all its trees; each decided pair's posterior kept on the
     component."""
     claims = [card_claims(c, cards) for c in comps]
@@ -224,7 +224,7 @@ def _follow_cards(comps: Sequence[Component], trees: list[Tree],
     for comp, tree, claim in zip(comps, trees, claims, strict=True):
         tree, comp.card_placed = follow_cards(comp, tree, claim, rho)
         out.append(tree)
-    return out
+    return out, rho
 
 
 def _root(comp: Component, tree: Tree, priors: dict[str, float],

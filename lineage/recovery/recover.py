@@ -43,6 +43,7 @@ from lineage.recovery.features import group_features, matrix_names
 from lineage.recovery.graph import RecoveredEdge, RecoveryResult
 from lineage.recovery.inputs import CardEdge, ModelInput
 from lineage.recovery.large_component import prepare_large_component, sparse_placement_margins
+from lineage.recovery.merge_cards import CardVotes
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.orient import ORIENT_RULE, gather, orient_all, with_base
 from lineage.recovery.placement import order_margins, tiered_margins
@@ -180,6 +181,14 @@ def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOpti
     independent: the direction prior pools over one group's trees only)."""
     comps, edges, info, notes = _split_group(sig, members, options, named, orgs)
     rootings, direction = orient_all(comps, card_edges)
+    if card_edges and _rival_readings(comps):
+        # The weights left a dependency with readings as plausible as their choice:
+        # cards decide among them (merge_cards.py), weighed by the reliability this
+        # group's trees gave them, and the group is split again with those choices.
+        votes = CardVotes(frozenset((c.parent, c.child) for c in card_edges),
+                          direction["card_reliability"])
+        comps, edges, info, notes = _split_group(sig, members, options, named, orgs, votes)
+        rootings, direction = orient_all(comps, card_edges)
     for comp, rooting in zip(comps, rootings, strict=True):
         edges += _tree_edges(comp, rooting) + _merge_edges(comp, rooting)
     return GroupResult(edges, info, direction["signs"], direction["rule"], notes)
@@ -198,11 +207,18 @@ def _merge_groups(results: Sequence[GroupResult], sigs: Sequence[str],
     return direction
 
 
-def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict, list]:
+def _rival_readings(comps: Sequence[Component]) -> bool:
+    """Some merge was chosen over a reading as plausible (a finite margin)."""
+    return any(np.isfinite(m) for comp in comps for m, _ in comp.merge_margins)
+
+
+def _split_group(sig, members, options, named, orgs, cards=None
+                 ) -> tuple[list, list, dict, list]:
     """Casts set aside, then tree components of one architecture group: dense pairs up
-    to options.dense_limit models, candidate pairs above it (same rules)."""
+    to options.dense_limit models, candidate pairs above it (same rules). `cards`:
+    CardVotes for merge readings the weights leave open."""
     if len(members) > options.dense_limit:
-        return _split_sparse(sig, members, options, named, orgs)
+        return _split_sparse(sig, members, options, named, orgs, cards)
     features = group_features(members)
     sq = matrix_sq_dists(features)
     rel = relative_distance(features, sq)
@@ -216,7 +232,7 @@ def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict, 
         comps.append(_release_sketches(prepare_component(
             features.take(rows), find=options.find_merges,
             rank_neighbours=options.rank_neighbours, group=sig,
-            dtypes=[members[i].dtype for i in rows])))
+            dtypes=[members[i].dtype for i in rows], cards=cards)))
     info = {
         "models": len(members),
         "trees": len(comps),
@@ -226,7 +242,8 @@ def _split_group(sig, members, options, named, orgs) -> tuple[list, list, dict, 
     return comps, edges, info, []
 
 
-def _split_sparse(sig, members, options, named, orgs) -> tuple[list, list, dict, list]:
+def _split_sparse(sig, members, options, named, orgs, cards=None
+                  ) -> tuple[list, list, dict, list]:
     features = group_features(members, sketch_dtype=np.float32)
     split = split_sparse(members, features, named, orgs, neighbours=options.neighbours,
                          threads=options.threads)
@@ -242,7 +259,7 @@ def _split_sparse(sig, members, options, named, orgs) -> tuple[list, list, dict,
             continue
         comps.append(_release_sketches(prepare_component(
             part, find=options.find_merges, rank_neighbours=options.rank_neighbours,
-            group=sig, dtypes=[members[i].dtype for i in rows])))
+            group=sig, dtypes=[members[i].dtype for i in rows], cards=cards)))
     return comps, split.edges, split.info, notes
 
 
@@ -301,7 +318,8 @@ def _merge_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
         evidence = fit.to_evidence(comp.all_ids)
         evidence["explanation_margin"] = None if np.isinf(margin) else round(margin, 4)
         evidence["equally_good_readings"] = ties
-        conf = merge_confidence(margin, ties)
+        conf = (merge_confidence(margin, ties) if fit.card_posterior is None
+                else fit.card_posterior)
         for p in fit.parents:
             edges.append(RecoveredEdge(comp.all_ids[p], comp.all_ids[fit.child], "merge",
                                        conf, evidence))
