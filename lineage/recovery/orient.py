@@ -219,7 +219,7 @@ def _follow_cards(comps: Sequence[Component], trees: list[Tree],
     reliability read from all its trees; each decided pair's posterior kept on the
     component."""
     claims = [card_claims(c, cards) for c in comps]
-    rho = card_reliability(comps, claims, trees)
+    rho = card_reliability(claims, trees)
     out = []
     for comp, tree, claim in zip(comps, trees, claims, strict=True):
         tree, comp.card_placed = follow_cards(comp, tree, claim, rho)

@@ -104,3 +104,17 @@ def test_the_order_of_a_parent_and_its_near_copy_is_not_claimed_with_confidence(
     edges = {frozenset((e.parent, e.child)): e for e in recover_graph(models).edges}
     assert edges[frozenset(("org/p", "org/near"))].evidence["placement_probability"] < 0.7
     assert edges[frozenset(("org/u0", "org/u0-child"))].evidence["placement_probability"] > 0.85
+
+
+def test_card_reliability_counts_only_the_claims_the_weights_can_check():
+    from lineage.recovery.card_placement import card_reliability
+    from lineage.recovery.rooting import Tree
+
+    chain = Tree(5, [(0, 1), (1, 2), (2, 3), (3, 4)])  # 0 - 1 - 2 - 3 - 4
+    adjacent = [(0, 1), (1, 2), (2, 3)]  # each names its tree neighbour: honest
+    across = [(0, 2), (1, 3)]  # across one neighbour: the weights may be wrong there
+    far = [(0, 4)]  # three steps away: a lie
+    assert card_reliability([adjacent + across + far], [chain]) == pytest.approx(4 / 6)
+    # claims across a neighbour move nothing either way, however many
+    assert card_reliability([adjacent + far + across * 5], [chain]) == pytest.approx(4 / 6)
+    assert card_reliability([[]], [chain]) == pytest.approx(0.5)
