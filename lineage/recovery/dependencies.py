@@ -112,7 +112,9 @@ def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str],
     plausible as the weights' choice (merge_cards.py); the fit then carries its
     posterior."""
     by_dependency: dict[frozenset, list[MergeFit]] = defaultdict(list)
-    for fit in fits:
+    # A recipe-checked fit first: it is one reading of its dependency, and a mirror of
+    # another fit naming the same child must not take its place.
+    for fit in sorted(fits, key=lambda f: not f.rule.startswith(RECIPE_RULES)):
         known = {f.child for f in by_dependency[fit.members]}
         for reading in mirror_readings(fit):
             if reading.child not in known:

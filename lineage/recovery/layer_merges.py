@@ -55,7 +55,7 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
     n = len(features.ids)
     stock = None
     if base is None:
-        stock = model_stock_base(features, grams, child, sorted(keep), used)
+        stock = model_stock_base(features, grams, child, sorted(keep), used, rounding.error)
         if stock is None:
             keep, (weights, worst, worst_bound, used), stock = _recipe_swap(
                 grams, features, rounding, child, regressors, keep, fit)
@@ -86,7 +86,8 @@ def _recipe_swap(grams, features, rounding, child, regressors, keep, fit):
             swapped = _exact(grams, features, rounding, child, None, trial)
             if swapped is None:
                 continue
-            stock = model_stock_base(features, grams, child, trial, swapped[3])
+            stock = model_stock_base(features, grams, child, trial, swapped[3],
+                                     rounding.error)
             if stock is not None:
                 return trial, swapped, stock
     return keep, fit, None
@@ -199,4 +200,30 @@ def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarr
             # parent that is the others' ancestor is reported as the base after placement
             found.append(min(fits, key=lambda f: (f.base is not None, len(f.parents),
                                                   f.residual)))
-    return found
+    return found + _recipe_readings(grams, features, rounding, found)
+
+
+def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding: Rounding,
+                     found: list[MergeFit]) -> list[MergeFit]:
+    """Model stock readings of the dependencies found with another member as the child.
+
+    A per-matrix dependency holds whichever member is read as the child, and the search
+    meets it from the member whose near models include the others: model stock at a
+    small ratio t sits on its base, so its far fine-tunes are not among its likely
+    parents, while the base's are the merge and those fine-tunes, and the base is then
+    read as the "merge" (weights 1 / (1 - t) and -t / (N (1 - t)), whose means over
+    matrices fall inside (0, 1] where t changes sign). Each other member is tried as the
+    child of the rest; a reading that follows the recipe is added, and
+    dependencies.py ranks it first."""
+    known = {f.child for f in found}
+    extra = []
+    for fit in found:
+        if fit.rule == MODEL_STOCK_RULE:
+            continue
+        for child in sorted(fit.members - {fit.child} - known):
+            rest = sorted(fit.members - {child})
+            reading = fit_layerwise(grams, features, rounding, child, None, rest)
+            if reading is not None and reading.rule == MODEL_STOCK_RULE:
+                extra.append(reading)
+                known.add(child)
+    return extra

@@ -35,20 +35,42 @@ MATCH_SIGMAS = 4.0  # sketched-cosine errors beyond 4 standard deviations: < 1e-
 
 
 def model_stock_base(features: GroupFeatures, grams: list[np.ndarray], child: int,
-                     members: list[int], matrices: list[int]) -> int | None:
+                     members: list[int], matrices: list[int], error: np.ndarray
+                     ) -> int | None:
     """The base o when `child`, an exact per-matrix combination of `members` (zero
-    origin) over `matrices`, is model stock of the other members over o, else None."""
+    origin) over `matrices`, is model stock of the other members over o, else None.
+    `error`: per model, the relative rounding error of its values (merges.Rounding)."""
     if len(members) < 3:
         return None
     for o in members:
         tunes = [k for k in members if k != o]
-        if _follows_formula(features, grams, child, o, tunes, matrices):
+        if _follows_formula(features, grams, child, o, tunes, matrices, error):
             return o
     return None
 
 
+def _on_the_line(features: GroupFeatures, g: np.ndarray, q: int, child: int, o: int,
+                 tunes: list[int], t: float, error: np.ndarray) -> bool:
+    """M - o = t (mean(F) - o) in matrix q to rounding: the recipe gives every fine-tune
+    the same weight t / N. The exact per-matrix fit gives each its own weight, so a
+    ratio that matches the formula by chance (a fine-tune read as the "merge" of its
+    base and a model stock that sits on it: cos ~ 1, t ~ 1, and the projection of one
+    independent task vector on another's mirror is ~1 too) is refused here. Sketches
+    are linear, so an exact relation stays exact in them."""
+    n = len(tunes)
+    xx = sum(_inner(g, o, a, b) for a in tunes for b in tunes) / n**2
+    xy = sum(_inner(g, o, a, child) for a in tunes) / n
+    yy = _inner(g, o, child, child)
+    residual = np.sqrt(max(yy - 2.0 * t * xy + t * t * xx, 0.0))
+    norms = np.sqrt(np.maximum(features.sq_norms[:, q], 0.0))
+    bound = (error[child] * norms[child] + abs(1.0 - t) * error[o] * norms[o]
+             + sum(abs(t) / n * error[k] * norms[k] for k in tunes))
+    return residual <= 2.0 * bound  # twice: float rounding in the Gram arithmetic
+
+
 def _follows_formula(features: GroupFeatures, grams: list[np.ndarray], child: int,
-                     o: int, tunes: list[int], matrices: list[int]) -> bool:
+                     o: int, tunes: list[int], matrices: list[int], error: np.ndarray
+                     ) -> bool:
     n = len(tunes)
     for q in matrices:
         g = grams[q]
@@ -62,7 +84,10 @@ def _follows_formula(features: GroupFeatures, grams: list[np.ndarray], child: in
         if features.numel[q] > width:  # sketched, not exact
             slope = n / (1.0 + (n - 1) * cos) ** 2
             tolerance += MATCH_SIGMAS * slope * (1.0 - cos**2) / np.sqrt(width)
-        if abs(_ratio(g, child, o, tunes) - formula) > tolerance:
+        ratio = _ratio(g, child, o, tunes)
+        if abs(ratio - formula) > tolerance:
+            return False
+        if not _on_the_line(features, g, q, child, o, tunes, ratio, error):
             return False
     return True
 

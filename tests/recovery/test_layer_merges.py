@@ -198,3 +198,31 @@ def test_a_model_stock_whose_merge_was_merged_again_is_still_found():
     assert {e.parent for e in merges if e.child == "org/merge-3"} == {"org/merge-1",
                                                                       "org/merge-2"}
     assert "org/root" not in {e.child for e in merges}
+
+
+@pytest.mark.parametrize("seed", [41, 42])
+def test_model_stock_sitting_on_its_base_is_not_read_from_the_base(seed):
+    # Fine-tunes whose task vectors are near-orthogonal give t ~ 0 (of either sign per
+    # matrix): the merge sits on its base, its far fine-tunes are not among its likely
+    # parents, and the search meets the dependency from the base, as the "merge" of the
+    # merge and the fine-tunes. The recipe reading must still be found and kept.
+    import torch
+
+    from lineage.merge.model_stock import model_stock
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(seed)
+    root = root_weights(rng)
+    base = walk(rng, root, 0.3)
+    far = [walk(rng, base, 0.6) for _ in range(2)]
+    near = [walk(rng, base, 0.15) for _ in range(6)]  # nearer the merge than its inputs
+    as_t = lambda ws: [torch.from_numpy(w.astype(np.float32)) for w in ws]  # noqa: E731
+    stock = [model_stock(b, [x, y]).numpy().astype(np.float64) for b, x, y in
+             zip(as_t(base), as_t(far[0]), as_t(far[1]), strict=True)]
+    models = [model("org/root", root), model("org/base", base), model("org/stock", stock),
+              *[model(f"org/far-{k}", w) for k, w in enumerate(far)],
+              *[model(f"org/near-{k}", w) for k, w in enumerate(near)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {("org/far-0", "org/stock"),
+                                                     ("org/far-1", "org/stock")}
+    assert {e.evidence["base"] for e in merges} == {"org/base"}
