@@ -30,7 +30,7 @@ from catalog.crawl_state import known_card_edges, mark_pending, record_states, s
 from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
-from jobs.crawl.limiter import start_limiter
+from jobs.crawl.limiter import RayLimiter, start_limiter
 from jobs.crawl.options import CrawlOptions
 from jobs.crawl.progress import CrawlProgress
 from jobs.crawl.workers import WorkerPool, WorkResult, actor_options
@@ -84,30 +84,69 @@ class CrawlReport:
 
 
 def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
-    """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray)."""
+    """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray).
+
+    The actors are asked for first: Ray starts them (a process, imports, the compiled
+    kernels: about a second each) while the driver records the run, reads what the
+    catalog already holds, lists the Hub and probes the first models."""
+    started = time.perf_counter()
     seeds = [parse_seed(s) for s in opts.seeds]  # refuse bad seeds before any work
-    if opts.run_id:
-        run_id = start_named_run(catalog, opts.run_id, opts.job, opts.params())
-    else:
-        run_id = start_run(catalog, opts.job, opts.params())
-    status = "failed"
+    opts.retry = opts.retry or RetryPolicy()
+    endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
+    limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
+    pool = _start_pool(catalog, opts, endpoint, limiter)
     try:
-        report = _Crawl(catalog, opts, run_id).run(seeds)
-        status = "succeeded"
-        return report
+        if opts.run_id:
+            run_id = start_named_run(catalog, opts.run_id, opts.job, opts.params())
+        else:
+            run_id = start_run(catalog, opts.job, opts.params())
+        status = "failed"
+        try:
+            report = _Crawl(catalog, opts, run_id, endpoint, limiter, started).run(seeds, pool)
+            status = "succeeded"
+            return report
+        finally:
+            finish_run(catalog, run_id, status)
     finally:
-        finish_run(catalog, run_id, status)
+        pool.shutdown()
+
+
+def _start_pool(
+    catalog: Catalog, opts: CrawlOptions, endpoint: str, limiter: RayLimiter
+) -> WorkerPool:
+    """The fingerprinting actors, requested (Ray creates actors asynchronously)."""
+    cache = Path(opts.cache_dir or catalog.root / ".crawl-cache")
+    return WorkerPool(
+        opts.workers,
+        actor_options(opts.gpus_per_worker, opts.cpus_per_worker),
+        (
+            endpoint,
+            limiter,
+            opts.retry,
+            str(cache),
+            opts.width,
+            opts.keep_weights,
+            opts.threads,
+        ),
+    )
 
 
 class _Crawl:
-    def __init__(self, catalog: Catalog, opts: CrawlOptions, run_id: str) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        opts: CrawlOptions,
+        run_id: str,
+        endpoint: str,
+        limiter: RayLimiter,
+        started: float,
+    ) -> None:
         self.catalog, self.opts = catalog, opts
         self.report = CrawlReport(run_id)
-        self.endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
+        self.started = started  # the crawl() call: the report's times count from there
+        self.endpoint = endpoint
         self.source = "hub:" + _without_userinfo(self.endpoint)
-        self.limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
-        opts.retry = opts.retry or RetryPolicy()
-        self.client = HubClient(self.endpoint, limiter=self.limiter, policy=opts.retry)
+        self.client = HubClient(self.endpoint, limiter=limiter, policy=opts.retry)
         self.since = (
             opts.since.replace(tzinfo=UTC) if opts.since and not opts.since.tzinfo else opts.since
         )
@@ -129,24 +168,9 @@ class _Crawl:
         self.known_edges = known_card_edges(self.catalog)
 
     # -- main loop ---------------------------------------------------------------------
-    def run(self, seeds) -> CrawlReport:
-        self.started = started = time.perf_counter()
+    def run(self, seeds, pool: WorkerPool) -> CrawlReport:
         found_q: queue.Queue = queue.Queue(maxsize=10_000)
         walker = threading.Thread(target=self._discover, args=(seeds, found_q), daemon=True)
-        cache = Path(self.opts.cache_dir or self.catalog.root / ".crawl-cache")
-        pool = WorkerPool(
-            self.opts.workers,
-            actor_options(self.opts.gpus_per_worker, self.opts.cpus_per_worker),
-            (
-                self.endpoint,
-                self.limiter,
-                self.opts.retry,
-                str(cache),
-                self.opts.width,
-                self.opts.keep_weights,
-                self.opts.threads,
-            ),
-        )
         probes: set[Future] = set()
         discovering = True
         self.ahead = self.opts.probe_threads + AHEAD_PER_WORKER * max(1, self.opts.workers)
@@ -178,10 +202,9 @@ class _Crawl:
                 self._commit()
                 self._collect_commit(wait=True)
             finally:
-                pool.shutdown()
                 if self.writing is not None:
                     self.writing.cancel()
-        self.report.seconds = time.perf_counter() - started
+        self.report.seconds = time.perf_counter() - self.started
         self.report.retries = self.client.retries
         if self._walk_error:
             raise self._walk_error
