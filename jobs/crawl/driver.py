@@ -151,7 +151,9 @@ class _Crawl:
             opts.since.replace(tzinfo=UTC) if opts.since and not opts.since.tzinfo else opts.since
         )
         self._load_state()
-        self.batch: list[tuple[ModelRef, object]] = []
+        self.batch: list[ModelRef] = []  # the open batch's models
+        self.fresh: list[tuple[ModelRef, object]] = []  # their fingerprints not yet in rows
+        self.converted: list[Future] = []  # (tables, unfit) of the open batch, in pieces
         self.batch_opened: float | None = None  # when the batch's first row arrived
         self.pending: list[tuple[str, str]] = []  # probed keys, marked with the next commit
         self.writing: Future | None = None  # the commit in flight (one at a time)
@@ -195,6 +197,7 @@ class _Crawl:
                         self._on_probe(*future.result(), pool)
                     for result in pool.poll(timeout=0.01 if probes or discovering else 0.5):
                         self._on_result(result)
+                    self._convert()
                     self._collect_commit(wait=False)
                     if self.writing is None and self._commit_due():
                         self._commit()
@@ -321,7 +324,8 @@ class _Crawl:
             return
         remote = self.remotes.pop((result.model_id, result.sha))
         ref = ModelRef(result.model_id, result.sha, self.source, remote.created_at)
-        self.batch.append((ref, result.fingerprint))
+        self.batch.append(ref)
+        self.fresh.append((ref, result.fingerprint))
         self._opened()
         self.report.last_result_s = time.perf_counter() - self.started
         if self.report.first_result_s is None:
@@ -356,11 +360,21 @@ class _Crawl:
             return True
         return time.monotonic() - self.batch_opened >= self.opts.commit_seconds
 
+    def _convert(self) -> None:
+        """Turn the fingerprints that just arrived into Arrow rows in the committer thread
+        while the actors work, so a commit only concatenates them (the last commit, after
+        the last fingerprint, is on the critical path of a small crawl)."""
+        if self.fresh:
+            rows = self.committer.submit(tables_per_model, self.fresh, self.report.run_id)
+            self.converted.append(rows)
+            self.fresh = []
+
     def _commit(self) -> None:
-        """Hand the batch (fingerprints, new card edges, states, pending marks) to the
+        """Hand the batch (its rows, new card edges, states, pending marks) to the
         committer thread; its outcome is read by `_collect_commit`."""
-        job = (self.batch, self.edges, self.state_rows, self.pending)
-        self.batch, self.edges, self.state_rows, self.pending = [], [], [], []
+        self._convert()
+        job = (self.batch, self.converted, self.edges, self.state_rows, self.pending)
+        self.batch, self.converted, self.edges, self.state_rows, self.pending = [], [], [], [], []
         self.batch_opened = None
         self.writing = self.committer.submit(self._write, *job)
 
@@ -376,24 +390,35 @@ class _Crawl:
             self.report.failed[model_id] = error
             self.progress.failed()
 
-    def _write(self, batch, edges, state_rows, pending) -> tuple[list[str], int, dict]:
+    def _write(
+        self, batch: list[ModelRef], converted: list[Future], edges, state_rows, pending
+    ) -> tuple[list[str], int, dict]:
         """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
 
         A model whose rows do not fit the schema is recorded as failed on its own; the
-        rest of the batch is committed. Runs in the committer thread: catalog only."""
+        rest of the batch is committed. Runs in the committer thread: catalog only (the
+        conversions were queued on this thread before: they are done)."""
         run_id = self.report.run_id
         mark_pending(self.catalog, pending)
-        tables, unfit = tables_per_model(batch, run_id)
-        unfit = {m: redact(error, _token()) for m, error in unfit.items()}
+        pieces = [future.result() for future in converted]
+        tables = _concatenated([piece for piece, _ in pieces])
+        unfit = {m: redact(error, _token()) for _, why in pieces for m, error in why.items()}
         failed = [(ref.model_id, ref.revision, "failed", unfit[ref.model_id])
-                  for ref, _ in batch if ref.model_id in unfit]
-        batch = [(ref, fp) for ref, fp in batch if ref.model_id not in unfit]
+                  for ref in batch if ref.model_id in unfit]
+        batch = [ref for ref in batch if ref.model_id not in unfit]
         if batch or edges:
             tables["edges"] = _edge_table(edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
-        done = [(ref.model_id, ref.revision, "done", None) for ref, _ in batch]
+        done = [(ref.model_id, ref.revision, "done", None) for ref in batch]
         record_states(self.catalog, done + state_rows + failed)
-        return [ref.model_id for ref, _ in batch], len(edges), unfit
+        return [ref.model_id for ref in batch], len(edges), unfit
+
+
+def _concatenated(pieces: list[dict[str, pa.Table]]) -> dict[str, pa.Table]:
+    """The batch's tables from the pieces converted as its fingerprints arrived."""
+    if not pieces:
+        return {}
+    return {name: pa.concat_tables([piece[name] for piece in pieces]) for name in pieces[0]}
 
 
 def _edge_table(edges: list[CardEdge], run_id: str) -> pa.Table:
