@@ -399,7 +399,10 @@ class _Crawl:
         rest of the batch is committed. Runs in the committer thread: catalog only (the
         conversions were queued on this thread before: they are done)."""
         run_id = self.report.run_id
-        mark_pending(self.catalog, pending)
+        finishing = {(ref.model_id, ref.revision) for ref in batch}
+        finishing |= {(model_id, sha) for model_id, sha, _, _ in state_rows}
+        # probed models still out; those finishing here get their state below instead
+        mark_pending(self.catalog, [key for key in pending if key not in finishing])
         pieces = [future.result() for future in converted]
         tables = _concatenated([piece for piece, _ in pieces])
         unfit = {m: redact(error, _token()) for _, why in pieces for m, error in why.items()}
