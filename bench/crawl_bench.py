@@ -10,7 +10,10 @@ Serves a zoo with the loopback Hub and measures, in the same run:
   - crawl: `crawl(seeds=everything)` into a fresh catalog with 1 and 2 Ray workers
     (listing, header probes, downloads, fingerprints, commits), models/s and bytes/s,
     in all and steady (first to last fingerprint: without actor start-up), and how many
-    times slower than the raw download each is (the issue's bar: at most 2x).
+    times slower than the raw download each is (the issue's bar: at most 2x). In all is
+    the wall time from opening the catalog and calling crawl() to its return (the last
+    batch and the run's status committed), actors and rate limiter started inside it;
+    Ray itself is started before (as a job joining a running cluster), not counted.
 `synthetic` writes --models random GPT-like models of about --mb MB each (F32) so the
 bytes dominate (`--mb 0 --hidden 16`: one layer of 16x16 matrices, 4 kB a model, for
 many small models); `tiny` is the real tiny zoo (about 40 kB per model: overhead-bound).
