@@ -30,7 +30,7 @@ from catalog.crawl_state import known_card_edges, mark_pending, record_states, s
 from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
-from jobs.crawl.limiter import start_limiter
+from jobs.crawl.limiter import RayLimiter, start_limiter
 from jobs.crawl.options import CrawlOptions
 from jobs.crawl.progress import CrawlProgress
 from jobs.crawl.workers import WorkerPool, WorkResult, actor_options
@@ -84,35 +84,76 @@ class CrawlReport:
 
 
 def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
-    """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray)."""
+    """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray).
+
+    The actors are asked for first: Ray starts them (a process, imports, the compiled
+    kernels: about a second each) while the driver records the run, reads what the
+    catalog already holds, lists the Hub and probes the first models."""
+    started = time.perf_counter()
     seeds = [parse_seed(s) for s in opts.seeds]  # refuse bad seeds before any work
-    if opts.run_id:
-        run_id = start_named_run(catalog, opts.run_id, opts.job, opts.params())
-    else:
-        run_id = start_run(catalog, opts.job, opts.params())
-    status = "failed"
+    opts.retry = opts.retry or RetryPolicy()
+    endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
+    limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
+    pool = _start_pool(catalog, opts, endpoint, limiter)
     try:
-        report = _Crawl(catalog, opts, run_id).run(seeds)
-        status = "succeeded"
-        return report
+        if opts.run_id:
+            run_id = start_named_run(catalog, opts.run_id, opts.job, opts.params())
+        else:
+            run_id = start_run(catalog, opts.job, opts.params())
+        status = "failed"
+        try:
+            report = _Crawl(catalog, opts, run_id, endpoint, limiter, started).run(seeds, pool)
+            status = "succeeded"
+            return report
+        finally:
+            finish_run(catalog, run_id, status)
     finally:
-        finish_run(catalog, run_id, status)
+        pool.shutdown()
+
+
+def _start_pool(
+    catalog: Catalog, opts: CrawlOptions, endpoint: str, limiter: RayLimiter
+) -> WorkerPool:
+    """The fingerprinting actors, requested (Ray creates actors asynchronously)."""
+    cache = Path(opts.cache_dir or catalog.root / ".crawl-cache")
+    return WorkerPool(
+        opts.workers,
+        actor_options(opts.gpus_per_worker, opts.cpus_per_worker),
+        (
+            endpoint,
+            limiter,
+            opts.retry,
+            str(cache),
+            opts.width,
+            opts.keep_weights,
+            opts.threads,
+        ),
+    )
 
 
 class _Crawl:
-    def __init__(self, catalog: Catalog, opts: CrawlOptions, run_id: str) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        opts: CrawlOptions,
+        run_id: str,
+        endpoint: str,
+        limiter: RayLimiter,
+        started: float,
+    ) -> None:
         self.catalog, self.opts = catalog, opts
         self.report = CrawlReport(run_id)
-        self.endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
+        self.started = started  # the crawl() call: the report's times count from there
+        self.endpoint = endpoint
         self.source = "hub:" + _without_userinfo(self.endpoint)
-        self.limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
-        opts.retry = opts.retry or RetryPolicy()
-        self.client = HubClient(self.endpoint, limiter=self.limiter, policy=opts.retry)
+        self.client = HubClient(self.endpoint, limiter=limiter, policy=opts.retry)
         self.since = (
             opts.since.replace(tzinfo=UTC) if opts.since and not opts.since.tzinfo else opts.since
         )
         self._load_state()
-        self.batch: list[tuple[ModelRef, object]] = []
+        self.batch: list[ModelRef] = []  # the open batch's models
+        self.fresh: list[tuple[ModelRef, object]] = []  # their fingerprints not yet in rows
+        self.converted: list[Future] = []  # (tables, unfit) of the open batch, in pieces
         self.batch_opened: float | None = None  # when the batch's first row arrived
         self.pending: list[tuple[str, str]] = []  # probed keys, marked with the next commit
         self.writing: Future | None = None  # the commit in flight (one at a time)
@@ -129,24 +170,9 @@ class _Crawl:
         self.known_edges = known_card_edges(self.catalog)
 
     # -- main loop ---------------------------------------------------------------------
-    def run(self, seeds) -> CrawlReport:
-        self.started = started = time.perf_counter()
+    def run(self, seeds, pool: WorkerPool) -> CrawlReport:
         found_q: queue.Queue = queue.Queue(maxsize=10_000)
         walker = threading.Thread(target=self._discover, args=(seeds, found_q), daemon=True)
-        cache = Path(self.opts.cache_dir or self.catalog.root / ".crawl-cache")
-        pool = WorkerPool(
-            self.opts.workers,
-            actor_options(self.opts.gpus_per_worker, self.opts.cpus_per_worker),
-            (
-                self.endpoint,
-                self.limiter,
-                self.opts.retry,
-                str(cache),
-                self.opts.width,
-                self.opts.keep_weights,
-                self.opts.threads,
-            ),
-        )
         probes: set[Future] = set()
         discovering = True
         self.ahead = self.opts.probe_threads + AHEAD_PER_WORKER * max(1, self.opts.workers)
@@ -171,6 +197,7 @@ class _Crawl:
                         self._on_probe(*future.result(), pool)
                     for result in pool.poll(timeout=0.01 if probes or discovering else 0.5):
                         self._on_result(result)
+                    self._convert()
                     self._collect_commit(wait=False)
                     if self.writing is None and self._commit_due():
                         self._commit()
@@ -178,10 +205,9 @@ class _Crawl:
                 self._commit()
                 self._collect_commit(wait=True)
             finally:
-                pool.shutdown()
                 if self.writing is not None:
                     self.writing.cancel()
-        self.report.seconds = time.perf_counter() - started
+        self.report.seconds = time.perf_counter() - self.started
         self.report.retries = self.client.retries
         if self._walk_error:
             raise self._walk_error
@@ -298,7 +324,8 @@ class _Crawl:
             return
         remote = self.remotes.pop((result.model_id, result.sha))
         ref = ModelRef(result.model_id, result.sha, self.source, remote.created_at)
-        self.batch.append((ref, result.fingerprint))
+        self.batch.append(ref)
+        self.fresh.append((ref, result.fingerprint))
         self._opened()
         self.report.last_result_s = time.perf_counter() - self.started
         if self.report.first_result_s is None:
@@ -333,11 +360,21 @@ class _Crawl:
             return True
         return time.monotonic() - self.batch_opened >= self.opts.commit_seconds
 
+    def _convert(self) -> None:
+        """Turn the fingerprints that just arrived into Arrow rows in the committer thread
+        while the actors work, so a commit only concatenates them (the last commit, after
+        the last fingerprint, is on the critical path of a small crawl)."""
+        if self.fresh:
+            rows = self.committer.submit(tables_per_model, self.fresh, self.report.run_id)
+            self.converted.append(rows)
+            self.fresh = []
+
     def _commit(self) -> None:
-        """Hand the batch (fingerprints, new card edges, states, pending marks) to the
+        """Hand the batch (its rows, new card edges, states, pending marks) to the
         committer thread; its outcome is read by `_collect_commit`."""
-        job = (self.batch, self.edges, self.state_rows, self.pending)
-        self.batch, self.edges, self.state_rows, self.pending = [], [], [], []
+        self._convert()
+        job = (self.batch, self.converted, self.edges, self.state_rows, self.pending)
+        self.batch, self.converted, self.edges, self.state_rows, self.pending = [], [], [], [], []
         self.batch_opened = None
         self.writing = self.committer.submit(self._write, *job)
 
@@ -353,24 +390,38 @@ class _Crawl:
             self.report.failed[model_id] = error
             self.progress.failed()
 
-    def _write(self, batch, edges, state_rows, pending) -> tuple[list[str], int, dict]:
+    def _write(
+        self, batch: list[ModelRef], converted: list[Future], edges, state_rows, pending
+    ) -> tuple[list[str], int, dict]:
         """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
 
         A model whose rows do not fit the schema is recorded as failed on its own; the
-        rest of the batch is committed. Runs in the committer thread: catalog only."""
+        rest of the batch is committed. Runs in the committer thread: catalog only (the
+        conversions were queued on this thread before: they are done)."""
         run_id = self.report.run_id
-        mark_pending(self.catalog, pending)
-        tables, unfit = tables_per_model(batch, run_id)
-        unfit = {m: redact(error, _token()) for m, error in unfit.items()}
+        finishing = {(ref.model_id, ref.revision) for ref in batch}
+        finishing |= {(model_id, sha) for model_id, sha, _, _ in state_rows}
+        # probed models still out; those finishing here get their state below instead
+        mark_pending(self.catalog, [key for key in pending if key not in finishing])
+        pieces = [future.result() for future in converted]
+        tables = _concatenated([piece for piece, _ in pieces])
+        unfit = {m: redact(error, _token()) for _, why in pieces for m, error in why.items()}
         failed = [(ref.model_id, ref.revision, "failed", unfit[ref.model_id])
-                  for ref, _ in batch if ref.model_id in unfit]
-        batch = [(ref, fp) for ref, fp in batch if ref.model_id not in unfit]
+                  for ref in batch if ref.model_id in unfit]
+        batch = [ref for ref in batch if ref.model_id not in unfit]
         if batch or edges:
             tables["edges"] = _edge_table(edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
-        done = [(ref.model_id, ref.revision, "done", None) for ref, _ in batch]
+        done = [(ref.model_id, ref.revision, "done", None) for ref in batch]
         record_states(self.catalog, done + state_rows + failed)
-        return [ref.model_id for ref, _ in batch], len(edges), unfit
+        return [ref.model_id for ref in batch], len(edges), unfit
+
+
+def _concatenated(pieces: list[dict[str, pa.Table]]) -> dict[str, pa.Table]:
+    """The batch's tables from the pieces converted as its fingerprints arrived."""
+    if not pieces:
+        return {}
+    return {name: pa.concat_tables([piece[name] for piece in pieces]) for name in pieces[0]}
 
 
 def _edge_table(edges: list[CardEdge], run_id: str) -> pa.Table:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -75,7 +77,12 @@ class FingerprintWorker:
         self.width = width
         self.keep_weights = keep_weights
         self.device = pick_device()
-        warm_up(self.cache_dir, width, self.device)
+        # Loading the compiled kernels (about 0.5 s) overlaps what comes before the first
+        # fingerprint (the first download); a model that needs a kernel sooner waits for
+        # it (numba loads a kernel once, under its compiler lock).
+        threading.Thread(
+            target=warm_up, args=(width, self.device), name="lineage-warm-up", daemon=True
+        ).start()
 
     def describe(self) -> dict:
         ctx = ray.get_runtime_context()
@@ -121,33 +128,31 @@ class FingerprintWorker:
         )
 
 
-def warm_up(cache_dir: Path, width: int, device: str) -> None:
-    """Fingerprint a two-tensor model once as the actor starts, so loading the compiled
-    kernels (about 1.4 s) overlaps the driver's listing and probes instead of delaying
-    the first model. A failure here is not the actor's: the first model will show it."""
+def warm_up(width: int, device: str) -> None:
+    """Fingerprint a two-tensor model once, so the kernels are loaded before the first
+    model needs them. Written to a private temporary folder (the scratch folder is the
+    models'). A failure here is not the actor's: the first model will show it."""
     import numpy as np
     from safetensors.numpy import save_file
 
     from lineage.fingerprint import fingerprint_model
-    from lineage.hub.fetch import scratch_folder
     from lineage.weights.layout import Layout, Source
     from lineage.weights.model import ModelWeights
 
-    folder = scratch_folder(cache_dir)
-    path = folder / "warm-up.safetensors"
     rng = np.random.default_rng(0)
     tensors = {
         "w.weight": rng.standard_normal((8, 8), dtype=np.float32),
         "w.bias": rng.standard_normal(8, dtype=np.float32),
     }
     try:
-        save_file(tensors, str(path))
-        with ModelWeights(Layout("transformers", folder, (Source("", path),))) as model:
-            fingerprint_model(model, width=width, device=device)
+        with tempfile.TemporaryDirectory(prefix="lineage-warm-up-") as tmp:
+            folder = Path(tmp)
+            path = folder / "warm-up.safetensors"
+            save_file(tensors, str(path))
+            with ModelWeights(Layout("transformers", folder, (Source("", path),))) as model:
+                fingerprint_model(model, width=width, device=device)
     except (LineageError, OSError, ValueError):
         pass
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def actor_threads(requested: int | None) -> int:

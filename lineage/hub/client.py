@@ -1,7 +1,9 @@
 """A small Hub client: every call goes through the shared limiter and the retry policy.
 
 Built on huggingface_hub (its HTTP session, headers, errors, `model_info` and
-`hf_hub_download`). Listing pages are fetched one by one here so each page is
+`hf_hub_download`). Its API and download modules load on first use (about 0.2 s): a
+fingerprinting actor that only writes what the driver's probe read whole never loads
+them. Listing pages are fetched one by one here so each page is
 rate-limited and retried on its own: a 500 on page 900 of a Hub-wide listing retries
 page 900, not the whole listing. The token (argument, else `HF_TOKEN`, else the saved
 login) is sent only to the configured endpoint and never appears in errors.
@@ -12,10 +14,12 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from huggingface_hub import HfApi, constants, hf_hub_download, hf_hub_url
+from huggingface_hub import constants
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from lineage.errors import HubError, MalformedWeightsError
@@ -25,6 +29,9 @@ from lineage.hub.remote import RemoteModel, remote_model
 from lineage.hub.retry import RetryPolicy, call_with_retries
 from lineage.weights.header import FIX, MAX_HEADER_BYTES, SafetensorsHeader, parse_header
 from lineage.weights.untrusted import load_json
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 TIMEOUT_S = 30.0
 FIRST_HEADER_READ = 100_000  # most headers fit: one request instead of two
@@ -52,11 +59,16 @@ class HubClient:
         self.limiter = limiter or LocalLimiter(TokenBuckets(default_rates()))
         self.policy = policy or RetryPolicy()
         self._token = token  # None: HF_TOKEN or the saved login, as huggingface_hub does
-        self.api = HfApi(endpoint=self.endpoint, token=token)
         self._rng = random.Random(seed)
         self.retries = 0
 
     # -- plumbing ----------------------------------------------------------------------
+    @cached_property
+    def api(self) -> HfApi:
+        from huggingface_hub import HfApi
+
+        return HfApi(endpoint=self.endpoint, token=self._token)
+
     def _headers(self) -> dict[str, str]:
         return build_hf_headers(token=self._token)
 
@@ -136,6 +148,8 @@ class HubClient:
     def _read(
         self, repo_id: str, sha: str, filename: str, start: int, end: int, *, exact: bool
     ) -> tuple[bytes, int | None]:
+        from huggingface_hub import hf_hub_url
+
         url = hf_hub_url(repo_id, filename, revision=sha, endpoint=self.endpoint)
         return self._call(
             lambda: self._get_range(url, start, end, exact),
@@ -222,6 +236,8 @@ class HubClient:
 
     def download(self, repo_id: str, sha: str, filename: str, folder: str | Path) -> Path:
         """Fetch one file into `folder` (resuming a partial download); returns its path."""
+        from huggingface_hub import hf_hub_download
+
         target = safe_join(folder, filename)
         path = self._call(
             lambda: hf_hub_download(
