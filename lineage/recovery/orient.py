@@ -25,6 +25,7 @@ from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.placement import reattach_siblings
+from lineage.recovery.root_cards import root_card_evidence
 from lineage.recovery.rooting import Rooting, Slot, Tree, root_tree
 
 ORIENT_RULE = "per-tree root posterior (signs integrated out, group prior)"
@@ -204,9 +205,11 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
-    first = [_root(c, t, {}, cards) for c, t in zip(comps, trees, strict=True)]
+    roots = root_card_evidence(comps, cards, rho)
+    first = [_root(c, t, {}, cards, e) for c, t, e in zip(comps, trees, roots, strict=True)]
     priors = pooled_priors([r.sign_plus for r in first], groups)
-    final = [_root(c, t, p, cards) for c, t, p in zip(comps, trees, priors, strict=True)]
+    final = [_root(c, t, p, cards, e)
+             for c, t, p, e in zip(comps, trees, priors, roots, strict=True)]
     info = {"rule": ORIENT_RULE, "card_reliability": rho,
             "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
                       for c, r in zip(comps, final, strict=True)}}
@@ -228,8 +231,8 @@ def _follow_cards(comps: Sequence[Component], trees: list[Tree],
 
 
 def _root(comp: Component, tree: Tree, priors: dict[str, float],
-          cards: Sequence[CardEdge]) -> Rooting:
+          cards: Sequence[CardEdge], root_evidence: np.ndarray | None = None) -> Rooting:
     slots = signal_slots(comp, tree, priors) + [card_slot(comp, tree, cards),
                                                 merge_base_slot(comp, tree)]
-    return root_tree(tree, slots)
+    return root_tree(tree, slots, root_evidence)
 

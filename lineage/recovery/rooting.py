@@ -201,10 +201,15 @@ def log_histories(tree: Tree) -> np.ndarray:
     return out
 
 
-def root_tree(tree: Tree, slots: Sequence[Slot]) -> Rooting:
+def root_tree(tree: Tree, slots: Sequence[Slot], root_evidence: np.ndarray | None = None
+              ) -> Rooting:
     """The posterior over roots (the growth prior log_histories times every slot's
-    likelihood) and the MAP orientation (ties: the lowest index)."""
+    likelihood, times `root_evidence`: [n] log-likelihood ratios of each node's own
+    evidence under "it is the root" against "it is not") and the MAP orientation
+    (ties: the lowest index)."""
     logpost = log_histories(tree)
+    if root_evidence is not None:
+        logpost = logpost + root_evidence
     sign_given_root = {}
     for slot in slots:
         ll, plus = slot_loglik(tree, slot)

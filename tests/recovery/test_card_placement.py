@@ -59,7 +59,7 @@ def test_honest_cards_give_the_siblings_back_to_their_parent(seed):
     assert {e.child for e in by_card} == {f"org/s{k}" for k in range(4)}
     # each moved edge carries the card's posterior: above 1/2, below certainty
     assert all(0.5 < e.evidence["placement_probability"] < 0.95 for e in by_card)
-    assert all(e.confidence <= e.evidence["placement_probability"] for e in by_card)
+    assert all(e.confidence <= e.evidence["placement_probability"] + 1e-4 for e in by_card)
 
 
 def test_cards_that_are_mostly_wrong_move_nothing():
