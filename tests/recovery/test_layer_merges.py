@@ -27,6 +27,20 @@ def _model_stock(base: np.ndarray, kids: list[np.ndarray]) -> np.ndarray:
     return t * np.mean(kids, axis=0) + (1 - t) * base
 
 
+def _tool_model_stock(base: list[np.ndarray], tunes: list[list[np.ndarray]]
+                      ) -> list[np.ndarray]:
+    """lineage.merge's model stock (the tool a user runs), per matrix, in float32."""
+    import torch
+
+    from lineage.merge.model_stock import model_stock
+
+    def as_t(w):
+        return torch.from_numpy(w.astype(np.float32))
+
+    return [model_stock(as_t(b), [as_t(t[q]) for t in tunes]).numpy().astype(np.float64)
+            for q, b in enumerate(base)]
+
+
 def _merges(models) -> set[tuple[str, str]]:
     return {(e.parent, e.child) for e in recover_graph(models).edges if e.relation == "merge"}
 
@@ -130,9 +144,6 @@ def _stock_of_a_barely_moved_tune(seed: int, with_slerp: bool):
     clamp, so the recipe's cosines involving it are shrunk toward 0. Optionally a SLERP
     of two of the fine-tunes too, which spans their plane per matrix and can stand in
     for one of them in a per-matrix fit (a merge of the same family, as on the Hub)."""
-    import torch
-
-    from lineage.merge.model_stock import model_stock
     from tests.recovery.test_failure_classes import model, root_weights, walk
 
     rng = np.random.default_rng(seed)
@@ -142,9 +153,7 @@ def _stock_of_a_barely_moved_tune(seed: int, with_slerp: bool):
     shared = walk(rng, base, 0.3)  # fine-tunes of one base share a direction (cos ~ 1/2)
     f1, f2 = walk(rng, shared, 0.3), walk(rng, shared, 0.3)
     tiny = walk(rng, base, 5e-6)
-    as_t = lambda ws: [torch.from_numpy(w.astype(np.float32)) for w in ws]  # noqa: E731
-    stock = [model_stock(b, [x, y, z]).numpy() for b, x, y, z in
-             zip(as_t(base), as_t(f1), as_t(f2), as_t(tiny), strict=True)]
+    stock = _tool_model_stock(base, [f1, f2, tiny])
     floor = min(np.linalg.norm(t - b) * np.linalg.norm(f - b)
                 for t, f, b in zip(tiny, f1, base, strict=True))
     assert floor < 1e-6 < min(np.linalg.norm(f - b) ** 2 for f, b in zip(f1, base, strict=True))
@@ -171,19 +180,14 @@ def test_a_model_stock_whose_merge_was_merged_again_is_still_found():
     # merge-1 and B, with weights no tool uses (1 / l and -1). That reading of merge-3's
     # dependency loses to the plausible one, and must not spare merge-2 the per-matrix
     # search that finds it as model stock of its own parents.
-    import torch
-
-    from lineage.merge.model_stock import model_stock
     from tests.recovery.test_failure_classes import model, root_weights, walk
 
     rng = np.random.default_rng(31)
     root = root_weights(rng)
     shared = walk(rng, root, 0.3)
     tunes = [walk(rng, shared, 0.3) for _ in range(3)]
-    as_t = lambda ws: [torch.from_numpy(w.astype(np.float32)) for w in ws]  # noqa: E731
     linear = [np.mean(ws, axis=0) for ws in zip(*tunes, strict=True)]
-    stock = [model_stock(b, [x, y]).numpy().astype(np.float64) for b, x, y in
-             zip(as_t(root), as_t(tunes[0]), as_t(tunes[1]), strict=True)]
+    stock = _tool_model_stock(root, tunes[:2])
     again = [b + 0.8445 * (m1 - b) + 0.8445 * (m2 - b)
              for b, m1, m2 in zip(root, linear, stock, strict=True)]
     models = [model("org/root", root), *[model(f"org/ft-{k}", w) for k, w in enumerate(tunes)],
@@ -206,9 +210,6 @@ def test_model_stock_sitting_on_its_base_is_not_read_from_the_base(seed):
     # matrix): the merge sits on its base, its far fine-tunes are not among its likely
     # parents, and the search meets the dependency from the base, as the "merge" of the
     # merge and the fine-tunes. The recipe reading must still be found and kept.
-    import torch
-
-    from lineage.merge.model_stock import model_stock
     from tests.recovery.test_failure_classes import model, root_weights, walk
 
     rng = np.random.default_rng(seed)
@@ -216,9 +217,7 @@ def test_model_stock_sitting_on_its_base_is_not_read_from_the_base(seed):
     base = walk(rng, root, 0.3)
     far = [walk(rng, base, 0.6) for _ in range(2)]
     near = [walk(rng, base, 0.15) for _ in range(6)]  # nearer the merge than its inputs
-    as_t = lambda ws: [torch.from_numpy(w.astype(np.float32)) for w in ws]  # noqa: E731
-    stock = [model_stock(b, [x, y]).numpy().astype(np.float64) for b, x, y in
-             zip(as_t(base), as_t(far[0]), as_t(far[1]), strict=True)]
+    stock = _tool_model_stock(base, far)
     models = [model("org/root", root), model("org/base", base), model("org/stock", stock),
               *[model(f"org/far-{k}", w) for k, w in enumerate(far)],
               *[model(f"org/near-{k}", w) for k, w in enumerate(near)]]
