@@ -37,12 +37,15 @@ def matrix_grams(features: GroupFeatures) -> list[np.ndarray]:
 
 
 def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Rounding,
-                  child: int, base: int | None, regressors: list[int]) -> MergeFit | None:
+                  child: int, base: int | None, regressors: list[int],
+                  exact: list[frozenset[int]] | None = None) -> MergeFit | None:
     """The per-matrix fit of `child` around `base` (None: zero) on the fewest of
     `regressors` that still explain every matrix to rounding, or None when they do not
     or fewer than two are needed. Near models are nearly parallel in absolute weights,
     so a least-squares fit spreads small compensating coefficients over all of them;
-    each is dropped, weakest first, when the rest stay exact without it."""
+    each is dropped, weakest first, when the rest stay exact without it. `exact`, when
+    given, receives the members of every exact zero-origin dependency found, plausible
+    or not (_recipe_readings reads them from their other members)."""
     fit = _exact(grams, features, rounding, child, base, regressors)
     if fit is None:
         return None
@@ -54,6 +57,8 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
         return None
     n = len(features.ids)
     stock = None
+    if base is None and exact is not None:
+        exact.append(frozenset([child, *keep]))
     if base is None:
         stock = model_stock_base(features, grams, child, sorted(keep), used, rounding.error)
         if stock is None:
@@ -104,6 +109,12 @@ def _exact(grams, features, rounding, child, base, regressors):
     for q, g in enumerate(grams):
         if base is not None and features.hashes[child, q] == features.hashes[base, q]:
             continue  # this matrix was left at the base: nothing to explain
+        if any(features.hashes[child, q] == features.hashes[k, q] for k in regressors):
+            # The child's matrix is a regressor's, bit for bit (a LoRA leaves most
+            # matrices as they were): any weights summing to one fit it, so the
+            # matrix says nothing about the coefficients, and counting it would
+            # average an implausible reading (2 and -1 elsewhere) into the range.
+            continue
         ata, aty, yy = _system(g, child, base, regressors)
         if yy <= 0.0:
             continue
@@ -124,6 +135,8 @@ def _exact(grams, features, rounding, child, base, regressors):
             carried[k + n].append(float(c))
         if resid / np.sqrt(yy) >= worst:
             worst, worst_bound = resid / np.sqrt(yy), bound / np.sqrt(yy)
+    if not used:
+        return None  # no matrix the regressors do not already hold: no evidence
     return carried, worst, worst_bound, used
 
 
@@ -185,7 +198,8 @@ def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarr
     if no_layerwise_fit(grams, features, rounding):
         return []
     whole = np.sum(grams, axis=0)  # the uncentred Gram over all matrices
-    found = []
+    found: list[MergeFit] = []
+    exact: list[frozenset[int]] = []
     for m in range(features.n):
         if m in skip:
             continue
@@ -193,18 +207,18 @@ def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarr
         fits = []
         for base in [None, *near[:BASES]]:
             regressors = _likely_parents(whole, m, base, near)
-            fit = fit_layerwise(grams, features, rounding, m, base, regressors)
+            fit = fit_layerwise(grams, features, rounding, m, base, regressors, exact)
             if fit is not None:
                 fits.append(fit)
         if fits:  # an absolute (zero-origin) reading first: it names every input, and a
             # parent that is the others' ancestor is reported as the base after placement
             found.append(min(fits, key=lambda f: (f.base is not None, len(f.parents),
                                                   f.residual)))
-    return found + _recipe_readings(grams, features, rounding, found)
+    return found + _recipe_readings(grams, features, rounding, found, exact)
 
 
 def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding: Rounding,
-                     found: list[MergeFit]) -> list[MergeFit]:
+                     found: list[MergeFit], exact: list[frozenset[int]]) -> list[MergeFit]:
     """Model stock readings of the dependencies found with another member as the child.
 
     A per-matrix dependency holds whichever member is read as the child, and the search
@@ -212,16 +226,20 @@ def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding:
     small ratio t sits on its base, so its far fine-tunes are not among its likely
     parents, while the base's are the merge and those fine-tunes, and the base is then
     read as the "merge" (weights 1 / (1 - t) and -t / (N (1 - t)), whose means over
-    matrices fall inside (0, 1] where t changes sign). Each other member is tried as the
-    child of the rest; a reading that follows the recipe is added, and
-    dependencies.py ranks it first."""
+    matrices fall inside (0, 1] where t changes sign, or outside it and no fit is kept
+    at all). Each other member of every exact dependency is tried as the child of the
+    rest; a reading that follows the recipe is added, and dependencies.py ranks it
+    first."""
     known = {f.child for f in found}
+    read = {f.members for f in found if f.rule == MODEL_STOCK_RULE}
+    dependencies = {f.members: f.child for f in found if f.members not in read}
+    for members in exact:  # exact but outside the range: the mirror of a recipe, maybe
+        if members not in read:
+            dependencies.setdefault(members, -1)
     extra = []
-    for fit in found:
-        if fit.rule == MODEL_STOCK_RULE:
-            continue
-        for child in sorted(fit.members - {fit.child} - known):
-            rest = sorted(fit.members - {child})
+    for members, met_from in dependencies.items():
+        for child in sorted(members - {met_from} - known):
+            rest = sorted(members - {child})
             reading = fit_layerwise(grams, features, rounding, child, None, rest)
             if reading is not None and reading.rule == MODEL_STOCK_RULE:
                 extra.append(reading)

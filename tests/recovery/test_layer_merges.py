@@ -225,3 +225,30 @@ def test_model_stock_sitting_on_its_base_is_not_read_from_the_base(seed):
     assert {(e.parent, e.child) for e in merges} == {("org/far-0", "org/stock"),
                                                      ("org/far-1", "org/stock")}
     assert {e.evidence["base"] for e in merges} == {"org/base"}
+
+
+@pytest.mark.parametrize("seed", [51, 52])
+def test_matrices_a_lora_left_untouched_say_nothing_about_a_per_matrix_fit(seed):
+    # Two LoRA children change one matrix each (rank 1), and their linear average is
+    # merged. Read from the merge and one LoRA child, the other child is 2 M - A in
+    # the matrices they changed; in the matrices all three left at the root any weights
+    # summing to one fit, and averaging those in made the weights look like a merge's.
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(seed)
+    root = root_weights(rng)
+
+    def lora(q: int, size: float) -> list[np.ndarray]:
+        out = [m.copy() for m in root]
+        u, v = rng.standard_normal(root[q].shape[0]), rng.standard_normal(root[q].shape[1])
+        out[q] = out[q] + size * root[q].std() * np.outer(u, v) / np.sqrt(u.size)
+        return out
+
+    a, b = lora(0, 0.3), lora(1, 0.3)
+    merged = [(x + y) / 2 for x, y in zip(a, b, strict=True)]
+    models = [model("org/root", root), model("org/lora-a", a), model("org/lora-b", b),
+              model("org/merge", merged),
+              *[model(f"org/ft-{k}", walk(rng, root, 0.3)) for k in range(3)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {("org/lora-a", "org/merge"),
+                                                     ("org/lora-b", "org/merge")}
