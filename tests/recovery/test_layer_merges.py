@@ -252,3 +252,64 @@ def test_matrices_a_lora_left_untouched_say_nothing_about_a_per_matrix_fit(seed)
     merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
     assert {(e.parent, e.child) for e in merges} == {("org/lora-a", "org/merge"),
                                                      ("org/lora-b", "org/merge")}
+
+
+@pytest.mark.parametrize("seed", [61, 62])
+def test_model_stock_of_lora_children_sitting_on_their_base(seed):
+    # The fine-tunes are LoRA children (each changes two matrices): the merge equals
+    # the base bit for bit in the matrix neither touched, which says nothing about the
+    # weights and is left out of the per-matrix fits; the recipe still names them.
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(seed)
+    root = root_weights(rng)
+    base = walk(rng, root, 0.3)
+    side = base[1].shape
+    shared = (rng.standard_normal((side[0], 4)), rng.standard_normal((4, side[1])))
+
+    def lora(matrices: tuple[int, ...]) -> list[np.ndarray]:
+        """A rank-8 change of `matrices`; matrix 1's shares a rank-4 part (fine-tunes of
+        one base lean the same way there: t well away from 0)."""
+        out = [m.copy() for m in base]
+        for q in matrices:
+            u = rng.standard_normal((base[q].shape[0], 4))
+            v = rng.standard_normal((4, base[q].shape[1]))
+            step = u @ v + (shared[0] @ shared[1] if q == 1 else 0.0)
+            out[q] = out[q] + 0.6 * base[q].std() * step / 4.0
+        return out
+
+    tunes = [lora((0, 1)), lora((1, 2))]
+    stock = _tool_model_stock(base, tunes)
+    models = [model("org/root", root), model("org/base", base), model("org/stock", stock),
+              *[model(f"org/lora-{k}", w) for k, w in enumerate(tunes)],
+              *[model(f"org/near-{k}", walk(rng, base, 0.15)) for k in range(6)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {("org/lora-0", "org/stock"),
+                                                     ("org/lora-1", "org/stock")}
+    assert {e.evidence["base"] for e in merges} == {"org/base"}
+
+
+def test_the_recipe_reading_comes_from_an_exact_dependency_no_fit_kept():
+    # Read from another member (here: nothing was kept at all), an exact per-matrix
+    # dependency still yields the recipe's reading with the merge as the child.
+    from lineage.recovery.features import group_features
+    from lineage.recovery.layer_merges import _recipe_readings, matrix_grams
+    from lineage.recovery.merges import Rounding
+    from lineage.recovery.model_stock import MODEL_STOCK_RULE
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(7)
+    base = root_weights(rng)
+    shared = walk(rng, base, 0.3)
+    tunes = [walk(rng, shared, 0.3) for _ in range(2)]
+    models = [model("org/base", base), model("org/stock", _tool_model_stock(base, tunes)),
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(tunes)]]
+    features = group_features(models)
+    ids = features.ids
+    rounding = Rounding.of(features, [m.dtype for m in models])
+    members = frozenset(range(len(ids)))
+    [reading] = _recipe_readings(matrix_grams(features), features, rounding, [], [members])
+    assert reading.rule == MODEL_STOCK_RULE
+    assert (ids[reading.child], ids[reading.base]) == ("org/stock", "org/base")
+    assert sorted(ids[p] for p in reading.parents) == ["org/ft-0", "org/ft-1"]
+    assert _recipe_readings(matrix_grams(features), features, rounding, [], []) == []
