@@ -59,15 +59,18 @@ def card_reliability(claims: Sequence[Claims], trees: Sequence[Tree]) -> float:
         for q, c in claim:
             if q in tree.adj[c]:
                 adjacent += 1
-            elif not _two_steps(tree, q, c):
+            elif _between(tree, q, c) is None:
                 far += 1
     return (adjacent + 1.0) / (adjacent + far + 2.0)
 
 
-def _two_steps(tree: Tree, q: int, c: int) -> bool:
+def _between(tree: Tree, q: int, c: int) -> int | None:
+    """h when the tree reads c - h - q (q two steps from c), else None."""
     toward = tree.parents(q)  # rooted at q: each node's next step towards q
     h = int(toward[c])
-    return h >= 0 and int(toward[h]) == q
+    if h < 0 or h == q or int(toward[h]) != q:
+        return None
+    return h
 
 
 def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float
@@ -109,10 +112,7 @@ def _across(comp: Component, tree: Tree, q: int, c: int) -> int | None:
     LoRA edges exactly) in a dense component, else None."""
     if sparse.issparse(comp.raw_dist):
         return None
-    toward = tree.parents(q)  # rooted at q: each node's next step towards q
-    h = int(toward[c])
-    if h < 0 or h == q or int(toward[h]) != q:
-        return None
-    if comp.lowrank[h, c] or comp.lowrank[q, c]:
+    h = _between(tree, q, c)
+    if h is None or comp.lowrank[h, c] or comp.lowrank[q, c]:
         return None
     return h

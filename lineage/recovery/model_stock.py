@@ -49,18 +49,16 @@ def model_stock_base(features: GroupFeatures, grams: list[np.ndarray], child: in
     return None
 
 
-def _on_the_line(features: GroupFeatures, g: np.ndarray, q: int, child: int, o: int,
-                 tunes: list[int], t: float, error: np.ndarray) -> bool:
+def _on_the_line(features: GroupFeatures, q: int, child: int, o: int, tunes: list[int],
+                 line: tuple[float, float, float], t: float, error: np.ndarray) -> bool:
     """M - o = t (mean(F) - o) in matrix q to rounding: the recipe gives every fine-tune
     the same weight t / N. The exact per-matrix fit gives each its own weight, so a
     ratio that matches the formula by chance (a fine-tune read as the "merge" of its
     base and a model stock that sits on it: cos ~ 1, t ~ 1, and the projection of one
     independent task vector on another's mirror is ~1 too) is refused here. Sketches
-    are linear, so an exact relation stays exact in them."""
+    are linear, so an exact relation stays exact in them. `line`: _line's products."""
     n = len(tunes)
-    xx = sum(_inner(g, o, a, b) for a in tunes for b in tunes) / n**2
-    xy = sum(_inner(g, o, a, child) for a in tunes) / n
-    yy = _inner(g, o, child, child)
+    xx, xy, yy = line
     residual = np.sqrt(max(yy - 2.0 * t * xy + t * t * xx, 0.0))
     norms = np.sqrt(np.maximum(features.sq_norms[:, q], 0.0))
     bound = (error[child] * norms[child] + abs(1.0 - t) * error[o] * norms[o]
@@ -84,19 +82,22 @@ def _follows_formula(features: GroupFeatures, grams: list[np.ndarray], child: in
         if features.numel[q] > width:  # sketched, not exact
             slope = n / (1.0 + (n - 1) * cos) ** 2
             tolerance += MATCH_SIGMAS * slope * (1.0 - cos**2) / np.sqrt(width)
-        ratio = _ratio(g, child, o, tunes)
+        line = _line(g, child, o, tunes)
+        ratio = line[1] / max(line[0], 1e-300)  # t minimising |(M - o) - t (mean(F) - o)|
         if abs(ratio - formula) > tolerance:
             return False
-        if not _on_the_line(features, g, q, child, o, tunes, ratio, error):
+        if not _on_the_line(features, q, child, o, tunes, line, ratio, error):
             return False
     return True
 
 
-def _ratio(g: np.ndarray, child: int, o: int, tunes: list[int]) -> float:
-    """t minimising |(M - o) - t (mean(F) - o)| in one matrix, from its Gram matrix."""
-    xx = sum(_inner(g, o, a, b) for a in tunes for b in tunes) / len(tunes) ** 2
-    xy = sum(_inner(g, o, a, child) for a in tunes) / len(tunes)
-    return float(xy / max(xx, 1e-300))
+def _line(g: np.ndarray, child: int, o: int, tunes: list[int]) -> tuple[float, float, float]:
+    """(|F - o|^2, <F - o, M - o>, |M - o|^2) in one matrix, F the fine-tunes' mean,
+    from its Gram matrix."""
+    n = len(tunes)
+    xx = sum(_inner(g, o, a, b) for a in tunes for b in tunes) / n**2
+    xy = sum(_inner(g, o, a, child) for a in tunes) / n
+    return xx, xy, _inner(g, o, child, child)
 
 
 NORM_PRODUCT_FLOOR = 1e-6  # the tools' own guard: |a| |b| is clamped to at least this

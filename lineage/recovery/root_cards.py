@@ -37,7 +37,9 @@ def root_card_evidence(comps: Sequence[Component], cards: Sequence[CardEdge], rh
     if rho <= 0.5 or nodes <= trees:
         return [None] * len(comps)
     naming = sum(m in names for comp in comps for m in comp.ids)
-    pi = (naming + 0.5) / ((nodes - trees) + trees * (1.0 - rho) + 1.0)  # Laplace-like
+    # Jeffreys' half a pseudo-count each way: a group where every card or none names a
+    # base still leaves pi inside (0, 1)
+    pi = (naming + 0.5) / ((nodes - trees) + trees * (1.0 - rho) + 1.0)
     pi = min(max(pi, 1e-6), 1.0 - 1e-6)
     pi_root = (1.0 - rho) * pi
     silent = np.log((1.0 - pi_root) / (1.0 - pi))
