@@ -111,6 +111,17 @@ def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str],
     `cards`: the group's claims and their reliability, which decide among readings as
     plausible as the weights' choice (merge_cards.py); the fit then carries its
     posterior."""
+    chosen: list[tuple[MergeFit, float, int]] = []
+    taken: set[int] = set()
+    # Fallbacks (another accepted base of a sparse merge) only for a child whose first
+    # readings were all refused: as contradicting a kept merge (_mutual).
+    for batch in ([f for f in fits if not f.fallback], [f for f in fits if f.fallback]):
+        _choose(_by_dependency(batch), dist, ids, cards, chosen, taken)
+    return chosen
+
+
+def _by_dependency(fits: list[MergeFit]) -> dict[frozenset, list[MergeFit]]:
+    """Every reading of each fit, grouped by the dependency (its members) it reads."""
     by_dependency: dict[frozenset, list[MergeFit]] = defaultdict(list)
     # A recipe-checked fit first: it is one reading of its dependency, and a mirror of
     # another fit naming the same child must not take its place.
@@ -120,7 +131,14 @@ def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str],
             if reading.child not in known:
                 by_dependency[fit.members].append(reading)
                 known.add(reading.child)
-    chosen, taken = [], set()
+    return by_dependency
+
+
+def _choose(by_dependency: dict[frozenset, list[MergeFit]], dist: np.ndarray,
+            ids: list[str], cards: CardVotes | None,
+            chosen: list[tuple[MergeFit, float, int]], taken: set[int]) -> None:
+    """Keep the likeliest reading of each dependency (appended to `chosen`, its child to
+    `taken`), smallest dependencies first."""
     for members in sorted(by_dependency, key=lambda m: (len(m), sorted(m))):
         candidates = [f for f in by_dependency[members] if f.child not in taken]
         if not candidates:
@@ -143,7 +161,6 @@ def choose_explanations(fits: list[MergeFit], dist: np.ndarray, ids: list[str],
             continue
         chosen.append((best, float(margin), ties))
         taken.add(best.child)
-    return chosen
 
 
 def _score(fit: MergeFit, dist: np.ndarray, taken: set[int], ids: list[str]) -> tuple:

@@ -47,6 +47,7 @@ class MergeFit:
     rule: str = "exact linear combination (NNLS on sketched task vectors)"
     bound: float = 0.0  # the rounding bound the residual was held to (same units)
     card_posterior: float | None = None  # set when cards chose among equal readings
+    fallback: bool = False  # kept only if the child's first reading contradicts others
 
     @property
     def members(self) -> frozenset[int]:

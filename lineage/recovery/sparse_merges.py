@@ -34,6 +34,7 @@ Tolerances follow the child's storage dtype: 8 unit roundoffs of |c| (2^-21 for 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -100,7 +101,7 @@ class _Probe:
 
 def _mode_ratio(d: np.ndarray, u: np.ndarray) -> float | None:
     """The most common value of d / u (u != 0), to ~1e-4 relative; None if none."""
-    ok = u != 0
+    ok = (u != 0) & (d != 0)  # a zero ratio has no log (an unmoved weight)
     if not ok.any():
         return None
     r = d[ok] / u[ok]
@@ -120,9 +121,13 @@ def _matches(d: np.ndarray, u: np.ndarray, tol: np.ndarray) -> np.ndarray:
 
 
 def _segment_ratios(d: np.ndarray, u: np.ndarray, tol: np.ndarray, support: np.ndarray,
-                    segs: list[slice]) -> tuple[np.ndarray, np.ndarray]:
+                    segs: list[slice], common: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(per coordinate: the modal ratio d / u of its matrix, 0 where none; bool: d is
-    that multiple of u to rounding), each matrix on its own support."""
+    that multiple of u to rounding), each matrix on its own support. With `common`
+    (_common_direction), the mode of the other coordinates replaces the plain mode where
+    it explains more of them: where the candidates share a direction over a whole matrix
+    (one parent alone trained it), the common coordinates are all there is."""
     ratio = np.zeros_like(d)
     hit = np.zeros_like(d, dtype=bool)
     for seg in segs:
@@ -130,11 +135,65 @@ def _segment_ratios(d: np.ndarray, u: np.ndarray, tol: np.ndarray, support: np.n
         if on.size == 0:
             continue
         scale = _mode_ratio(d[on], u[on])
+        if common is not None:
+            scale = _off_common_mode(d, u, tol, on[~common[on]], scale)
         if scale is None:
             continue
         ratio[seg] = scale
         hit[on] = (u[on] != 0) & (np.abs(d[on] - scale * u[on]) <= tol[on])
     return ratio, hit
+
+
+def _off_common_mode(d: np.ndarray, u: np.ndarray, tol: np.ndarray, rest: np.ndarray,
+                     plain: float | None) -> float | None:
+    """The mode of d / u over `rest` if it explains more of `rest` than `plain` does,
+    and at least MIN_MATCHES of them (as a parent's own evidence must)."""
+    if rest.size < MIN_MATCHES:
+        return plain
+    own = _mode_ratio(d[rest], u[rest])
+
+    def explained(scale: float | None) -> int:
+        if scale is None:
+            return -1
+        return int((np.abs(d[rest] - scale * u[rest]) <= tol[rest]).sum())
+
+    mine = explained(own)
+    return own if mine >= MIN_MATCHES and mine > explained(plain) else plain
+
+
+def _popular(d: np.ndarray, t: np.ndarray, tol: np.ndarray, support: np.ndarray,
+             segs: list[slice]) -> np.ndarray:
+    """bool: supported coordinates where d is, in its matrix, one of the multiples of t
+    that at least MIN_MATCHES coordinates share (the modal multiple, then the next
+    mode of the rest, and so on)."""
+    out = np.zeros_like(d, dtype=bool)
+    for seg in segs:
+        left = np.flatnonzero(support[seg]) + seg.start
+        while left.size >= MIN_MATCHES:
+            hit = _matches(d[left], t[left], tol[left])
+            if hit.sum() < MIN_MATCHES:
+                break
+            out[left[hit]] = True
+            left = left[~hit]
+    return out
+
+
+def _common_direction(popular: list[np.ndarray]) -> np.ndarray:
+    """bool: coordinates where the child's delta sits at a shared multiple (_popular) of
+    two or more candidates' task vectors at once. A lone survivor's coordinate is a
+    multiple of its own parent's task vector and of no other's (the dropped parents'
+    entries are unrelated to it); where every model moved along one common direction, d
+    is a multiple of each candidate's task vector there (one multiple per survivor set)
+    and matches them all. That happens where training had no gradient: weight decay
+    alone shrank the weight (an embedding row of a token or position the task never
+    uses), by one factor per fine-tune, so every task vector there is a multiple of the
+    shared weights. Such rows say nothing about which parent survived alone, yet where
+    they are many their multiple outvotes the lone survivors as the modal ratio (a BERT
+    position-embedding matrix: 1.28 read where DARE's rescale was 0.75), and the merge
+    was missed. The modal ratios are read without them."""
+    if len(popular) < 2:
+        return np.zeros_like(popular[0]) if popular else np.zeros(0, dtype=bool)
+    return np.sum(popular, axis=0) >= 2
 
 
 def _additive_coverage(d: np.ndarray, taus: list[np.ndarray], ratios: list[np.ndarray],
@@ -178,14 +237,16 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
     if support.sum() < 64:
         return None
     segs = probe.segments(qs)
+    others = [k for k in range(probe.f.n) if k not in (child, base) and probe.has(k, qs)]
+    tvs = {k: probe.flat(k, qs) - b for k in others}
+    common = _common_direction([_popular(d, tvs[k], tol, support, segs) for k in others])
     taus, ratios, shares = {}, {}, {}
-    for k in range(probe.f.n):
-        if k not in (child, base) and probe.has(k, qs):
-            t = probe.flat(k, qs) - b
-            ratio, hit = _segment_ratios(d, t, tol, support, segs)
-            if hit.sum() >= MIN_MATCHES:
-                taus[k], ratios[k] = t[support], ratio[support]
-                shares[k] = float(hit[support].mean())
+    for k in others:
+        ratio, hit = (_segment_ratios(d, tvs[k], tol, support, segs, common)
+                      if common.any() else _segment_ratios(d, tvs[k], tol, support, segs))
+        if hit.sum() >= MIN_MATCHES:
+            taus[k], ratios[k] = tvs[k][support], ratio[support]
+            shares[k] = float(hit[support].mean())
     parents = sorted(shares, key=lambda k: -shares[k])[:MAX_PARENTS]
     if len(parents) < 2:
         return None
@@ -237,11 +298,8 @@ def detect_sparse_merges(features: GroupFeatures, skip: set[int]) -> list[MergeF
     probe = _Probe(features)
     found = []
     for m in range(features.n):
-        if m in skip:
-            continue
-        fit = _first_accepted_base(probe, m, shared_weights(probe, m))
-        if fit is not None:
-            found.append(fit)
+        if m not in skip:
+            found += _accepted_bases(probe, m, shared_weights(probe, m))
     return found
 
 
@@ -276,19 +334,25 @@ def shared_weights(probe: _Probe, m: int) -> dict[int, float]:
     return {int(models[k]): float(share[k]) for k in top}
 
 
-def _first_accepted_base(probe: _Probe, child: int, same: dict[int, float]
-                         ) -> MergeFit | None:
+def _accepted_bases(probe: _Probe, child: int, same: dict[int, float]) -> list[MergeFit]:
     """The first accepted fit, trying as the base the models of `same`
     (shared_weights: every model sharing bit-identical weights with the child, the
-    largest share first) in order. The largest share
+    largest share first) in order, then every later base that is also accepted, as
+    fallbacks. The largest share
     alone is not always the base: where one parent alone survived, a TIES or DARE merge
     equals that parent bit for bit, p (1 - p) of the weights for two parents at density
     p, more than the (1 - p)^2 left at the base once p > 1/2. Read over a parent, the
     merge's difference keeps the coordinates where both parents survived and agreed
     (half their sum, which no single ratio of the other task vectors gives), so that
-    reading fails the acceptance test and the next share is tried."""
+    reading fails the acceptance test and the next share is tried.
+
+    The first accepted base can still be wrong: a merge M3 of M2 (and others) equals M2
+    bit for bit wherever M2 alone survived, so M2 read over M3 can pass, and that reading
+    contradicts M3's own (each would be the other's ancestor). choose_explanations keeps
+    the first reading unless it contradicts one kept, and then a fallback."""
+    fits = []
     for base in same:
         fit = fit_sparse_merge(probe, child, base)
         if fit is not None:
-            return fit
-    return None
+            fits.append(fit if not fits else replace(fit, fallback=True))
+    return fits

@@ -67,7 +67,8 @@ def _detect(fam: dict[str, list[np.ndarray]], sample: int = SAMPLE
     features = group_features([_model(k, v, sample=sample) for k, v in fam.items()])
     fits = detect_sparse_merges(features, set())
     ids = features.ids
-    return [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in fits]
+    return [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in fits
+            if not f.fallback]
 
 
 def _dare(base: np.ndarray, parents: list[np.ndarray], drop: float, seed: int) -> np.ndarray:
@@ -180,7 +181,8 @@ def test_the_base_is_found_where_many_models_sit_nearer_the_merge_than_it():
     from lineage.recovery.distance import placement_distance
 
     fam = _family(8)
-    rng = np.random.default_rng(8)
+    rng = np.random.default_rng(80)  # not _family's seed: its draws would make each
+    # near child's step a multiple of its parent's task vector, not a step of its own
     for parent in "ab":
         for k in range(10):
             fam[f"{parent}{k + 2}"] = [(m + 1e-3 * rng.standard_normal(m.shape)).astype(np.float32)
@@ -193,5 +195,52 @@ def test_the_base_is_found_where_many_models_sit_nearer_the_merge_than_it():
     m = ids.index("m")
     assert all("root" not in order[ids.index(x)] for x in [*order[m], "m"])
     found = detect_sparse_merges(features, set())
-    assert [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in found] == [
-        ("m", "root", {"a", "b"})]
+    assert [(ids[f.child], ids[f.base], {ids[p] for p in f.parents}) for f in found
+            if not f.fallback] == [("m", "root", {"a", "b"})]
+
+
+def _decayed_family(seed: int) -> dict[str, list[np.ndarray]]:
+    """root -> a, b, c, where in every matrix the first half of the rows had no gradient
+    (an embedding's unused tokens): weight decay alone shrank them, by a factor of its
+    own per fine-tune; the other rows took a dense step."""
+    rng = np.random.default_rng(seed)
+    fam = {"root": [rng.standard_normal((SIDE, SIDE)).astype(np.float32) for _ in range(MATS)]}
+    for name in "abc":
+        shrink = 1.0 - rng.uniform(0.002, 0.02)
+        mats = []
+        for m in fam["root"]:
+            out = m.astype(np.float64) * shrink
+            out[SIDE // 2:] += 0.05 * rng.standard_normal((SIDE - SIDE // 2, SIDE))
+            mats.append(out.astype(np.float32))
+        fam[name] = mats
+    return fam
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_rows_only_weight_decay_moved_do_not_set_a_parents_ratio(seed):
+    # On the decayed rows every parent's task vector is a multiple of the base, so the
+    # merge's delta is a fixed multiple of each parent's there (at the commonest survivor
+    # set, all three at density 0.85): that mode outvoted the lone survivors, the
+    # parents' rescale read wrong, and the merge was missed.
+    fam = _decayed_family(seed)
+    fam["m"] = [_dense_dare(r.astype(np.float64), [a, b, c], 0.85, k, ties=True)
+                for k, (r, a, b, c) in enumerate(zip(fam["root"], fam["a"], fam["b"],
+                                                     fam["c"], strict=True))]
+    assert _detect(fam) == [("m", "root", {"a", "b", "c"})]
+
+
+@pytest.mark.parametrize("seed", [9, 10])
+def test_a_merge_of_merges_keeps_both_when_the_first_base_read_is_the_other_merge(seed):
+    # m3 = TIES(root; m2, c) equals m2 bit for bit wherever m2 alone survived, so m2's
+    # first accepted base can be m3 (its parents right): that reading and m3's own make
+    # each merge the other's ancestor, and only one of them could be kept. m2 over its
+    # next accepted base, the root, is then kept. (At density 0.6 and above other
+    # readings of the pair pass the acceptance test too: README, what is still lost.)
+    fam = _family(seed)
+    fam["m2"] = [_ties(r.astype(np.float64), [a, b], 0.4)
+                 for r, a, b in zip(fam["root"], fam["a"], fam["b"], strict=True)]
+    fam["m3"] = [_ties(r.astype(np.float64), [m2, c], 0.4)
+                 for r, m2, c in zip(fam["root"], fam["m2"], fam["c"], strict=True)]
+    result = recover_graph([_model(k, v) for k, v in fam.items()])
+    merges = {(e.parent, e.child) for e in result.edges if e.relation == "merge"}
+    assert merges == {("a", "m2"), ("b", "m2"), ("m2", "m3"), ("c", "m3")}
