@@ -16,7 +16,7 @@ from lineage.recovery.distance import matrix_sq_dists, placement_distance
 from lineage.recovery.features import GroupFeatures
 from lineage.recovery.layer_merges import layerwise_merges
 from lineage.recovery.merge_cards import CardVotes
-from lineage.recovery.merges import MergeFit, Rounding, candidate_merges
+from lineage.recovery.merges import MergeFit, Rounding, candidate_merges, copies_to_rounding
 from lineage.recovery.placement import (
     ALL_PAIRS_LIMIT,
     all_pairs,
@@ -77,6 +77,8 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     fits += layerwise_merges(features, rounding, near, explained)
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, {f.child for f in fits})
+    copies = copies_to_rounding(features, rounding)
+    fits = [f for f in fits if f.child not in copies]
     return choose_explanations(fits, near if cost is None else cost, features.ids, cards)
 
 

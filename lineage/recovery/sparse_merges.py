@@ -108,7 +108,8 @@ def _mode_ratio(d: np.ndarray, u: np.ndarray) -> float | None:
     key = np.round(np.log2(np.abs(r)) / BIN).astype(np.int64) * 2 + (r < 0)
     values, counts = np.unique(key, return_counts=True)
     top = values[np.argmax(counts)]
-    near = np.abs(key - top) <= 2  # the mode may straddle two bins of one sign
+    # the mode may straddle two bins of one sign (the key's last bit is the sign)
+    near = (key % 2 == top % 2) & (np.abs(key // 2 - top // 2) <= 1)
     return float(np.median(r[near]))
 
 

@@ -327,3 +327,35 @@ def test_a_fit_over_a_base_with_positive_weight_is_read_as_an_average():
     ta = MergeFit(child=0, base=3, parents=[1, 2], coefficients=[0.7, 0.7],
                   residual=1e-8, single_residual=0.5)
     assert mirror_readings(ta)[0].base == 3
+
+
+def _nudged(mats: list[np.ndarray], rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """The same float32 weights with `count` entries per matrix moved by one ulp: other
+    bytes, the same model to rounding (a LoRA child whose B barely left zero)."""
+    out = []
+    for m in mats:
+        m = m.astype(np.float32).copy()
+        idx = rng.choice(m.size, count, replace=False)
+        flat = m.reshape(-1)
+        flat[idx] = np.nextafter(flat[idx], np.float32(np.inf))
+        out.append(m)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_copies_to_rounding_are_never_read_as_merges_of_each_other(seed):
+    # ft-0 and two children that differ from it only by rounding: any split of one's
+    # weight between the other two fits to rounding (0.5 and 0.5 over a third model),
+    # which read a LoRA family on a held-out draw as merges at confidence 0.98.
+    rng = np.random.default_rng(seed)
+    grand, base, uncles, kids = _family(rng)
+    kids = [[m.astype(np.float32) for m in k] for k in kids]
+    copies = [_nudged(kids[0], rng, 3) for _ in range(2)]
+    models = [model("org/grand", grand), model("org/base", base),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)],
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(kids)],
+              *[model(f"org/ft-0-copy-{k}", w) for k, w in enumerate(copies)]]
+    result = recover_graph(models)
+    assert not [e for e in result.edges if e.relation == "merge"]
+    found = edges_of(result)
+    assert found[("org/grand", "org/base")] == "finetune"
