@@ -214,8 +214,6 @@ class _Crawl:
                         discovering = self._take_found(
                             found_q, probe_pool, probes, pool, discovering
                         )
-                    if not probes:  # the driver is free: its lane may fingerprint
-                        pool.lend()
                     if probes and not pool.busy:  # nothing to poll: sleep on probes
                         wait_for(probes, timeout=0.02, return_when=FIRST_COMPLETED)
                     for future in [f for f in probes if f.done()]:

@@ -213,7 +213,7 @@ class WorkerPool:
     `batch_bytes` of weights), so a small model costs a share of one Ray round trip; a
     big model goes alone. Batches form only when models wait: an idle actor gets the
     next model at once. With a `lane` (jobs.crawl.lane), models the actors cannot take
-    yet go to the driver's lane (see `lend`) until the first actor is up."""
+    yet go to the driver's lane until the first actor is up."""
 
     def __init__(
         self,
@@ -250,11 +250,10 @@ class WorkerPool:
             probes = self._next_batch(self.batch)
             self.in_flight[self.actors[i].fingerprint_many.remote(probes)] = (i, probes)
             self.load[i] += 1
+        self.lend()
 
     def lend(self) -> None:
-        """Queued models to the lane, while no actor is up and the lane is free. The
-        driver calls this when it has nothing else to do (no probe running): the lane
-        shares its interpreter, and listing and probing are what feed the actors."""
+        """Queued models to the lane, while no actor is up and the lane is free."""
         if self.lane is None or self.lane.busy or not self.queue or self.actor_up:
             return
         probes = self._next_batch(LANE_BATCH, self.lane.fits)
