@@ -1,7 +1,7 @@
 """End-to-end crawl throughput through the loopback Hub, beside raw downloads.
 
     python bench/crawl_bench.py [--zoo tiny|synthetic|PATH] [--models 12] [--mb 12]
-                                [--hidden 512] [--no-driver-lane]
+                                [--hidden 512] [--no-driver-lane] [--hub-process]
 
 Serves a zoo with the loopback Hub and measures, in the same run:
   - raw: plain `hf_hub_download` of every weight file (1 thread), bytes/s;
@@ -17,6 +17,9 @@ Serves a zoo with the loopback Hub and measures, in the same run:
     Ray itself is started before (as a job joining a running cluster), not counted.
     Each crawl line says how many models the driver's lane fingerprinted while the
     actors started (jobs/crawl/lane.py; `--no-driver-lane`: none, the actors alone).
+The loopback Hub runs in the bench's process (a thread: its CPU competes with the
+crawl's driver for one interpreter, which a remote Hub's does not), or with
+`--hub-process` in a process of its own (`lineage hub serve`), as a Hub elsewhere would.
 `synthetic` writes --models random GPT-like models of about --mb MB each (F32) so the
 bytes dominate (`--mb 0 --hidden 16`: one layer of 16x16 matrices, 4 kB a model, for
 many small models); `tiny` is the real tiny zoo (about 40 kB per model: overhead-bound).
@@ -25,10 +28,16 @@ many small models); `tiny` is the real tiny zoo (about 40 kB per model: overhead
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -49,6 +58,24 @@ def synthetic_zoo(root: Path, models: int, mb: int, hidden: int = 512) -> Path:
         card = {"base_model": "bench/m0"} if m else {"license": "mit"}
         write_repo(root, f"bench/m{m}", tensors=tensors, card=card, config={"model_type": "bench"})
     return root
+
+
+@contextlib.contextmanager
+def hub_process(zoo: Path) -> Iterator[SimpleNamespace]:
+    """`lineage hub serve ZOO` in a process of its own; yields its endpoint."""
+    code = "import sys; from jobs.cli import main; sys.exit(main())"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "hub", "serve", str(zoo)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # "Serving ROOT at http://127.0.0.1:PORT"
+        if " at http" not in line:
+            raise RuntimeError(f"the hub process did not start: {line!r}")
+        yield SimpleNamespace(endpoint=line.rsplit(" at ", 1)[1].strip())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
 
 
 def weight_files(zoo: Path) -> list[tuple[str, str, Path]]:
@@ -101,7 +128,7 @@ def timed_crawl(hub: LoopbackHub, workers: int, work: Path, driver_lane: bool = 
         cache_dir=work / "cache",
         api_per_5min=0,
         resolve_per_5min=0,
-        driver_lane=driver_lane,
+        **({} if driver_lane else {"driver_lane": False}),  # the default: older code runs too
     )
     report = crawl(catalog, opts)
     return report, time.perf_counter() - started
@@ -115,6 +142,9 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512, help="synthetic: matrix side")
     parser.add_argument(
         "--no-driver-lane", action="store_true", help="crawl with the actors alone"
+    )
+    parser.add_argument(
+        "--hub-process", action="store_true", help="serve the zoo from a process of its own"
     )
     args = parser.parse_args()
 
@@ -133,7 +163,7 @@ def main() -> None:
     n_models = len({repo for repo, _, _ in files})
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        with LoopbackHub(zoo) as hub:
+        with hub_process(zoo) if args.hub_process else LoopbackHub(zoo) as hub:
             raw = raw_download(hub, files, work / "raw")
             fp = local_fingerprint(zoo)
             lane = not args.no_driver_lane
@@ -141,7 +171,11 @@ def main() -> None:
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"zoo: {args.zoo} ({n_models} models, {raw[0] / 1e6:.1f} MB of safetensors)")
+    where = "its own process" if args.hub_process else "the bench's process"
+    print(
+        f"zoo: {args.zoo} ({n_models} models, {raw[0] / 1e6:.1f} MB of safetensors), "
+        f"hub in {where}"
+    )
     raw_rate = n_models / raw[1]
     print(f"{'stage':<28}{'seconds':>9}{'models/s':>10}{'MB/s':>9}{'x raw':>8}"
           f"{'start s':>9}{'steady/s':>10}{'x raw':>8}")
@@ -160,7 +194,7 @@ def main() -> None:
             f"{f'crawl, {workers} worker(s)':<28}{seconds:>9.2f}"
             f"{rate:>10.2f}{report.bytes / seconds / 1e6:>9.1f}{raw_rate / rate:>8.2f}"
             f"{report.first_result_s or float('nan'):>9.2f}{steady:>10.2f}{raw_rate / steady:>8.2f}"
-            f"  (driver's lane: {report.in_driver})"
+            f"  (driver's lane: {getattr(report, 'in_driver', '-')})"
         )
     print(
         "crawl seconds: in all, from opening the catalog and calling crawl() to its return: "
