@@ -97,8 +97,8 @@ def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
     opts.retry = opts.retry or RetryPolicy()
     endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
     limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
-    pool = _start_pool(catalog, opts, endpoint, limiter)
     job = _Crawl(catalog, opts, endpoint, limiter, started)
+    pool = _start_pool(catalog, opts, endpoint, limiter)
     try:
         job.discover(seeds)
         if opts.run_id:
