@@ -12,8 +12,8 @@ Serves a zoo with the loopback Hub and measures, in the same run:
     in all and steady (first to last fingerprint: without actor start-up), and how many
     times slower than the raw download each is (the issue's bar: at most 2x). In all is
     the wall time from opening the catalog and calling crawl() to its return (the last
-    batch and the run's status committed), the actors (and the rate limiter's, when a
-    rate is set; the bench sets none) started inside it;
+    batch and the run's status committed), the actors (and the rate limiter's actor,
+    when a rate is set; the bench sets none) started inside it;
     Ray itself is started before (as a job joining a running cluster), not counted.
     Each crawl line says how many models the driver's lane fingerprinted while the
     actors started (jobs/crawl/lane.py; `--no-driver-lane`: none, the actors alone).

@@ -17,6 +17,8 @@ GPUs. A failure is the model's own, as in an actor.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from pathlib import Path
@@ -29,7 +31,11 @@ from lineage.hub.probe import Probe
 
 class DriverLane:
     def __init__(self, client: HubClient, cache_dir: Path, width: int) -> None:
-        self.client, self.cache_dir, self.width = client, cache_dir, width
+        self.client, self.width = client, width
+        # A folder of its own under the cache: the scratch folder is per process, and
+        # two crawls in one process (a notebook, a scheduler) must not share it.
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        self.cache_dir = Path(tempfile.mkdtemp(prefix=".lane-", dir=cache_dir))
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lineage-lane")
         self._job: Future | None = None
         self._probes: list[Probe] = []
@@ -86,3 +92,4 @@ class DriverLane:
 
     def close(self) -> None:
         self._thread.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.cache_dir, ignore_errors=True)

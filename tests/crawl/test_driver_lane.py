@@ -119,7 +119,7 @@ def test_until_an_actor_is_up_the_driver_fingerprints_what_was_read_whole(hub_se
         ]
         assert fp.metadata.card.license == "mit"
         assert results[name].bytes == (zoo / name / "model.safetensors").stat().st_size
-    assert not any((tmp_path / "lane").rglob("*.safetensors"))  # scratch emptied
+    assert not any((tmp_path / "lane").iterdir())  # its scratch folder removed
 
 
 def test_once_an_actor_has_answered_the_lane_takes_nothing(hub_server, tmp_path):
