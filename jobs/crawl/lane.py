@@ -8,7 +8,9 @@ on the CPU with one thread, in a thread of its own, beside the listing and the p
 (the kernels release the GIL; lending only while no probe ran was slower: measured
 2.3-2.6 s against 2.1-2.4 s for the vthr-ft zoo). Its kernels load with its first
 models. Once an actor has returned a task (it is up, its kernels loaded) the lane
-takes no more models.
+takes no more models. Where the driver is itself the bottleneck (the bench's loopback
+Hub serving from the driver's own process) it gains nothing: it moves fingerprinting
+into that process; `--no-driver-lane` turns it off.
 
 The fingerprints are the ones a CPU actor computes (the same function over the same
 bytes); only a CPU pool lends the driver, so a GPU pool's fingerprints all come from its
