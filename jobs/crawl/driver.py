@@ -30,6 +30,7 @@ from catalog.crawl_state import known_card_edges, mark_pending, record_states, s
 from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
+from jobs.crawl.lane import DriverLane
 from jobs.crawl.limiter import RayLimiter, start_limiter
 from jobs.crawl.options import CrawlOptions
 from jobs.crawl.progress import CrawlProgress
@@ -61,6 +62,7 @@ class CrawlReport:
     bytes: int = 0
     seconds: float = 0.0
     retries: int = 0
+    in_driver: int = 0  # fingerprinted by the driver's lane while the actors started
     first_result_s: float | None = None  # since the start: actors, listing, probes before
     last_result_s: float | None = None
 
@@ -77,7 +79,8 @@ class CrawlReport:
         rate = self.bytes / self.seconds if self.seconds else 0.0
         return (
             f"run {self.run_id}: discovered {len(self.discovered)}, fingerprinted "
-            f"{len(self.fingerprinted)}, unchanged {len(self.unchanged)}, skipped "
+            f"{len(self.fingerprinted)} ({self.in_driver} by the driver's lane), unchanged "
+            f"{len(self.unchanged)}, skipped "
             f"{len(self.skipped)}, failed {len(self.failed)}, new card edges {self.edges}, "
             f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s ({rate / 1e6:.2f} MB/s)"
         )
@@ -87,38 +90,48 @@ def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
     """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray).
 
     The actors are asked for first: Ray starts them (a process, imports, the compiled
-    kernels: about a second each) while the driver records the run, reads what the
-    catalog already holds, lists the Hub and probes the first models."""
+    kernels: about a second each) while the driver lists the Hub (from the start, beside
+    recording the run and reading what the catalog already holds) and probes the first
+    models."""
     started = time.perf_counter()
     seeds = [parse_seed(s) for s in opts.seeds]  # refuse bad seeds before any work
     opts.retry = opts.retry or RetryPolicy()
     endpoint = (opts.endpoint or default_endpoint()).rstrip("/")
     limiter = start_limiter(default_rates(opts.api_per_5min, opts.resolve_per_5min))
+    job = _Crawl(catalog, opts, endpoint, limiter, started)
     pool = _start_pool(catalog, opts, endpoint, limiter)
     try:
+        job.discover(seeds)
         if opts.run_id:
             run_id = start_named_run(catalog, opts.run_id, opts.job, opts.params())
         else:
             run_id = start_run(catalog, opts.job, opts.params())
         status = "failed"
         try:
-            report = _Crawl(catalog, opts, run_id, endpoint, limiter, started).run(seeds, pool)
+            report = job.run(run_id, pool)
             status = "succeeded"
             return report
         finally:
             finish_run(catalog, run_id, status)
     finally:
+        job.stop_discovery()
         pool.shutdown()
 
 
 def _start_pool(
     catalog: Catalog, opts: CrawlOptions, endpoint: str, limiter: RayLimiter
 ) -> WorkerPool:
-    """The fingerprinting actors, requested (Ray creates actors asynchronously)."""
+    """The fingerprinting actors, requested (Ray creates actors asynchronously), and
+    the driver's lane while they start (a CPU pool only: see jobs.crawl.lane)."""
     cache = Path(opts.cache_dir or catalog.root / ".crawl-cache")
+    options = actor_options(opts.gpus_per_worker, opts.cpus_per_worker)
+    lane = None
+    if opts.driver_lane and not options.get("num_gpus") and not opts.keep_weights:
+        client = HubClient(endpoint, limiter=limiter, policy=opts.retry)
+        lane = DriverLane(client, cache, opts.width)
     return WorkerPool(
         opts.workers,
-        actor_options(opts.gpus_per_worker, opts.cpus_per_worker),
+        options,
         (
             endpoint,
             limiter,
@@ -128,6 +141,7 @@ def _start_pool(
             opts.keep_weights,
             opts.threads,
         ),
+        lane=lane,
     )
 
 
@@ -136,13 +150,12 @@ class _Crawl:
         self,
         catalog: Catalog,
         opts: CrawlOptions,
-        run_id: str,
         endpoint: str,
         limiter: RayLimiter,
         started: float,
     ) -> None:
         self.catalog, self.opts = catalog, opts
-        self.report = CrawlReport(run_id)
+        self.report = CrawlReport("")
         self.started = started  # the crawl() call: the report's times count from there
         self.endpoint = endpoint
         self.source = "hub:" + _without_userinfo(self.endpoint)
@@ -150,7 +163,6 @@ class _Crawl:
         self.since = (
             opts.since.replace(tzinfo=UTC) if opts.since and not opts.since.tzinfo else opts.since
         )
-        self._load_state()
         self.batch: list[ModelRef] = []  # the open batch's models
         self.fresh: list[tuple[ModelRef, object]] = []  # their fingerprints not yet in rows
         self.converted: list[Future] = []  # (tables, unfit) of the open batch, in pieces
@@ -161,6 +173,8 @@ class _Crawl:
         self.state_rows: list[tuple[str, str, str, str | None]] = []
         self.remotes: dict[tuple[str, str], RemoteModel] = {}
         self._walk_error: BaseException | None = None
+        self.found_q: queue.Queue = queue.Queue(maxsize=10_000)
+        self._stop = threading.Event()  # the crawl ended: discovery stops too
 
     def _load_state(self) -> None:
         recorded = states(self.catalog)
@@ -169,10 +183,22 @@ class _Crawl:
         self.attempts = {k: v["attempts"] for k, v in recorded.items() if v["status"] == "failed"}
         self.known_edges = known_card_edges(self.catalog)
 
+    def discover(self, seeds) -> None:
+        """Start listing the Hub, in a thread feeding `found_q`; the main loop reads it
+        once the run is recorded and the catalog's state read (`run`)."""
+        threading.Thread(
+            target=self._discover, args=(seeds, self.found_q), daemon=True,
+            name="lineage-discovery",
+        ).start()
+
+    def stop_discovery(self) -> None:
+        self._stop.set()
+
     # -- main loop ---------------------------------------------------------------------
-    def run(self, seeds, pool: WorkerPool) -> CrawlReport:
-        found_q: queue.Queue = queue.Queue(maxsize=10_000)
-        walker = threading.Thread(target=self._discover, args=(seeds, found_q), daemon=True)
+    def run(self, run_id: str, pool: WorkerPool) -> CrawlReport:
+        self.report.run_id = run_id
+        self._load_state()
+        found_q = self.found_q
         probes: set[Future] = set()
         discovering = True
         self.ahead = self.opts.probe_threads + AHEAD_PER_WORKER * max(1, self.opts.workers)
@@ -183,14 +209,13 @@ class _Crawl:
             ) as probe_pool,
             ThreadPoolExecutor(1, thread_name_prefix="lineage-commit") as self.committer,
         ):
-            walker.start()
             try:
                 while discovering or probes or not pool.idle:
                     if len(probes) + pool.waiting < self.ahead:  # bounds what is held
                         discovering = self._take_found(
                             found_q, probe_pool, probes, pool, discovering
                         )
-                    if probes and not pool.in_flight:  # nothing to poll: sleep on probes
+                    if probes and not pool.busy:  # nothing to poll: sleep on probes
                         wait_for(probes, timeout=0.02, return_when=FIRST_COMPLETED)
                     for future in [f for f in probes if f.done()]:
                         probes.discard(future)
@@ -222,11 +247,22 @@ class _Crawl:
                 since=self.since,
                 max_models=self.opts.max_models,
             ):
-                out.put(found)
+                if not self._put(out, found):
+                    return
         except BaseException as err:  # noqa: BLE001 - reported by the main thread
             self._walk_error = err
         finally:
-            out.put(_DONE)
+            self._put(out, _DONE)
+
+    def _put(self, out: queue.Queue, item: object) -> bool:
+        """Queue `item`, waiting for room; False once the crawl has ended."""
+        while not self._stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _take_found(self, found_q, probe_pool, probes, pool, discovering: bool) -> bool:
         wait = discovering and not probes and pool.idle
@@ -331,6 +367,7 @@ class _Crawl:
         if self.report.first_result_s is None:
             self.report.first_result_s = self.report.last_result_s
         self.report.bytes += result.bytes
+        self.report.in_driver += result.worker == "driver"
         self.progress.fingerprinted(result.bytes)
 
     def _fail(self, model_id: str, sha: str, error: str) -> None:

@@ -37,6 +37,7 @@ class CrawlOptions:
     resolve_per_5min: float = 5000.0
     retry: RetryPolicy | None = None  # None: RetryPolicy()
     probe_threads: int = 8
+    driver_lane: bool = True  # the driver fingerprints small models until an actor is up
     progress: bool = True
     run_id: str | None = None  # a fixed id (schedule slot); None: a fresh one
     job: str = "crawl"
@@ -161,6 +162,12 @@ def add_crawl_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="local | auto | host:port (default: $RAY_ADDRESS, else auto)",
     )
+    parser.add_argument(
+        "--no-driver-lane",
+        action="store_true",
+        help="only the actors fingerprint (default: with CPU actors, the driver "
+        "fingerprints small models it already read until the first actor is up)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -192,6 +199,7 @@ def options_from_args(args: argparse.Namespace) -> CrawlOptions:
         resolve_per_5min=args.resolve_per_5min,
         retry=RetryPolicy(attempts=args.retries, base_s=args.retry_base),
         progress=not args.quiet,
+        driver_lane=not args.no_driver_lane,
     )
 
 

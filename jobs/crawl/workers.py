@@ -16,6 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
 
@@ -28,8 +29,13 @@ from lineage.hub.ids import redact
 from lineage.hub.probe import Probe
 from lineage.hub.retry import RetryPolicy
 
+if TYPE_CHECKING:
+    from jobs.crawl.lane import DriverLane
+
 RESTARTS = 3
 BATCH_BYTES = 64 * 1024 * 1024  # weights per task when several models share one
+LANE_BATCH = 8  # models per job of the driver's lane: a result every ~40 ms
+LANE_POLL_S = 0.005  # how long a poll waits on the actors while the lane works
 
 
 @dataclass
@@ -41,6 +47,7 @@ class WorkResult:
     bytes: int
     seconds: float
     device: str
+    worker: str = "actor"  # or "driver": the driver's lane (jobs.crawl.lane)
 
 
 def pick_device() -> str:
@@ -102,30 +109,54 @@ class FingerprintWorker:
         return [self.fingerprint(probe) for probe in probes]
 
     def fingerprint(self, probe: Probe) -> WorkResult:
-        started = time.perf_counter()
-        try:
-            fp = fetch_and_fingerprint(
-                self.client,
-                probe,
-                self.cache_dir,
-                width=self.width,
-                device=self.device,
-                keep_weights=self.keep_weights,
-            )
-            error = None
-        except LineageError as err:  # a refused file or a Hub failure: the model's fate
-            fp, error = None, redact(str(err), os.environ.get("HF_TOKEN"))
-        except OSError as err:  # a full disk, an unreadable download: this model only
-            fp, error = None, f"{probe.model_id}: {type(err).__name__}: {err.strerror}"
-        return WorkResult(
-            probe.model_id,
-            probe.sha,
-            fp,
-            error,
-            probe.n_bytes if fp is not None else 0,
-            time.perf_counter() - started,
-            self.device,
+        return fingerprint_probe(
+            self.client,
+            probe,
+            self.cache_dir,
+            width=self.width,
+            device=self.device,
+            keep_weights=self.keep_weights,
         )
+
+
+def fingerprint_probe(
+    client: HubClient,
+    probe: Probe,
+    cache_dir: Path,
+    *,
+    width: int,
+    device: str,
+    keep_weights: bool,
+    threads: int | None = None,
+    worker: str = "actor",
+) -> WorkResult:
+    """One model's WorkResult: its fingerprint, or the error that is its fate alone."""
+    started = time.perf_counter()
+    try:
+        fp = fetch_and_fingerprint(
+            client,
+            probe,
+            cache_dir,
+            width=width,
+            device=device,
+            keep_weights=keep_weights,
+            threads=threads,
+        )
+        error = None
+    except LineageError as err:  # a refused file or a Hub failure: the model's fate
+        fp, error = None, redact(str(err), os.environ.get("HF_TOKEN"))
+    except OSError as err:  # a full disk, an unreadable download: this model only
+        fp, error = None, f"{probe.model_id}: {type(err).__name__}: {err.strerror}"
+    return WorkResult(
+        probe.model_id,
+        probe.sha,
+        fp,
+        error,
+        probe.n_bytes if fp is not None else 0,
+        time.perf_counter() - started,
+        device,
+        worker,
+    )
 
 
 def warm_up(width: int, device: str) -> None:
@@ -181,7 +212,8 @@ class WorkerPool:
     A task carries several queued models when they are small (up to `batch` models and
     `batch_bytes` of weights), so a small model costs a share of one Ray round trip; a
     big model goes alone. Batches form only when models wait: an idle actor gets the
-    next model at once."""
+    next model at once. With a `lane` (jobs.crawl.lane), models the actors cannot take
+    yet go to the driver's lane until the first actor is up."""
 
     def __init__(
         self,
@@ -191,6 +223,7 @@ class WorkerPool:
         depth: int = 2,
         batch: int = 16,
         batch_bytes: int = BATCH_BYTES,
+        lane: DriverLane | None = None,
     ) -> None:
         remote_cls = ray.remote(FingerprintWorker).options(**options)
         self.actors = [remote_cls.remote(*args) for _ in range(max(1, n))]
@@ -200,6 +233,10 @@ class WorkerPool:
         self.queue: deque[Probe] = deque()
         self.in_flight: dict[ray.ObjectRef, tuple[int, list[Probe]]] = {}
         self.load = [0] * len(self.actors)
+        self.lane = lane
+        # An actor returned a task: it is up, kernels loaded (its first task waited for
+        # them); the lane takes no more models.
+        self.actor_up = False
 
     def submit(self, probe: Probe) -> None:
         self.queue.append(probe)
@@ -209,29 +246,58 @@ class WorkerPool:
         while self.queue:
             i = min(range(len(self.actors)), key=self.load.__getitem__)
             if self.load[i] >= self.depth:
-                return
-            probes = self._next_batch()
+                break
+            probes = self._next_batch(self.batch)
             self.in_flight[self.actors[i].fingerprint_many.remote(probes)] = (i, probes)
             self.load[i] += 1
+        self.lend()
 
-    def _next_batch(self) -> list[Probe]:
-        probes = [self.queue.popleft()]
-        n_bytes = probes[0].n_bytes
-        while self.queue and len(probes) < self.batch:
-            if n_bytes + self.queue[0].n_bytes > self.batch_bytes:
+    def lend(self) -> None:
+        """Queued models to the lane, while no actor is up and the lane is free."""
+        if self.lane is None or self.lane.busy or not self.queue or self.actor_up:
+            return
+        probes = self._next_batch(LANE_BATCH, self.lane.fits)
+        if probes:
+            self.lane.start(probes)
+
+    def _next_batch(self, most: int, fits=None) -> list[Probe]:
+        """Up to `most` queued models (those `fits` accepts), in queue order, within
+        `batch_bytes` (a first model bigger than that goes alone)."""
+        picked: list[Probe] = []
+        passed: list[Probe] = []  # not for this taker: they keep their place
+        n_bytes = 0
+        while self.queue and len(picked) < most:
+            probe = self.queue.popleft()
+            if fits is not None and not fits(probe):
+                passed.append(probe)
+                continue
+            if picked and n_bytes + probe.n_bytes > self.batch_bytes:
+                self.queue.appendleft(probe)
                 break
-            probes.append(self.queue.popleft())
-            n_bytes += probes[-1].n_bytes
-        return probes
+            picked.append(probe)
+            n_bytes += probe.n_bytes
+        self.queue.extendleft(reversed(passed))
+        return picked
 
     def poll(self, timeout: float) -> list[WorkResult]:
         """Finished results (waiting up to `timeout` s for the first one)."""
+        lent = self.lane is not None and self.lane.busy
+        if lent and not self.in_flight:
+            self.lane.wait(timeout)
+        results = self._from_actors(min(timeout, LANE_POLL_S) if lent else timeout)
+        if self.lane is not None:
+            results += self.lane.take()
+        self._dispatch()
+        return results
+
+    def _from_actors(self, timeout: float) -> list[WorkResult]:
         if not self.in_flight:
             return []
         refs = list(self.in_flight)
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:  # then take every other one that is ready too, without waiting
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            self.actor_up = True
         results = []
         for ref in ready:
             i, probes = self.in_flight.pop(ref)
@@ -241,21 +307,28 @@ class WorkerPool:
             except ray.exceptions.RayError as err:  # the actor died for good
                 msg = f"worker lost: {str(err).strip().splitlines()[0][:300]}"
                 results += [WorkResult(p.model_id, p.sha, None, msg, 0, 0.0, "?") for p in probes]
-        self._dispatch()
         return results
 
     @property
+    def busy(self) -> bool:
+        """A task in flight, on an actor or in the lane."""
+        return bool(self.in_flight) or (self.lane is not None and self.lane.busy)
+
+    @property
     def waiting(self) -> int:
-        """Models queued or in flight."""
-        return len(self.queue) + sum(len(p) for _, p in self.in_flight.values())
+        """Models queued or in flight (the lane's too)."""
+        held = self.lane.holding if self.lane is not None else 0
+        return len(self.queue) + sum(len(p) for _, p in self.in_flight.values()) + held
 
     @property
     def idle(self) -> bool:
-        return not self.queue and not self.in_flight
+        return not self.queue and not self.busy
 
     def describe(self) -> list[dict]:
         return ray.get([a.describe.remote() for a in self.actors])
 
     def shutdown(self) -> None:
+        if self.lane is not None:
+            self.lane.close()
         for actor in self.actors:
             ray.kill(actor, no_restart=True)

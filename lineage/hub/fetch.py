@@ -58,43 +58,48 @@ def fetch_and_fingerprint(
     device: str | torch.device = "cpu",
     keep_weights: bool = False,
     progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> ModelFingerprint:
     """Download and fingerprint `probe`'s model; its folder is removed unless kept.
 
     A model whose files the probe read whole (small weights, config, card; no file in a
     subfolder) is written to the process's scratch folder instead and nothing is
-    downloaded."""
+    downloaded. `threads`: as fingerprint_model's (default: the process's)."""
     have = dict(probe.prefetched)
-    if not keep_weights and _read_whole(probe, have):
+    run = (client, probe, width, device, progress, threads)
+    if not keep_weights and read_whole(probe):
         folder = scratch_folder(cache_dir)
         try:
-            return _fingerprint_in(folder, client, probe, have, width, device, True, progress)
+            return _fingerprint_in(folder, have, True, *run)
         finally:
             for name in have:
                 (folder / name).unlink(missing_ok=True)
     folder = model_folder(cache_dir, probe.model_id, probe.sha)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        return _fingerprint_in(folder, client, probe, have, width, device, keep_weights, progress)
+        return _fingerprint_in(folder, have, keep_weights, *run)
     finally:
         if not keep_weights:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _read_whole(probe: Probe, have: dict[str, bytes]) -> bool:
+def read_whole(probe: Probe) -> bool:
+    """Whether the probe read every file of the model (nothing left to download)."""
+    have = {name for name, _ in probe.prefetched}
     names = [*probe.meta_files, *(s.filename for s in probe.sources)]
     return all(name in have and "/" not in name for name in names)
 
 
 def _fingerprint_in(
     folder: Path,
+    have: dict[str, bytes],
+    keep_weights: bool,
     client: HubClient,
     probe: Probe,
-    have: dict[str, bytes],
     width: int,
     device: str | torch.device,
-    keep_weights: bool,
     progress: Callable[[int], None] | None,
+    threads: int | None,
 ) -> ModelFingerprint:
     have = dict(have)
     for name in probe.meta_files:
@@ -105,7 +110,9 @@ def _fingerprint_in(
         path = _fetch(client, probe, source.filename, folder, have, source.size)
         layout = Layout(probe.kind, folder, (Source(source.prefix, path),))
         with ModelWeights(layout) as model:
-            parts.append(fingerprint_model(model, width=width, device=device, progress=progress))
+            parts.append(fingerprint_model(
+                model, width=width, device=device, progress=progress, threads=threads
+            ))
             infos += model.infos().values()
         if not keep_weights:
             path.unlink()  # this shard is done: free its disk before the next one

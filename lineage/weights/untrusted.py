@@ -143,17 +143,17 @@ class YamlBudgetError(yaml.YAMLError):
     """A YAML document exceeded its depth, node or alias budget."""
 
 
-class BudgetedSafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that counts while composing: nesting depth, alias uses, and the
-    size each node would have once every alias in it were expanded. It refuses the
-    document as soon as one exceeds its budget, before anything is constructed."""
+class _Budgets:
+    """Counts while composing: nesting depth, alias uses, and the size each node would
+    have once every alias in it were expanded. Refuses the document as soon as one
+    exceeds its budget, before anything is constructed. Mixed into a loader before its
+    Composer (the Python one, whatever parser produces the events)."""
 
     max_depth = MAX_DEPTH
     max_nodes = MAX_YAML_NODES
     max_aliases = MAX_YAML_ALIASES
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    def _start_budgets(self) -> None:
         self._depth = 0
         self._aliases = 0
         self._expanded: dict[int, int] = {}  # id(node) -> expanded size
@@ -182,6 +182,36 @@ class BudgetedSafeLoader(yaml.SafeLoader):
         return node
 
 
+class BudgetedSafeLoader(_Budgets, yaml.SafeLoader):
+    """yaml.SafeLoader within the budgets (pure Python: the reference)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._start_budgets()
+
+
+if getattr(yaml, "__with_libyaml__", False):
+
+    class BudgetedCSafeLoader(
+        _Budgets, yaml.composer.Composer, yaml.cyaml.CParser, yaml.constructor.SafeConstructor,
+        yaml.resolver.Resolver,
+    ):
+        """The same budgets over libyaml's scanner and parser (C: the events of a card's
+        front matter in about a fifth of the time). Composing stays Python's Composer,
+        ahead of CParser's own, so every node passes through the budgets above."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.cyaml.CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            self._start_budgets()
+
+    _LOADER: type = BudgetedCSafeLoader
+else:  # pragma: no cover - PyYAML built without libyaml
+    _LOADER = BudgetedSafeLoader
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
@@ -196,7 +226,7 @@ def load_yaml(text: str, what: str) -> object:
         raise _refuse(what, f"is {len(text)} characters, over the {MAX_CARD_BYTES} limit")
     loader = None
     try:
-        loader = BudgetedSafeLoader(text)  # its reader already refuses some characters
+        loader = _LOADER(text)  # its reader already refuses some characters
         return loader.get_single_data()
     except YamlBudgetError as err:
         raise _refuse(what, f"is refused: it {err}") from None
