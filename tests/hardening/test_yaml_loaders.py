@@ -73,12 +73,30 @@ def test_both_loaders_agree(text):
     fast = read_with(untrusted.BudgetedCSafeLoader, text)
     pure = read_with(untrusted.BudgetedSafeLoader, text)
     if fast[0] == pure[0] == "ok":
-        assert fast[1] == pure[1] or (fast[1] != fast[1] and pure[1] != pure[1])  # nan
+        assert _same(fast[1], pure[1], "!" in text), (text, fast, pure)
     elif fast[0] != pure[0]:
         assert fast[0] == "ok", (fast, pure)  # libyaml never refuses what PyYAML reads
         assert any(why in pure[1] for why in PURE_ONLY_REFUSALS), pure
     else:  # both refuse: over a budget in both, or in neither
         assert fast[1].startswith("is refused: it") == pure[1].startswith("is refused: it")
+
+
+def _same(a, b, tagged: bool) -> bool:
+    """Equal, nan equal to nan; where the text has a non-specific tag ('!'), an empty
+    node libyaml reads as '' (the tag makes it a string, as the YAML spec says) and
+    PyYAML as None counts as the same: card fields are type-checked either way."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], tagged) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, tagged) for x, y in zip(a, b))
+    if tagged and a == "" and b is None:
+        return True
+    return a == b or (a != a and b != b)  # nan
+
+
+def test_an_empty_node_with_a_non_specific_tag():
+    assert read_with(untrusted.BudgetedCSafeLoader, "!") == ("ok", "")
+    assert read_with(untrusted.BudgetedSafeLoader, "!") == ("ok", None)
 
 
 def test_the_known_difference():
