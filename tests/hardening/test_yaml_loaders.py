@@ -67,7 +67,7 @@ def test_a_real_card_reads_the_same():
 PURE_ONLY_REFUSALS = ("found character '\\t'", "expected chomping or indentation indicator")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # CI sees the same texts
 @given(text=yaml_texts)
 def test_both_loaders_agree(text):
     fast = read_with(untrusted.BudgetedCSafeLoader, text)
@@ -88,7 +88,7 @@ def _same(a, b, tagged: bool) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k], tagged) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y, tagged) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y, tagged) for x, y in zip(a, b, strict=True))
     if tagged and a == "" and b is None:
         return True
     return a == b or (a != a and b != b)  # nan
