@@ -34,6 +34,7 @@ Tolerances follow the child's storage dtype: 8 unit roundoffs of |c| (2^-21 for 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from itertools import combinations
 
@@ -179,7 +180,7 @@ def _popular(d: np.ndarray, t: np.ndarray, tol: np.ndarray, support: np.ndarray,
     return out
 
 
-def _common_direction(popular: list[np.ndarray]) -> np.ndarray:
+def _common_direction(popular: Iterable[np.ndarray]) -> np.ndarray:
     """bool: coordinates where the child's delta sits at a shared multiple (_popular) of
     two or more candidates' task vectors at once. A lone survivor's coordinate is a
     multiple of its own parent's task vector and of no other's (the dropped parents'
@@ -192,9 +193,10 @@ def _common_direction(popular: list[np.ndarray]) -> np.ndarray:
     they are many their multiple outvotes the lone survivors as the modal ratio (a BERT
     position-embedding matrix: 1.28 read where DARE's rescale was 0.75), and the merge
     was missed. The modal ratios are read without them."""
-    if len(popular) < 2:
-        return np.zeros_like(popular[0]) if popular else np.zeros(0, dtype=bool)
-    return np.sum(popular, axis=0) >= 2
+    count: np.ndarray | None = None
+    for mask in popular:  # summed as they come: one candidate's mask at a time
+        count = mask.astype(np.int32) if count is None else count + mask
+    return np.zeros(0, dtype=bool) if count is None else count >= 2
 
 
 def _additive_coverage(d: np.ndarray, taus: list[np.ndarray], ratios: list[np.ndarray],
@@ -239,14 +241,17 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
         return None
     segs = probe.segments(qs)
     others = [k for k in range(probe.f.n) if k not in (child, base) and probe.has(k, qs)]
-    tvs = {k: probe.flat(k, qs) - b for k in others}
-    common = _common_direction([_popular(d, tvs[k], tol, support, segs) for k in others])
+    # one candidate's task vector at a time: a component's thousands of candidates
+    # never sit in memory together
+    common = _common_direction(
+        _popular(d, probe.flat(k, qs) - b, tol, support, segs) for k in others)
     taus, ratios, shares = {}, {}, {}
     for k in others:
-        ratio, hit = (_segment_ratios(d, tvs[k], tol, support, segs, common)
-                      if common.any() else _segment_ratios(d, tvs[k], tol, support, segs))
+        t = probe.flat(k, qs) - b
+        ratio, hit = (_segment_ratios(d, t, tol, support, segs, common)
+                      if common.any() else _segment_ratios(d, t, tol, support, segs))
         if hit.sum() >= MIN_MATCHES:
-            taus[k], ratios[k] = tvs[k][support], ratio[support]
+            taus[k], ratios[k] = t[support], ratio[support]
             shares[k] = float(hit[support].mean())
     parents = sorted(shares, key=lambda k: -shares[k])[:MAX_PARENTS]
     if len(parents) < 2:
