@@ -46,22 +46,47 @@ def card_claims(comp: Component, cards: Sequence[CardEdge]) -> Claims:
                    if c.parent in index and c.child in index and c.parent != c.child})
 
 
-def card_reliability(claims: Sequence[Claims], trees: Sequence[Tree]) -> float:
+CLEAR = 0.9  # a placement the weights call confident (the bar for confident edges)
+
+
+def card_reliability(claims: Sequence[Claims], trees: Sequence[Tree],
+                     dists: Sequence[np.ndarray | sparse.spmatrix],
+                     lowranks: Sequence[np.ndarray]) -> float:
     """rho: the share of honest cards among the group's claims the weights can check.
-    A claim naming the child's tree neighbour is honest; one naming a model farther than
-    two steps is a lie. One naming a model across a neighbour (c - h - q) is left out:
-    that is where the weights cannot always tell h from q (a near-copy h sits on q, and
-    the placement calibration, made for placements in general, is surer there than the
-    geometry allows), so counting it either way would make rho echo the weights exactly
-    where the cards are to decide. Laplace's rule keeps a group with few claims near 1/2."""
-    adjacent = far = 0
-    for claim, tree in zip(claims, trees, strict=True):
+    A claim naming the child's tree neighbour is honest. One naming another model q is
+    a lie where the weights rule q out: the child's tree neighbour h on the way to q
+    holds it with the placement calibration's P_w >= CLEAR over q, or either pair is
+    low-rank (ranks place LoRA edges exactly). Every other claim is left out: the
+    weights cannot tell h from q there. Counting by tree steps alone (three or more: a
+    lie) read honest cards as lies wherever the weights had scrambled a family: when
+    most children barely moved, the siblings' drift hangs them under one another, an
+    honest claim names a model two, three or four steps away yet as near as the placed
+    neighbour, and rho fell below what lets any card move (1007/15: 11 of 12 cards
+    honest, none followed). Counting claims the weights are unsure of either way would
+    make rho echo the weights exactly where the cards are to decide. Large components
+    (sparse distances) keep the step count. Laplace's rule keeps a group with few
+    claims near 1/2."""
+    adjacent = lies = 0
+    for claim, tree, dist, lowrank in zip(claims, trees, dists, lowranks, strict=True):
         for q, c in claim:
             if q in tree.adj[c]:
                 adjacent += 1
-            elif _between(tree, q, c) is None:
-                far += 1
-    return (adjacent + 1.0) / (adjacent + far + 2.0)
+            elif _ruled_out(tree, dist, lowrank, q, c):
+                lies += 1
+    return (adjacent + 1.0) / (adjacent + lies + 2.0)
+
+
+def _ruled_out(tree: Tree, dist: np.ndarray | sparse.spmatrix, lowrank: np.ndarray,
+               q: int, c: int) -> bool:
+    """The weights rule out q as c's parent (card_reliability)."""
+    if sparse.issparse(dist):
+        return _between(tree, q, c) is None
+    h = int(tree.parents(q)[c])  # c's neighbour on the tree path to q
+    if h < 0:
+        return False
+    if lowrank[h, c] or lowrank[q, c]:
+        return True
+    return weights_probability(dist, q, h, c) >= CLEAR
 
 
 def _between(tree: Tree, q: int, c: int) -> int | None:

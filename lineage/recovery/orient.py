@@ -222,7 +222,8 @@ def _follow_cards(comps: Sequence[Component], trees: list[Tree],
     reliability read from all its trees; each decided pair's posterior kept on the
     component."""
     claims = [card_claims(c, cards) for c in comps]
-    rho = card_reliability(claims, trees)
+    rho = card_reliability(claims, trees, [c.raw_dist for c in comps],
+                           [c.lowrank for c in comps])
     out = []
     for comp, tree, claim in zip(comps, trees, claims, strict=True):
         tree, comp.card_placed = follow_cards(comp, tree, claim, rho)

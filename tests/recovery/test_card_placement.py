@@ -111,10 +111,24 @@ def test_card_reliability_counts_only_the_claims_the_weights_can_check():
     from lineage.recovery.rooting import Tree
 
     chain = Tree(5, [(0, 1), (1, 2), (2, 3), (3, 4)])  # 0 - 1 - 2 - 3 - 4
+    steps = np.abs(np.subtract.outer(np.arange(5), np.arange(5))).astype(float)
+    full = np.zeros((5, 5), dtype=bool)
     adjacent = [(0, 1), (1, 2), (2, 3)]  # each names its tree neighbour: honest
-    across = [(0, 2), (1, 3)]  # across one neighbour: the weights may be wrong there
-    far = [(0, 4)]  # three steps away: a lie
-    assert card_reliability([adjacent + across + far], [chain]) == pytest.approx(4 / 6)
-    # claims across a neighbour move nothing either way, however many
-    assert card_reliability([adjacent + far + across * 5], [chain]) == pytest.approx(4 / 6)
-    assert card_reliability([[]], [chain]) == pytest.approx(0.5)
+    across = [(0, 2), (1, 3)]  # across one neighbour
+    far = [(0, 4)]  # three steps away
+    # distances that grow along the chain: every non-adjacent claim is ruled out
+    # (4's neighbour 3 holds it at margin 1 - 1/4 over 0: P_w 0.95)
+    assert card_reliability([adjacent + across + far], [chain], [steps], [full]) == \
+        pytest.approx(4 / 8)
+    # a scrambled family: all five within 2 % of one another (one place, children that
+    # barely moved): only the tree neighbours are checkable, whatever the steps
+    flat = 1.0 + 0.02 * steps / 4
+    np.fill_diagonal(flat, 0.0)
+    assert card_reliability([adjacent + across * 5 + far], [chain], [flat], [full]) == \
+        pytest.approx(4 / 5)
+    # a low-rank neighbour places the child exactly: a claim past it is a lie
+    lowrank = full.copy()
+    lowrank[3, 4] = lowrank[4, 3] = True
+    assert card_reliability([far], [chain], [flat], [lowrank]) == pytest.approx(1 / 3)
+    assert card_reliability([[]], [chain], [steps], [full]) == pytest.approx(0.5)
+
