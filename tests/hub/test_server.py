@@ -104,6 +104,11 @@ def test_cli_process_stops_on_ctrl_c(pico_zoo, hub_env):
         [sys.executable, "-m", "jobs.cli", "hub", "serve", str(pico_zoo)],
         stdout=subprocess.PIPE,
         text=True,
+        # As from a terminal: a child inherits an ignored SIGINT, and Python then never
+        # raises KeyboardInterrupt. Something earlier in the full suite leaves SIGINT
+        # ignored in the test process (two CI runs hung here for 60 s), so the child
+        # starts with the default disposition, as a shell gives a foreground command.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout.readline().startswith(f"Serving {pico_zoo}")
