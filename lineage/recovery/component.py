@@ -77,8 +77,9 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     fits += layerwise_merges(features, rounding, near, explained)
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         fits += detect_sparse_merges(features, {f.child for f in fits})
-    copies = copies_to_rounding(features, rounding)
-    fits = [f for f in fits if f.child not in copies]
+    if fits:  # the Gram over every sketch again: only where a merge was claimed
+        copies = copies_to_rounding(features, rounding)
+        fits = [f for f in fits if f.child not in copies]
     return choose_explanations(fits, near if cost is None else cost, features.ids, cards)
 
 

@@ -81,6 +81,12 @@ def gram(features: GroupFeatures) -> np.ndarray:
     return x @ x.T
 
 
+def gram_sq_dists(g: np.ndarray) -> np.ndarray:
+    """[n, n] squared distances ||x_i - x_j||^2 from a Gram matrix."""
+    sq = np.diag(g)
+    return sq[:, None] + sq[None, :] - 2 * g
+
+
 @dataclass(frozen=True)
 class Rounding:
     """Per model: the norm of its weights and the relative error of its stored values."""
@@ -226,8 +232,7 @@ def candidate_merges(features: GroupFeatures, dtypes: list[str | None],
     rounding = rounding or Rounding.of(features, dtypes)
     if no_exact_fit(g, rounding):
         return []
-    sq = np.diag(g)
-    dist = sq[:, None] + sq[None, :] - 2 * g
+    dist = gram_sq_dists(g)
     found = []
     for m in range(features.n):
         bases = [int(b) for b in np.argsort(dist[m], kind="stable") if b != m]
@@ -248,9 +253,7 @@ def copies_to_rounding(features: GroupFeatures, rounding: Rounding) -> set[int]:
     there is read from nothing."""
     if features.n < 2:
         return set()
-    g = gram(features)
-    sq = np.diag(g)
-    gaps = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * g, 0.0))
+    gaps = np.sqrt(np.maximum(gram_sq_dists(gram(features)), 0.0))
     slack = rounding.error * rounding.norms
     close = gaps <= slack[:, None] + slack[None, :]
     np.fill_diagonal(close, False)
