@@ -19,7 +19,13 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from lineage.recovery.card_placement import card_claims, card_reliability, follow_cards
+from lineage.recovery.card_placement import (
+    NO_CHECKS,
+    CardChecks,
+    card_checks,
+    card_claims,
+    follow_cards,
+)
 from lineage.recovery.component import Component
 from lineage.recovery.direction import SIGNALS
 from lineage.recovery.inputs import CardEdge
@@ -197,11 +203,14 @@ def _separate_branches(tree: Tree, x: int, others: list[int]) -> bool:
     return len(branches) == len(others)
 
 
-def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
-               ) -> tuple[list[Rooting], dict]:
-    """The rooting of every component, and a summary of the signs decided."""
+def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
+               elsewhere: CardChecks = NO_CHECKS) -> tuple[list[Rooting], dict]:
+    """The rooting of every component, and a summary of the signs decided and of the
+    cards checked (`elsewhere`: the checkable claims of the catalog's other groups,
+    pooled into the card reliability)."""
     trees = [placed_tree(c) for c in comps]
-    trees, rho = _follow_cards(comps, trees, cards)
+    trees, checks, claims = _follow_cards(comps, trees, cards, elsewhere)
+    rho = (checks + elsewhere).reliability
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
@@ -210,25 +219,28 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge]
     priors = pooled_priors([r.sign_plus for r in first], groups)
     final = [_root(c, t, p, cards, e)
              for c, t, p, e in zip(comps, trees, priors, roots, strict=True)]
-    info = {"rule": ORIENT_RULE, "card_reliability": rho,
+    info = {"rule": ORIENT_RULE, "card_reliability": rho, "card_checks": checks,
+            "card_claims": claims,
             "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
                       for c, r in zip(comps, final, strict=True)}}
     return final, info
 
 
 def _follow_cards(comps: Sequence[Component], trees: list[Tree],
-                  cards: Sequence[CardEdge]) -> tuple[list[Tree], float]:
-    """Each tree with the edges cards decide (card_placement.py), and the group's card
-    reliability read from all its trees; each decided pair's posterior kept on the
-    component."""
+                  cards: Sequence[CardEdge], elsewhere: CardChecks
+                  ) -> tuple[list[Tree], CardChecks, int]:
+    """Each tree with the edges cards decide (card_placement.py), the claims this
+    group's weights could check (pooled with `elsewhere` into the card reliability) and
+    how many claims there were; each decided pair's posterior kept on the component."""
     claims = [card_claims(c, cards) for c in comps]
-    rho = card_reliability(claims, trees, [c.raw_dist for c in comps],
-                           [c.lowrank for c in comps])
+    checks = card_checks(claims, trees, [c.raw_dist for c in comps],
+                         [c.lowrank for c in comps])
+    rho = (checks + elsewhere).reliability
     out = []
     for comp, tree, claim in zip(comps, trees, claims, strict=True):
         tree, comp.card_placed = follow_cards(comp, tree, claim, rho)
         out.append(tree)
-    return out, rho
+    return out, checks, sum(len(c) for c in claims)
 
 
 def _root(comp: Component, tree: Tree, priors: dict[str, float],

@@ -28,6 +28,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from lineage.recovery.calibration import merge_confidence, placement_probability
+from lineage.recovery.card_placement import NO_CHECKS, CardChecks
 from lineage.recovery.cards import card_disagreements, undocumented_edges
 from lineage.recovery.cluster import cluster_trees
 from lineage.recovery.component import Component, prepare_component
@@ -72,6 +73,8 @@ class GroupResult:
     signs: dict  # component -> per-slot P(sign = +1)
     rule: str  # how direction was decided
     notes: list[str]
+    card_checks: CardChecks = NO_CHECKS  # this group's checkable card claims
+    card_claims: int = 0  # card claims about this group's tree nodes
 
 
 def recover_graph(
@@ -99,10 +102,13 @@ def recover_graph(
         groups[m.arch_signature].append(m)
     tasks = [(sig, members, options, named, orgs, tuple(card_edges))
              for sig, members in sorted(groups.items())]
-    if map_groups is None:
-        results = map_tasks(recover_group, tasks, options.workers, options.threads)
-    else:
-        results = map_groups(recover_group, tasks)
+
+    def run(batch: list[tuple]) -> list[GroupResult]:
+        if map_groups is None:
+            return map_tasks(recover_group, batch, options.workers, options.threads)
+        return map_groups(recover_group, batch)
+
+    results = _pool_card_checks(tasks, run(tasks), run)
     notes: list[str] = []
     direction = _merge_groups(results, [sig for sig, *_ in tasks], edges, notes)
     edges += _adapter_edges(models, notes)
@@ -175,12 +181,14 @@ def _recover_part(part: Callable[[], Sequence[ModelInput]], options: RecoveryOpt
 
 
 def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOptions,
-                  named: Counter, orgs: Counter, card_edges: Sequence[CardEdge] = ()
-                  ) -> GroupResult:
+                  named: Counter, orgs: Counter, card_edges: Sequence[CardEdge] = (),
+                  elsewhere: CardChecks = NO_CHECKS) -> GroupResult:
     """Casts, trees, merges and orientation of one architecture group (groups are
-    independent: the direction prior pools over one group's trees only)."""
+    independent: the direction prior pools over one group's trees only; `elsewhere`,
+    the checkable card claims of the other groups, joins this group's in the card
+    reliability)."""
     comps, edges, info, notes = _split_group(sig, members, options, named, orgs)
-    rootings, direction = orient_all(comps, card_edges)
+    rootings, direction = orient_all(comps, card_edges, elsewhere)
     if card_edges and _rival_readings(comps):
         # The weights left a dependency with readings as plausible as their choice:
         # cards decide among them (merge_cards.py), weighed by the reliability this
@@ -188,10 +196,37 @@ def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOpti
         votes = CardVotes(frozenset((c.parent, c.child) for c in card_edges),
                           direction["card_reliability"])
         comps, edges, info, notes = _split_group(sig, members, options, named, orgs, votes)
-        rootings, direction = orient_all(comps, card_edges)
+        rootings, direction = orient_all(comps, card_edges, elsewhere)
     for comp, rooting in zip(comps, rootings, strict=True):
         edges += _tree_edges(comp, rooting) + _merge_edges(comp, rooting)
-    return GroupResult(edges, info, direction["signs"], direction["rule"], notes)
+    checks = direction["card_checks"]
+    if direction["card_claims"]:
+        info["cards"] = {"claims": direction["card_claims"],
+                         "checked_honest": checks.honest, "checked_lies": checks.lies,
+                         "other_groups_honest": elsewhere.honest,
+                         "other_groups_lies": elsewhere.lies,
+                         "reliability": round(direction["card_reliability"], 4)}
+    return GroupResult(edges, info, direction["signs"], direction["rule"], notes,
+                       checks, direction["card_claims"])
+
+
+def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
+                      run: Callable[[list[tuple]], list[GroupResult]]
+                      ) -> list[GroupResult]:
+    """Each group with card claims recovered again with the other groups' checkable
+    claims pooled into its card reliability (card_placement.card_reliability). A
+    group's own checks come from the weights' tree before any card moves it, so they
+    are the same in the second run, and every group ends with the catalog's rho."""
+    total = sum((r.card_checks for r in results), NO_CHECKS)
+    again = [i for i, r in enumerate(results)
+             if r.card_claims and total - r.card_checks != NO_CHECKS]
+    if not again:
+        return results
+    redone = run([(*tasks[i], total - results[i].card_checks) for i in again])
+    results = list(results)
+    for i, result in zip(again, redone, strict=True):
+        results[i] = result
+    return results
 
 
 def _merge_groups(results: Sequence[GroupResult], sigs: Sequence[str],

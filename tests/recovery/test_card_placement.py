@@ -62,6 +62,43 @@ def test_honest_cards_give_the_siblings_back_to_their_parent(seed):
     assert all(e.confidence <= e.evidence["placement_probability"] + 1e-4 for e in by_card)
 
 
+def _family_of_two_near_copies(rng):
+    """grand -> x -> {near-a, near-b (barely moved, one further along the shared
+    direction), s0..s3 (drifting alike)}, grand -> uncles: the weights read
+    x - near-a - near-b - s, so each sibling's card names a model three steps away."""
+    grand = root_weights(rng)
+    x = walk(rng, grand, 0.3)
+    uncles = [walk(rng, grand, 0.3) for _ in range(3)]
+    direction = [rng.standard_normal(m.shape) for m in x]
+    # (not exactly on one line, which would make near-a the average of x and near-b)
+    near = [_drift(rng, x, direction, share, step) for share, step in ((1.0, 0.01),
+                                                                       (0.9, 0.02))]
+    sibs = [_drift(rng, x, direction, 0.2, 0.3) for _ in range(4)]
+    models = [model("org/grand", grand), model("org/x", x),
+              model("org/near-a", near[0]), model("org/near-b", near[1]),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)],
+              *[model(f"org/s{k}", w) for k, w in enumerate(sibs)]]
+    truth = {("org/grand", "org/x"), ("org/x", "org/near-a"), ("org/x", "org/near-b"),
+             *{("org/grand", f"org/uncle-{k}") for k in range(3)},
+             *{("org/x", f"org/s{k}") for k in range(4)}}
+    return models, truth
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_card_naming_a_model_three_steps_away_moves_its_model(seed):
+    models, truth = _family_of_two_near_copies(np.random.default_rng(seed))
+    weights = recover_graph(models)
+    tree = {frozenset((e.parent, e.child)) for e in weights.edges}
+    # the weights chain the near-copies and hang the siblings from the far one
+    assert frozenset(("org/near-a", "org/near-b")) in tree
+    assert all(frozenset(("org/x", f"org/s{k}")) not in tree for k in range(4))
+    # near-b's card is silent: it stays where the weights put it, between near-a and s
+    cards = [c for c in _cards(truth) if c.child != "org/near-b"]
+    result = recover_graph(models, cards)
+    assert {(p, c) for p, c in _parents(result) if c.startswith("org/s")} == \
+        {("org/x", f"org/s{k}") for k in range(4)}
+
+
 def test_cards_that_are_mostly_wrong_move_nothing():
     models, truth = _family(np.random.default_rng(0))
     weights_only = _parents(recover_graph(models))
@@ -132,3 +169,33 @@ def test_card_reliability_counts_only_the_claims_the_weights_can_check():
     assert card_reliability([far], [chain], [flat], [lowrank]) == pytest.approx(1 / 3)
     assert card_reliability([[]], [chain], [steps], [full]) == pytest.approx(0.5)
 
+
+
+def test_card_reliability_is_pooled_over_the_catalogs_groups():
+    # Group b: the scrambled family, its only cards the siblings' (each names x, three
+    # steps away, where its weights cannot check it): alone, rho stays 1/2 and nothing
+    # moves. Group a, another architecture of the same catalog, has cards its weights
+    # confirm; pooled, they say how far this catalog's cards can be trusted.
+    from dataclasses import replace
+
+    b_models, b_truth = _family_of_two_near_copies(np.random.default_rng(0))
+    b_models = [replace(m, arch_signature="arch-b") for m in b_models]
+    b_cards = [c for c in _cards(b_truth) if c.child.startswith("org/s")]
+    rng = np.random.default_rng(5)
+    grand = root_weights(rng)
+    kids = [walk(rng, grand, 0.3) for _ in range(4)]
+    a_models = [model("a/grand", grand), *[model(f"a/k{k}", w) for k, w in enumerate(kids)]]
+    a_cards = [CardEdge("a/grand", f"a/k{k}", "finetune") for k in range(4)]
+    moved = {("org/x", f"org/s{k}") for k in range(4)}
+
+    alone = recover_graph(b_models, b_cards)
+    assert not moved & _parents(alone)
+    assert alone.direction["groups"]["arch-b"]["cards"]["reliability"] == 0.5
+    both = recover_graph(a_models + b_models, a_cards + b_cards)
+    assert moved <= _parents(both)
+    cards_b = both.direction["groups"]["arch-b"]["cards"]
+    assert (cards_b["checked_honest"], cards_b["checked_lies"]) == (0, 0)
+    assert (cards_b["other_groups_honest"], cards_b["other_groups_lies"]) == (4, 0)
+    assert cards_b["reliability"] == pytest.approx(5 / 6, abs=1e-4)
+    cards_a = both.direction["groups"]["arch"]["cards"]
+    assert cards_a["reliability"] == pytest.approx(5 / 6, abs=1e-4)
