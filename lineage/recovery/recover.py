@@ -216,10 +216,13 @@ def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
     """Each group with card claims recovered again with the other groups' checkable
     claims pooled into its card reliability (card_placement.card_reliability). A
     group's own checks come from the weights' tree before any card moves it, so they
-    are the same in the second run, and every group ends with the catalog's rho."""
+    are the same in the second run, and every group ends with the catalog's rho. A
+    group above the dense limit is not run twice (that would double the cost of the
+    largest groups) and keeps its own rho: its many claims are a sample of their own."""
     total = sum((r.card_checks for r in results), NO_CHECKS)
     again = [i for i, r in enumerate(results)
-             if r.card_claims and total - r.card_checks != NO_CHECKS]
+             if r.card_claims and total - r.card_checks != NO_CHECKS
+             and len(tasks[i][1]) <= tasks[i][2].dense_limit]
     if not again:
         return results
     redone = run([(*tasks[i], total - results[i].card_checks) for i in again])

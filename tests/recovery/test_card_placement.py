@@ -171,11 +171,10 @@ def test_card_reliability_counts_only_the_claims_the_weights_can_check():
 
 
 
-def test_card_reliability_is_pooled_over_the_catalogs_groups():
-    # Group b: the scrambled family, its only cards the siblings' (each names x, three
-    # steps away, where its weights cannot check it): alone, rho stays 1/2 and nothing
-    # moves. Group a, another architecture of the same catalog, has cards its weights
-    # confirm; pooled, they say how far this catalog's cards can be trusted.
+def _two_groups():
+    """Group arch-b: the scrambled family, its only cards the siblings' (each names x,
+    three steps away, where its weights cannot check it). Group arch: a clear family of
+    another architecture whose four cards its weights confirm."""
     from dataclasses import replace
 
     b_models, b_truth = _family_of_two_near_copies(np.random.default_rng(0))
@@ -186,6 +185,13 @@ def test_card_reliability_is_pooled_over_the_catalogs_groups():
     kids = [walk(rng, grand, 0.3) for _ in range(4)]
     a_models = [model("a/grand", grand), *[model(f"a/k{k}", w) for k, w in enumerate(kids)]]
     a_cards = [CardEdge("a/grand", f"a/k{k}", "finetune") for k in range(4)]
+    return a_models, a_cards, b_models, b_cards
+
+
+def test_card_reliability_is_pooled_over_the_catalogs_groups():
+    # Alone, group b's rho stays 1/2 and nothing moves. Pooled, group a's confirmed
+    # cards say how far this catalog's cards can be trusted.
+    a_models, a_cards, b_models, b_cards = _two_groups()
     moved = {("org/x", f"org/s{k}") for k in range(4)}
 
     alone = recover_graph(b_models, b_cards)
@@ -199,3 +205,16 @@ def test_card_reliability_is_pooled_over_the_catalogs_groups():
     assert cards_b["reliability"] == pytest.approx(5 / 6, abs=1e-4)
     cards_a = both.direction["groups"]["arch"]["cards"]
     assert cards_a["reliability"] == pytest.approx(5 / 6, abs=1e-4)
+
+
+def test_a_group_above_the_dense_limit_keeps_its_own_card_reliability():
+    from lineage.recovery.recover import RecoveryOptions
+
+    a_models, a_cards, b_models, b_cards = _two_groups()
+    # group b (11 models) goes through candidate pairs, group a (5) stays dense
+    both = recover_graph(a_models + b_models, a_cards + b_cards,
+                         options=RecoveryOptions(dense_limit=8))
+    cards_b = both.direction["groups"]["arch-b"]["cards"]
+    assert (cards_b["other_groups_honest"], cards_b["reliability"]) == (0, 0.5)
+    cards_a = both.direction["groups"]["arch"]["cards"]
+    assert cards_a["other_groups_honest"] == 0  # b's sparse tree checks none of its claims
