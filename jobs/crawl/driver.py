@@ -63,6 +63,7 @@ class CrawlReport:
     seconds: float = 0.0
     retries: int = 0
     in_driver: int = 0  # fingerprinted by the driver's lane while the actors started
+    actors: int = 0  # actors asked for (none when the driver's lane took every model)
     first_result_s: float | None = None  # since the start: actors, listing, probes before
     last_result_s: float | None = None
 
@@ -89,10 +90,12 @@ class CrawlReport:
 def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
     """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray).
 
-    The actors are asked for first: Ray starts them (a process, imports, the compiled
-    kernels: about a second each) while the driver lists the Hub (from the start, beside
-    recording the run and reading what the catalog already holds) and probes the first
-    models."""
+    The driver lists the Hub from the start, beside recording the run and reading what
+    the catalog already holds. Without the driver's lane the actors are asked for first:
+    Ray starts them (a process, imports, the compiled kernels: about a second of a core
+    each) while the driver lists and probes. With it, they are asked for when the first
+    probed model has something to download, or once the lane has taken LANE_ALONE
+    models (jobs.crawl.workers): a crawl of a few small models never pays for them."""
     started = time.perf_counter()
     seeds = [parse_seed(s) for s in opts.seeds]  # refuse bad seeds before any work
     opts.retry = opts.retry or RetryPolicy()
@@ -121,8 +124,9 @@ def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
 def _start_pool(
     catalog: Catalog, opts: CrawlOptions, endpoint: str, limiter: RayLimiter
 ) -> WorkerPool:
-    """The fingerprinting actors, requested (Ray creates actors asynchronously), and
-    the driver's lane while they start (a CPU pool only: see jobs.crawl.lane)."""
+    """The fingerprinting actors (asked for now, or when needed with a lane: see
+    WorkerPool), and the driver's lane until they are up (a CPU pool only: see
+    jobs.crawl.lane)."""
     cache = Path(opts.cache_dir or catalog.root / ".crawl-cache")
     options = actor_options(opts.gpus_per_worker, opts.cpus_per_worker)
     lane = None
@@ -234,6 +238,7 @@ class _Crawl:
                     self.writing.cancel()
         self.report.seconds = time.perf_counter() - self.started
         self.report.retries = self.client.retries
+        self.report.actors = len(pool.actors)
         if self._walk_error:
             raise self._walk_error
         return self.report

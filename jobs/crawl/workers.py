@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 RESTARTS = 3
 BATCH_BYTES = 64 * 1024 * 1024  # weights per task when several models share one
 LANE_BATCH = 8  # models per job of the driver's lane: a result every ~40 ms
+# Models the driver's lane fingerprints before the actors are asked for anyway: an actor's
+# start costs about a second of a core (a process, imports, the compiled kernels), what
+# the lane spends on a few hundred small models (2-5 ms each).
+LANE_ALONE = 256
 LANE_POLL_S = 0.005  # how long a poll waits on the actors while the lane works
 
 
@@ -212,8 +216,11 @@ class WorkerPool:
     A task carries several queued models when they are small (up to `batch` models and
     `batch_bytes` of weights), so a small model costs a share of one Ray round trip; a
     big model goes alone. Batches form only when models wait: an idle actor gets the
-    next model at once. With a `lane` (jobs.crawl.lane), models the actors cannot take
-    yet go to the driver's lane until the first actor is up."""
+    next model at once. With a `lane` (jobs.crawl.lane), the actors are asked for only
+    when a model comes that the lane cannot take (something left to download) or once
+    the lane has taken `lane_alone` models (a crawl big enough to pay an actor's start);
+    until the first actor is up, the models the actors cannot take yet go to the lane.
+    Without a lane they are asked for at once."""
 
     def __init__(
         self,
@@ -224,26 +231,42 @@ class WorkerPool:
         batch: int = 16,
         batch_bytes: int = BATCH_BYTES,
         lane: DriverLane | None = None,
+        lane_alone: int = LANE_ALONE,
     ) -> None:
-        remote_cls = ray.remote(FingerprintWorker).options(**options)
-        self.actors = [remote_cls.remote(*args) for _ in range(max(1, n))]
+        self.n, self.options, self.args = max(1, n), options, args
+        self.actors: list[ray.actor.ActorHandle] = []
         self.depth = depth
         self.batch = max(1, batch)
         self.batch_bytes = batch_bytes
         self.queue: deque[Probe] = deque()
         self.in_flight: dict[ray.ObjectRef, tuple[int, list[Probe]]] = {}
-        self.load = [0] * len(self.actors)
+        self.load: list[int] = []
         self.lane = lane
+        self.lane_alone = lane_alone
         # An actor returned a task: it is up, kernels loaded (its first task waited for
         # them); the lane takes no more models.
         self.actor_up = False
+        if lane is None or lane_alone <= 0:
+            self.start_actors()
+
+    def start_actors(self) -> None:
+        """Ask Ray for the actors (it creates them asynchronously); once only."""
+        if self.actors:
+            return
+        remote_cls = ray.remote(FingerprintWorker).options(**self.options)
+        self.actors = [remote_cls.remote(*self.args) for _ in range(self.n)]
+        self.load = [0] * self.n
 
     def submit(self, probe: Probe) -> None:
+        if not self.actors and not self.lane.fits(probe):
+            self.start_actors()  # something to download: the driver never fetches weights
         self.queue.append(probe)
         self._dispatch()
 
     def _dispatch(self) -> None:
-        while self.queue:
+        if not self.actors and self.lane.taken >= self.lane_alone:
+            self.start_actors()  # a crawl this big pays an actor's start back
+        while self.queue and self.actors:
             i = min(range(len(self.actors)), key=self.load.__getitem__)
             if self.load[i] >= self.depth:
                 break
@@ -325,6 +348,7 @@ class WorkerPool:
         return not self.queue and not self.busy
 
     def describe(self) -> list[dict]:
+        self.start_actors()
         return ray.get([a.describe.remote() for a in self.actors])
 
     def shutdown(self) -> None:
