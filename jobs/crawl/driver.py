@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from catalog import Catalog
-from catalog.crawl_state import known_card_edges, mark_pending, record_states, states
+from catalog.crawl_state import record_states, resume_state
 from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
@@ -181,11 +181,12 @@ class _Crawl:
         self._stop = threading.Event()  # the crawl ended: discovery stops too
 
     def _load_state(self) -> None:
-        recorded = states(self.catalog)
+        resume = resume_state(self.catalog)
+        recorded = resume.states
         self.finished = {k for k, v in recorded.items() if v["status"] in ("done", "skipped")}
-        self.finished |= self.catalog.known_revisions()  # committed, even if state lagged
+        self.finished |= resume.revisions  # committed, even if state lagged
         self.attempts = {k: v["attempts"] for k, v in recorded.items() if v["status"] == "failed"}
-        self.known_edges = known_card_edges(self.catalog)
+        self.known_edges = resume.card_edges
 
     def discover(self, seeds) -> None:
         """Start listing the Hub, in a thread feeding `found_q`; the main loop reads it
@@ -443,8 +444,6 @@ class _Crawl:
         run_id = self.report.run_id
         finishing = {(ref.model_id, ref.revision) for ref in batch}
         finishing |= {(model_id, sha) for model_id, sha, _, _ in state_rows}
-        # probed models still out; those finishing here get their state below instead
-        mark_pending(self.catalog, [key for key in pending if key not in finishing])
         pieces = [future.result() for future in converted]
         tables = _concatenated([piece for piece, _ in pieces])
         unfit = {m: redact(error, _token()) for _, why in pieces for m, error in why.items()}
@@ -455,7 +454,10 @@ class _Crawl:
             tables["edges"] = _edge_table(edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
         done = [(ref.model_id, ref.revision, "done", None) for ref in batch]
-        record_states(self.catalog, done + state_rows + failed)
+        # with the probed models still out, marked pending (those finishing here get
+        # their state instead): one transaction, after the batch is published
+        still_out = [key for key in pending if key not in finishing]
+        record_states(self.catalog, done + state_rows + failed, still_out)
         return [ref.model_id for ref in batch], len(edges), unfit
 
 
