@@ -137,7 +137,15 @@ class Catalog:
 
     def _set_up_database(self, con: duckdb.DuckDBPyConnection) -> None:
         apply_migrations(con)
-        self._define_views(con, temp=False)
+        # One transaction: each statement on its own commits to the WAL (about 3 ms
+        # each, ~50 ms for creating a catalog).
+        con.execute("BEGIN")
+        try:
+            self._define_views(con, temp=False)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     def _initialised(self) -> bool:
         """Creation finished, with every migration this code knows applied."""
