@@ -33,6 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog.encoded import COMPRESSION, EncodedTable, conform, dictionary_columns, key_rows
 from catalog.migrations_runner import apply_migrations, available_migrations
 from catalog.schema import SCHEMA_VERSION, TABLES
 from lineage.errors import CatalogError
@@ -243,13 +244,17 @@ class Catalog:
 
     # -- batches -----------------------------------------------------------------------
 
-    def commit(self, tables: dict[str, pa.Table]) -> str | None:
+    def commit(self, tables: dict[str, pa.Table | EncodedTable]) -> str | None:
         """Atomically publish one batch of rows for several tables; returns its id.
 
         Rows of models/tensors whose (model_id, revision) is already in the catalog are
-        dropped, so re-indexing the same revision never duplicates anything.
+        dropped, so re-indexing the same revision never duplicates anything. A table
+        may come encoded already (catalog.encoded): its bytes are written as they are.
         """
-        tables = {name: self._conform(name, table) for name, table in tables.items()}
+        tables = {
+            name: table if isinstance(table, EncodedTable) else conform(name, table)
+            for name, table in tables.items()
+        }
         with self._lock():
             tables = self._drop_known_revisions(tables)
             if not any(t.num_rows for t in tables.values()):
@@ -258,26 +263,23 @@ class Catalog:
             self._publish(tables, batch)
             return batch
 
-    def _conform(self, name: str, table: pa.Table) -> pa.Table:
-        if name not in TABLES:
-            raise CatalogError(
-                f"table {name!r}", "is not a catalog table", f"Tables: {', '.join(TABLES)}"
-            )
-        return table.select(TABLES[name].names).cast(TABLES[name])
-
-    def _publish(self, tables: dict[str, pa.Table], batch: str) -> None:
+    def _publish(self, tables: dict[str, pa.Table | EncodedTable], batch: str) -> None:
         """Write `batch` to staging and rename it into parts; the caller holds the lock."""
         staging = self.root / "staging" / batch
         shutil.rmtree(staging, ignore_errors=True)  # a dead writer's copy of this name
         staging.mkdir(parents=True)
         try:
             for name, table in tables.items():
-                if table.num_rows or batch == SCHEMA_BATCH:
+                if isinstance(table, EncodedTable):
+                    if table.num_rows:
+                        with open(staging / f"{name}.parquet", "wb") as fh:
+                            fh.write(table.to_bytes())
+                elif table.num_rows or batch == SCHEMA_BATCH:
                     pq.write_table(
                         table,
                         staging / f"{name}.parquet",
-                        compression="zstd",
-                        use_dictionary=_dictionary_columns(table.schema),
+                        compression=COMPRESSION,
+                        use_dictionary=dictionary_columns(table.schema),
                     )
             _fsync_dir(staging)
             os.rename(staging, self.parts / batch)
@@ -285,7 +287,7 @@ class Catalog:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _drop_known_revisions(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    def _drop_known_revisions(self, tables: dict) -> dict:
         """Keep each fact once, whatever the batch and the catalog already hold.
 
         models/tensors are keyed by (model_id, revision) (tensors also by name): rows
@@ -299,13 +301,13 @@ class Catalog:
         out = dict(tables)
         kept, dropped = set(), set()
         if "models" in tables:
-            keys = _rows(tables["models"], "model_id", "revision")
+            keys = _keys(tables["models"], "model_id", "revision")
             mask = _first_unseen(keys, known)
             for (model_id, _), keep in zip(keys, mask, strict=True):
                 (kept if keep else dropped).add(model_id)
             out["models"] = _kept(tables["models"], mask)
         if "tensors" in tables:
-            keys = _rows(tables["tensors"], "model_id", "revision", "name")
+            keys = _keys(tables["tensors"], "model_id", "revision", "name")
             known_tensors = {k for k in keys if k[:2] in known}
             mask = _first_unseen(keys, known_tensors)
             out["tensors"] = _kept(tables["tensors"], mask)
@@ -367,24 +369,22 @@ class Catalog:
 
 
 def _rows(table: pa.Table, *columns: str) -> list[tuple]:
-    return list(zip(*(table[c].to_pylist() for c in columns), strict=True))
+    return key_rows(table, *columns)
 
 
-def _kept(table: pa.Table, mask: list[bool]) -> pa.Table:
+def _keys(table: pa.Table | EncodedTable, *columns: str) -> list[tuple]:
+    """The key columns' rows (an encoded table keeps them as it encodes)."""
+    return table.keys if isinstance(table, EncodedTable) else _rows(table, *columns)
+
+
+def _kept(table: pa.Table | EncodedTable, mask: list[bool]) -> pa.Table | EncodedTable:
     """The rows whose mask is True; the table itself when all are (filtering copies
     every column, float lists included: ~0.1 s for a batch of 100 small models)."""
-    return table if all(mask) else table.filter(pa.array(mask, pa.bool_()))
-
-
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Columns worth dictionary-encoding: all but lists of floats (sketches, samples),
-    whose values never repeat: trying a dictionary on them costs about as much as the
-    rest of the write, and the fallback file is larger."""
-    return [
-        f.name
-        for f in schema
-        if not (pa.types.is_list(f.type) and pa.types.is_floating(f.type.value_type))
-    ]
+    if all(mask):
+        return table
+    if isinstance(table, EncodedTable):
+        table = table.to_table()  # some rows must go: decoded, then filtered as any
+    return table.filter(pa.array(mask, pa.bool_()))
 
 
 def _first_unseen(keys: list[tuple], known: set[tuple]) -> list[bool]:

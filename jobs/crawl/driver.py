@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from catalog import Catalog
 from catalog.crawl_state import record_states, resume_state
+from catalog.encoded import EncodedTable
 from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
@@ -170,6 +171,7 @@ class _Crawl:
         self.batch: list[ModelRef] = []  # the open batch's models
         self.fresh: list[tuple[ModelRef, object]] = []  # their fingerprints not yet in rows
         self.converted: list[Future] = []  # (tables, unfit) of the open batch, in pieces
+        self.tensors = EncodedTable("tensors")  # the open batch's, encoded as they come
         self.batch_opened: float | None = None  # when the batch's first row arrived
         self.pending: list[tuple[str, str]] = []  # probed keys, marked with the next commit
         self.writing: Future | None = None  # the commit in flight (one at a time)
@@ -405,10 +407,13 @@ class _Crawl:
 
     def _convert(self) -> None:
         """Turn the fingerprints that just arrived into Arrow rows in the committer thread
-        while the actors work, so a commit only concatenates them (the last commit, after
+        while the actors work, their tensors encoded to Parquet at once, so a commit only
+        concatenates the small tables and writes the encoded one (the last commit, after
         the last fingerprint, is on the critical path of a small crawl)."""
         if self.fresh:
-            rows = self.committer.submit(tables_per_model, self.fresh, self.report.run_id)
+            rows = self.committer.submit(
+                _rows_encoding_tensors, self.fresh, self.report.run_id, self.tensors
+            )
             self.converted.append(rows)
             self.fresh = []
 
@@ -416,8 +421,10 @@ class _Crawl:
         """Hand the batch (its rows, new card edges, states, pending marks) to the
         committer thread; its outcome is read by `_collect_commit`."""
         self._convert()
-        job = (self.batch, self.converted, self.edges, self.state_rows, self.pending)
+        job = (self.batch, self.converted, self.tensors, self.edges, self.state_rows,
+               self.pending)
         self.batch, self.converted, self.edges, self.state_rows, self.pending = [], [], [], [], []
+        self.tensors = EncodedTable("tensors")
         self.batch_opened = None
         self.writing = self.committer.submit(self._write, *job)
 
@@ -434,7 +441,13 @@ class _Crawl:
             self.progress.failed()
 
     def _write(
-        self, batch: list[ModelRef], converted: list[Future], edges, state_rows, pending
+        self,
+        batch: list[ModelRef],
+        converted: list[Future],
+        tensors: EncodedTable,
+        edges,
+        state_rows,
+        pending,
     ) -> tuple[list[str], int, dict]:
         """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
 
@@ -451,6 +464,8 @@ class _Crawl:
                   for ref in batch if ref.model_id in unfit]
         batch = [ref for ref in batch if ref.model_id not in unfit]
         if batch or edges:
+            if tables:
+                tables["tensors"] = tensors  # encoded piece by piece (_convert)
             tables["edges"] = _edge_table(edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
         done = [(ref.model_id, ref.revision, "done", None) for ref in batch]
@@ -459,6 +474,15 @@ class _Crawl:
         still_out = [key for key in pending if key not in finishing]
         record_states(self.catalog, done + state_rows + failed, still_out)
         return [ref.model_id for ref in batch], len(edges), unfit
+
+
+def _rows_encoding_tensors(
+    fresh: list[tuple[ModelRef, object]], run_id: str, tensors: EncodedTable
+) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    """tables_per_model's (tables, unfit), the tensors appended to `tensors` instead."""
+    tables, unfit = tables_per_model(fresh, run_id)
+    tensors.add(tables.pop("tensors"))
+    return tables, unfit
 
 
 def _concatenated(pieces: list[dict[str, pa.Table]]) -> dict[str, pa.Table]:
