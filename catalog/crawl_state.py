@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.runs import finish_run_in
 from catalog.store import Catalog, known_revisions_in
 
 # The same upsert for a whole batch in one statement (executemany runs one statement
@@ -26,13 +27,15 @@ def record_states(
     catalog: Catalog,
     rows: list[tuple[str, str, str, str | None]],
     pending: list[tuple[str, str]] = (),
+    succeeded_run: str | None = None,
 ) -> None:
     """Record (model_id, sha, status, error) rows; attempts count every record (a key
     given twice counts twice and keeps its last status), in one statement. `pending`:
-    keys to mark as seen and not yet finished (see mark_pending), in the same
-    transaction (one connection: opening one costs ~15 ms)."""
+    keys to mark as seen and not yet finished (see mark_pending), and `succeeded_run`,
+    a run to finish as succeeded (a crawl's last batch), in the same transaction (one
+    connection: opening one costs ~15 ms)."""
     pending = _once(pending)
-    if not rows and not pending:
+    if not rows and not pending and succeeded_run is None:
         return
     with catalog.writer() as con:
         con.execute("BEGIN")
@@ -41,6 +44,8 @@ def record_states(
                 con.execute(PENDING_MANY, _pending_columns(pending))
             if rows:
                 con.execute(UPSERT_MANY, _state_columns(rows))
+            if succeeded_run is not None:
+                finish_run_in(con, succeeded_run, "succeeded")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -116,7 +116,8 @@ def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
             status = "succeeded"
             return report
         finally:
-            finish_run(catalog, run_id, status)
+            if status != "succeeded" or not job.run_finished:
+                finish_run(catalog, run_id, status)
     finally:
         job.stop_discovery()
         pool.shutdown()
@@ -181,6 +182,7 @@ class _Crawl:
         self._walk_error: BaseException | None = None
         self.found_q: queue.Queue = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()  # the crawl ended: discovery stops too
+        self.run_finished = False  # the last batch recorded the run as succeeded
 
     def _load_state(self) -> None:
         resume = resume_state(self.catalog)
@@ -234,7 +236,8 @@ class _Crawl:
                     if self.writing is None and self._commit_due():
                         self._commit()
                 self._collect_commit(wait=True)
-                self._commit()
+                # discovery is over: unless it failed, the last batch finishes the run
+                self._commit(ends_run=self._walk_error is None)
                 self._collect_commit(wait=True)
             finally:
                 if self.writing is not None:
@@ -417,12 +420,12 @@ class _Crawl:
             self.converted.append(rows)
             self.fresh = []
 
-    def _commit(self) -> None:
+    def _commit(self, *, ends_run: bool = False) -> None:
         """Hand the batch (its rows, new card edges, states, pending marks) to the
         committer thread; its outcome is read by `_collect_commit`."""
         self._convert()
         job = (self.batch, self.converted, self.tensors, self.edges, self.state_rows,
-               self.pending)
+               self.pending, ends_run)
         self.batch, self.converted, self.edges, self.state_rows, self.pending = [], [], [], [], []
         self.tensors = EncodedTable("tensors")
         self.batch_opened = None
@@ -448,8 +451,10 @@ class _Crawl:
         edges,
         state_rows,
         pending,
+        ends_run: bool = False,
     ) -> tuple[list[str], int, dict]:
-        """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
+        """One atomic batch (fingerprints + new card edges), then its crawl_state rows
+        (with the crawl's last batch, the run's end: one transaction).
 
         A model whose rows do not fit the schema is recorded as failed on its own; the
         rest of the batch is committed. Runs in the committer thread: catalog only (the
@@ -472,7 +477,9 @@ class _Crawl:
         # with the probed models still out, marked pending (those finishing here get
         # their state instead): one transaction, after the batch is published
         still_out = [key for key in pending if key not in finishing]
-        record_states(self.catalog, done + state_rows + failed, still_out)
+        succeeded = run_id if ends_run else None  # the run's end, with its last batch
+        record_states(self.catalog, done + state_rows + failed, still_out, succeeded)
+        self.run_finished = ends_run
         return [ref.model_id for ref in batch], len(edges), unfit
 
 
