@@ -81,7 +81,8 @@ class CrawlReport:
         rate = self.bytes / self.seconds if self.seconds else 0.0
         return (
             f"run {self.run_id}: discovered {len(self.discovered)}, fingerprinted "
-            f"{len(self.fingerprinted)} ({self.in_driver} by the driver's lane), unchanged "
+            f"{len(self.fingerprinted)} ({self.in_driver} by the driver's lane; "
+            f"{self.actors} actor(s) started), unchanged "
             f"{len(self.unchanged)}, skipped "
             f"{len(self.skipped)}, failed {len(self.failed)}, new card edges {self.edges}, "
             f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s ({rate / 1e6:.2f} MB/s)"
