@@ -155,7 +155,7 @@ def main() -> None:
     import ray
 
     import catalog  # noqa: F401
-    import jobs.crawl  # noqa: F401
+    from jobs.crawl import crawl  # noqa: F401 - the driver's modules (jobs.crawl is lazy)
 
     work = Path(tempfile.mkdtemp(prefix="crawl-bench-"))
     if args.zoo == "tiny":
