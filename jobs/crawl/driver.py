@@ -290,6 +290,7 @@ class _Crawl:
                 break
             remote = self._on_found(item)
             if remote is not None:
+                pool.expect(remote)
                 pending.append((remote.model_id, remote.sha))
                 probes.add(probe_pool.submit(self._probe, remote))
         self.pending += pending  # written with the next commit (a statement costs ~80 ms)

@@ -23,10 +23,11 @@ import ray
 from jobs.crawl.limiter import RayLimiter
 from lineage.errors import LineageError
 from lineage.fingerprint import ModelFingerprint
-from lineage.hub.client import HubClient
+from lineage.hub.client import FIRST_HEADER_READ, HubClient
 from lineage.hub.fetch import fetch_and_fingerprint
 from lineage.hub.ids import redact
 from lineage.hub.probe import Probe
+from lineage.hub.remote import RemoteModel
 from lineage.hub.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -163,6 +164,18 @@ def fingerprint_probe(
     )
 
 
+def surely_downloads(remote: RemoteModel) -> bool:
+    """Whether a model's file list alone shows weights the probe cannot read whole: a
+    sharded index, or a safetensors file of known size over the first header read (a
+    listing gives no sizes; a model's info does)."""
+    for name, size in remote.files.items():
+        if name.endswith(".safetensors.index.json"):
+            return True
+        if name.endswith(".safetensors") and size is not None and size > FIRST_HEADER_READ:
+            return True
+    return False
+
+
 def warm_up(width: int, device: str) -> None:
     """Fingerprint a two-tensor model once, so the kernels are loaded before the first
     model needs them. Written to a private temporary folder (the scratch folder is the
@@ -256,6 +269,12 @@ class WorkerPool:
         remote_cls = ray.remote(FingerprintWorker).options(**self.options)
         self.actors = [remote_cls.remote(*self.args) for _ in range(self.n)]
         self.load = [0] * self.n
+
+    def expect(self, remote: RemoteModel) -> None:
+        """A model was found: ask for the actors now if its file list already says it
+        has something to download (the probe would say so only after its reads)."""
+        if not self.actors and surely_downloads(remote):
+            self.start_actors()
 
     def submit(self, probe: Probe) -> None:
         if not self.actors and not self.lane.fits(probe):

@@ -24,6 +24,7 @@ from lineage.hub import HubClient, default_rates, probe_model
 from lineage.hub.client import FIRST_HEADER_READ
 from lineage.hub.fetch import read_whole
 from lineage.hub.probe import read_meta_files
+from lineage.hub.remote import RemoteModel
 from lineage.weights import open_model
 from tests.crawl.conftest import pico
 from tests.crawl.helpers import FAST, models, options, tensors
@@ -144,6 +145,31 @@ def test_the_actors_are_asked_for_once_the_lane_has_taken_its_share(hub_server, 
         pool.shutdown()
     assert sorted(r.model_id for r in first + rest) == SMALL[:3]
     assert [p.model_id for _, ps in pool.in_flight.values() for p in ps] == ["acme/m3"]
+
+
+def test_a_file_list_that_shows_a_download_asks_for_the_actors_at_once(hub_server, tmp_path):
+    hub = hub_server(write_zoo(tmp_path / "zoo"))
+    lane = DriverLane(HubClient(hub.endpoint, policy=FAST), tmp_path / "lane", WIDTH)
+    never = {"num_cpus": 0.5, "resources": {"lineage-test-absent": 1.0}}
+    pool = WorkerPool(1, never, worker_args(hub, tmp_path), depth=1, lane=lane)
+    sha = "0" * 40
+    try:
+        for files in (
+            {"model.safetensors": None, "README.md": 10**9},  # a listing: no sizes
+            {"model.safetensors": FIRST_HEADER_READ},  # read whole by the probe
+        ):
+            pool.expect(RemoteModel("acme/m", sha, files))
+            assert pool.actors == []
+        pool.expect(RemoteModel("acme/sharded", sha, {"model.safetensors.index.json": None}))
+        assert len(pool.actors) == 1
+    finally:
+        pool.shutdown()
+    pool = WorkerPool(1, never, worker_args(hub, tmp_path), depth=1, lane=lane)
+    try:
+        pool.expect(RemoteModel("acme/big", sha, {"model.safetensors": FIRST_HEADER_READ + 1}))
+        assert len(pool.actors) == 1
+    finally:
+        pool.shutdown()
 
 
 def test_once_an_actor_has_answered_the_lane_takes_nothing(hub_server, tmp_path):
