@@ -14,9 +14,11 @@ Serves a zoo with the loopback Hub and measures, in the same run:
     the wall time from opening the catalog and calling crawl() to its return (the last
     batch and the run's status committed), the actors (and the rate limiter's actor,
     when a rate is set; the bench sets none) started inside it;
-    Ray itself is started before (as a job joining a running cluster), not counted.
+    Ray itself is started before (as a job joining a running cluster), not counted,
+    nor are imports (the crawl's and hf_hub_download's, done before either clock).
     Each crawl line says how many models the driver's lane fingerprinted while the
-    actors started (jobs/crawl/lane.py; `--no-driver-lane`: none, the actors alone).
+    actors started (jobs/crawl/lane.py; `--no-driver-lane`: none, the actors alone)
+    and how many actors were asked for (none when the lane took every model).
 The loopback Hub runs in the bench's process (a thread: its CPU competes with the
 crawl's driver for one interpreter, which a remote Hub's does not), or with
 `--hub-process` in a process of its own (`lineage hub serve`), as a Hub elsewhere would.
@@ -86,7 +88,7 @@ def weight_files(zoo: Path) -> list[tuple[str, str, Path]]:
 
 
 def raw_download(hub: LoopbackHub, files, scratch: Path) -> tuple[int, float]:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download  # imported before the clock starts
 
     started, total = time.perf_counter(), 0
     for repo, name, path in files:
@@ -112,7 +114,8 @@ def local_fingerprint(zoo: Path) -> tuple[int, float]:
 def timed_crawl(hub: LoopbackHub, workers: int, work: Path, driver_lane: bool = True):
     """The crawl's report and its seconds in all: from opening the catalog and calling
     crawl() to its return (the last batch and the run's status row committed). Ray is
-    already running, as under `ray job submit` or on a cluster: its start is not counted."""
+    already running, as under `ray job submit` or on a cluster: its start is not counted,
+    nor are the imports (done in main, as for the raw download)."""
     from catalog import Catalog
     from jobs.crawl import CrawlOptions, crawl
 
@@ -148,7 +151,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    import huggingface_hub.file_download  # noqa: F401 - imports are not timed (see timed_crawl)
     import ray
+
+    import catalog  # noqa: F401
+    from jobs.crawl import crawl  # noqa: F401 - the driver's modules (jobs.crawl is lazy)
 
     work = Path(tempfile.mkdtemp(prefix="crawl-bench-"))
     if args.zoo == "tiny":
@@ -194,16 +201,19 @@ def main() -> None:
             f"{f'crawl, {workers} worker(s)':<28}{seconds:>9.2f}"
             f"{rate:>10.2f}{report.bytes / seconds / 1e6:>9.1f}{raw_rate / rate:>8.2f}"
             f"{report.first_result_s or float('nan'):>9.2f}{steady:>10.2f}{raw_rate / steady:>8.2f}"
-            f"  (driver's lane: {getattr(report, 'in_driver', '-')})"
+            f"  (driver's lane: {getattr(report, 'in_driver', '-')}, "
+            f"actors: {getattr(report, 'actors', workers)})"
         )
     print(
         "crawl seconds: in all, from opening the catalog and calling crawl() to its return: "
         "starting the actors, recording the run, listing, header "
         "probes, downloads, fingerprints and catalog commits (Ray itself was started "
-        "before, not counted); start s: from the call to the first fingerprint; steady/s "
+        "before, and the imports done, not counted); start s: from the call to the "
+        "first fingerprint; steady/s "
         "counts from the first fingerprint to the last; x raw = raw models/s over crawl "
         "models/s (the bar: at most 2); driver's lane: models the driver fingerprinted "
-        "while the actors started."
+        "while the actors started; actors: how many were asked for (none when the lane "
+        "took every model)."
     )
 
 

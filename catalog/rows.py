@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
+# ListArray.from_arrays with a mask imports pyarrow.compute on first use (~0.1 s holding
+# the GIL: a crawl's threads stalled on it): imported with this module instead
+import pyarrow.compute  # noqa: F401
+
 from catalog.schema import EDGES, MODELS, TENSORS
 from lineage.fingerprint import ModelFingerprint
 

@@ -32,9 +32,14 @@ def start_run(catalog: Catalog, job: str, params: dict) -> str:
 
 def finish_run(catalog: Catalog, run_id: str, status: str = "succeeded") -> None:
     with catalog.writer() as con:
-        con.execute(
-            "UPDATE runs SET finished_at = now(), status = ? WHERE run_id = ?", [status, run_id]
-        )
+        finish_run_in(con, run_id, status)
+
+
+def finish_run_in(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> None:
+    """finish_run on an open writer connection (inside the caller's transaction)."""
+    con.execute(
+        "UPDATE runs SET finished_at = now(), status = ? WHERE run_id = ?", [status, run_id]
+    )
 
 
 def last_successful_run(catalog: Catalog, job: str) -> dict | None:

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from catalog import Catalog
-from catalog.crawl_state import known_card_edges, mark_pending, record_states, states
+from catalog.crawl_state import record_states, resume_state
+from catalog.encoded import EncodedTable
 from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
@@ -63,6 +64,7 @@ class CrawlReport:
     seconds: float = 0.0
     retries: int = 0
     in_driver: int = 0  # fingerprinted by the driver's lane while the actors started
+    actors: int = 0  # actors asked for (none when the driver's lane took every model)
     first_result_s: float | None = None  # since the start: actors, listing, probes before
     last_result_s: float | None = None
 
@@ -79,7 +81,8 @@ class CrawlReport:
         rate = self.bytes / self.seconds if self.seconds else 0.0
         return (
             f"run {self.run_id}: discovered {len(self.discovered)}, fingerprinted "
-            f"{len(self.fingerprinted)} ({self.in_driver} by the driver's lane), unchanged "
+            f"{len(self.fingerprinted)} ({self.in_driver} by the driver's lane; "
+            f"{self.actors} actor(s) started), unchanged "
             f"{len(self.unchanged)}, skipped "
             f"{len(self.skipped)}, failed {len(self.failed)}, new card edges {self.edges}, "
             f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s ({rate / 1e6:.2f} MB/s)"
@@ -89,10 +92,12 @@ class CrawlReport:
 def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
     """Crawl from `opts.seeds` into `catalog`; Ray must be connected (see connect_ray).
 
-    The actors are asked for first: Ray starts them (a process, imports, the compiled
-    kernels: about a second each) while the driver lists the Hub (from the start, beside
-    recording the run and reading what the catalog already holds) and probes the first
-    models."""
+    The driver lists the Hub from the start, beside recording the run and reading what
+    the catalog already holds. Without the driver's lane the actors are asked for first:
+    Ray starts them (a process, imports, the compiled kernels: about a second of a core
+    each) while the driver lists and probes. With it, they are asked for when the first
+    probed model has something to download, or once the lane has taken LANE_ALONE
+    models (jobs.crawl.workers): a crawl of a few small models never pays for them."""
     started = time.perf_counter()
     seeds = [parse_seed(s) for s in opts.seeds]  # refuse bad seeds before any work
     opts.retry = opts.retry or RetryPolicy()
@@ -112,7 +117,8 @@ def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
             status = "succeeded"
             return report
         finally:
-            finish_run(catalog, run_id, status)
+            if status != "succeeded" or not job.run_finished:
+                finish_run(catalog, run_id, status)
     finally:
         job.stop_discovery()
         pool.shutdown()
@@ -121,8 +127,9 @@ def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
 def _start_pool(
     catalog: Catalog, opts: CrawlOptions, endpoint: str, limiter: RayLimiter
 ) -> WorkerPool:
-    """The fingerprinting actors, requested (Ray creates actors asynchronously), and
-    the driver's lane while they start (a CPU pool only: see jobs.crawl.lane)."""
+    """The fingerprinting actors (asked for now, or when needed with a lane: see
+    WorkerPool), and the driver's lane until they are up (a CPU pool only: see
+    jobs.crawl.lane)."""
     cache = Path(opts.cache_dir or catalog.root / ".crawl-cache")
     options = actor_options(opts.gpus_per_worker, opts.cpus_per_worker)
     lane = None
@@ -166,6 +173,7 @@ class _Crawl:
         self.batch: list[ModelRef] = []  # the open batch's models
         self.fresh: list[tuple[ModelRef, object]] = []  # their fingerprints not yet in rows
         self.converted: list[Future] = []  # (tables, unfit) of the open batch, in pieces
+        self.tensors = EncodedTable("tensors")  # the open batch's, encoded as they come
         self.batch_opened: float | None = None  # when the batch's first row arrived
         self.pending: list[tuple[str, str]] = []  # probed keys, marked with the next commit
         self.writing: Future | None = None  # the commit in flight (one at a time)
@@ -175,13 +183,15 @@ class _Crawl:
         self._walk_error: BaseException | None = None
         self.found_q: queue.Queue = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()  # the crawl ended: discovery stops too
+        self.run_finished = False  # the last batch recorded the run as succeeded
 
     def _load_state(self) -> None:
-        recorded = states(self.catalog)
+        resume = resume_state(self.catalog)
+        recorded = resume.states
         self.finished = {k for k, v in recorded.items() if v["status"] in ("done", "skipped")}
-        self.finished |= self.catalog.known_revisions()  # committed, even if state lagged
+        self.finished |= resume.revisions  # committed, even if state lagged
         self.attempts = {k: v["attempts"] for k, v in recorded.items() if v["status"] == "failed"}
-        self.known_edges = known_card_edges(self.catalog)
+        self.known_edges = resume.card_edges
 
     def discover(self, seeds) -> None:
         """Start listing the Hub, in a thread feeding `found_q`; the main loop reads it
@@ -227,13 +237,15 @@ class _Crawl:
                     if self.writing is None and self._commit_due():
                         self._commit()
                 self._collect_commit(wait=True)
-                self._commit()
+                # discovery is over: unless it failed, the last batch finishes the run
+                self._commit(ends_run=self._walk_error is None)
                 self._collect_commit(wait=True)
             finally:
                 if self.writing is not None:
                     self.writing.cancel()
         self.report.seconds = time.perf_counter() - self.started
         self.report.retries = self.client.retries
+        self.report.actors = len(pool.actors)
         if self._walk_error:
             raise self._walk_error
         return self.report
@@ -278,6 +290,7 @@ class _Crawl:
                 break
             remote = self._on_found(item)
             if remote is not None:
+                pool.expect(remote)
                 pending.append((remote.model_id, remote.sha))
                 probes.add(probe_pool.submit(self._probe, remote))
         self.pending += pending  # written with the next commit (a statement costs ~80 ms)
@@ -399,19 +412,24 @@ class _Crawl:
 
     def _convert(self) -> None:
         """Turn the fingerprints that just arrived into Arrow rows in the committer thread
-        while the actors work, so a commit only concatenates them (the last commit, after
+        while the actors work, their tensors encoded to Parquet at once, so a commit only
+        concatenates the small tables and writes the encoded one (the last commit, after
         the last fingerprint, is on the critical path of a small crawl)."""
         if self.fresh:
-            rows = self.committer.submit(tables_per_model, self.fresh, self.report.run_id)
+            rows = self.committer.submit(
+                _rows_encoding_tensors, self.fresh, self.report.run_id, self.tensors
+            )
             self.converted.append(rows)
             self.fresh = []
 
-    def _commit(self) -> None:
+    def _commit(self, *, ends_run: bool = False) -> None:
         """Hand the batch (its rows, new card edges, states, pending marks) to the
         committer thread; its outcome is read by `_collect_commit`."""
         self._convert()
-        job = (self.batch, self.converted, self.edges, self.state_rows, self.pending)
+        job = (self.batch, self.converted, self.tensors, self.edges, self.state_rows,
+               self.pending, ends_run)
         self.batch, self.converted, self.edges, self.state_rows, self.pending = [], [], [], [], []
+        self.tensors = EncodedTable("tensors")
         self.batch_opened = None
         self.writing = self.committer.submit(self._write, *job)
 
@@ -428,9 +446,17 @@ class _Crawl:
             self.progress.failed()
 
     def _write(
-        self, batch: list[ModelRef], converted: list[Future], edges, state_rows, pending
+        self,
+        batch: list[ModelRef],
+        converted: list[Future],
+        tensors: EncodedTable,
+        edges,
+        state_rows,
+        pending,
+        ends_run: bool = False,
     ) -> tuple[list[str], int, dict]:
-        """One atomic batch (fingerprints + new card edges), then its crawl_state rows.
+        """One atomic batch (fingerprints + new card edges), then its crawl_state rows
+        (with the crawl's last batch, the run's end: one transaction).
 
         A model whose rows do not fit the schema is recorded as failed on its own; the
         rest of the batch is committed. Runs in the committer thread: catalog only (the
@@ -438,8 +464,6 @@ class _Crawl:
         run_id = self.report.run_id
         finishing = {(ref.model_id, ref.revision) for ref in batch}
         finishing |= {(model_id, sha) for model_id, sha, _, _ in state_rows}
-        # probed models still out; those finishing here get their state below instead
-        mark_pending(self.catalog, [key for key in pending if key not in finishing])
         pieces = [future.result() for future in converted]
         tables = _concatenated([piece for piece, _ in pieces])
         unfit = {m: redact(error, _token()) for _, why in pieces for m, error in why.items()}
@@ -447,11 +471,27 @@ class _Crawl:
                   for ref in batch if ref.model_id in unfit]
         batch = [ref for ref in batch if ref.model_id not in unfit]
         if batch or edges:
+            if tables:
+                tables["tensors"] = tensors  # encoded piece by piece (_convert)
             tables["edges"] = _edge_table(edges, run_id)  # the Hub's view of the cards
             self.catalog.commit(tables)
         done = [(ref.model_id, ref.revision, "done", None) for ref in batch]
-        record_states(self.catalog, done + state_rows + failed)
+        # with the probed models still out, marked pending (those finishing here get
+        # their state instead): one transaction, after the batch is published
+        still_out = [key for key in pending if key not in finishing]
+        succeeded = run_id if ends_run else None  # the run's end, with its last batch
+        record_states(self.catalog, done + state_rows + failed, still_out, succeeded)
+        self.run_finished = ends_run
         return [ref.model_id for ref in batch], len(edges), unfit
+
+
+def _rows_encoding_tensors(
+    fresh: list[tuple[ModelRef, object]], run_id: str, tensors: EncodedTable
+) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    """tables_per_model's (tables, unfit), the tensors appended to `tensors` instead."""
+    tables, unfit = tables_per_model(fresh, run_id)
+    tensors.add(tables.pop("tensors"))
+    return tables, unfit
 
 
 def _concatenated(pieces: list[dict[str, pa.Table]]) -> dict[str, pa.Table]:

@@ -8,9 +8,12 @@ on the CPU with one thread, in a thread of its own, beside the listing and the p
 (the kernels release the GIL; lending only while no probe ran was slower: measured
 2.3-2.6 s against 2.1-2.4 s for the vthr-ft zoo). Its kernels load with its first
 models. Once an actor has returned a task (it is up, its kernels loaded) the lane
-takes no more models. Where the driver is itself the bottleneck (the bench's loopback
-Hub serving from the driver's own process) it gains nothing: it moves fingerprinting
-into that process; `--no-driver-lane` turns it off.
+takes no more models. With a lane the actors are asked for only when needed: when a
+probed model has something to download, or once the lane has taken LANE_ALONE models
+(jobs.crawl.workers.WorkerPool); a crawl of a few hundred small models is the driver's
+alone, and no actor's start (about a second of a core) competes with it. Where the
+driver is itself the bottleneck (the bench's loopback Hub serving from the driver's own
+process) it gains less; `--no-driver-lane` turns it off (and the actors start at once).
 
 The fingerprints are the ones a CPU actor computes (the same function over the same
 bytes); only a CPU pool lends the driver, so a GPU pool's fingerprints all come from its
@@ -41,6 +44,7 @@ class DriverLane:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lineage-lane")
         self._job: Future | None = None
         self._probes: list[Probe] = []
+        self.taken = 0  # models handed to the lane so far
 
     @staticmethod
     def fits(probe: Probe) -> bool:
@@ -57,6 +61,7 @@ class DriverLane:
 
     def start(self, probes: list[Probe]) -> None:
         self._probes = probes
+        self.taken += len(probes)
         self._job = self._thread.submit(self._run, probes)
 
     def _run(self, probes: list[Probe]) -> list[WorkResult]:

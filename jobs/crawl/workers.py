@@ -23,10 +23,11 @@ import ray
 from jobs.crawl.limiter import RayLimiter
 from lineage.errors import LineageError
 from lineage.fingerprint import ModelFingerprint
-from lineage.hub.client import HubClient
+from lineage.hub.client import FIRST_HEADER_READ, HubClient
 from lineage.hub.fetch import fetch_and_fingerprint
 from lineage.hub.ids import redact
 from lineage.hub.probe import Probe
+from lineage.hub.remote import RemoteModel
 from lineage.hub.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 RESTARTS = 3
 BATCH_BYTES = 64 * 1024 * 1024  # weights per task when several models share one
 LANE_BATCH = 8  # models per job of the driver's lane: a result every ~40 ms
+# Models the driver's lane fingerprints before the actors are asked for anyway: an actor's
+# start costs about a second of a core (a process, imports, the compiled kernels), what
+# the lane spends on a few hundred small models (2-5 ms each).
+LANE_ALONE = 256
 LANE_POLL_S = 0.005  # how long a poll waits on the actors while the lane works
 
 
@@ -159,6 +164,18 @@ def fingerprint_probe(
     )
 
 
+def surely_downloads(remote: RemoteModel) -> bool:
+    """Whether a model's file list alone shows weights the probe cannot read whole: a
+    sharded index, or a safetensors file of known size over the first header read (a
+    listing gives no sizes; a model's info does)."""
+    for name, size in remote.files.items():
+        if name.endswith(".safetensors.index.json"):
+            return True
+        if name.endswith(".safetensors") and size is not None and size > FIRST_HEADER_READ:
+            return True
+    return False
+
+
 def warm_up(width: int, device: str) -> None:
     """Fingerprint a two-tensor model once, so the kernels are loaded before the first
     model needs them. Written to a private temporary folder (the scratch folder is the
@@ -212,8 +229,11 @@ class WorkerPool:
     A task carries several queued models when they are small (up to `batch` models and
     `batch_bytes` of weights), so a small model costs a share of one Ray round trip; a
     big model goes alone. Batches form only when models wait: an idle actor gets the
-    next model at once. With a `lane` (jobs.crawl.lane), models the actors cannot take
-    yet go to the driver's lane until the first actor is up."""
+    next model at once. With a `lane` (jobs.crawl.lane), the actors are asked for only
+    when a model comes that the lane cannot take (something left to download) or once
+    the lane has taken `lane_alone` models (a crawl big enough to pay an actor's start);
+    until the first actor is up, the models the actors cannot take yet go to the lane.
+    Without a lane they are asked for at once."""
 
     def __init__(
         self,
@@ -224,26 +244,48 @@ class WorkerPool:
         batch: int = 16,
         batch_bytes: int = BATCH_BYTES,
         lane: DriverLane | None = None,
+        lane_alone: int = LANE_ALONE,
     ) -> None:
-        remote_cls = ray.remote(FingerprintWorker).options(**options)
-        self.actors = [remote_cls.remote(*args) for _ in range(max(1, n))]
+        self.n, self.options, self.args = max(1, n), options, args
+        self.actors: list[ray.actor.ActorHandle] = []
         self.depth = depth
         self.batch = max(1, batch)
         self.batch_bytes = batch_bytes
         self.queue: deque[Probe] = deque()
         self.in_flight: dict[ray.ObjectRef, tuple[int, list[Probe]]] = {}
-        self.load = [0] * len(self.actors)
+        self.load: list[int] = []
         self.lane = lane
+        self.lane_alone = lane_alone
         # An actor returned a task: it is up, kernels loaded (its first task waited for
         # them); the lane takes no more models.
         self.actor_up = False
+        if lane is None or lane_alone <= 0:
+            self.start_actors()
+
+    def start_actors(self) -> None:
+        """Ask Ray for the actors (it creates them asynchronously); once only."""
+        if self.actors:
+            return
+        remote_cls = ray.remote(FingerprintWorker).options(**self.options)
+        self.actors = [remote_cls.remote(*self.args) for _ in range(self.n)]
+        self.load = [0] * self.n
+
+    def expect(self, remote: RemoteModel) -> None:
+        """A model was found: ask for the actors now if its file list already says it
+        has something to download (the probe would say so only after its reads)."""
+        if not self.actors and surely_downloads(remote):
+            self.start_actors()
 
     def submit(self, probe: Probe) -> None:
+        if not self.actors and not self.lane.fits(probe):
+            self.start_actors()  # something to download: the driver never fetches weights
         self.queue.append(probe)
         self._dispatch()
 
     def _dispatch(self) -> None:
-        while self.queue:
+        if not self.actors and self.lane.taken >= self.lane_alone:
+            self.start_actors()  # a crawl this big pays an actor's start back
+        while self.queue and self.actors:
             i = min(range(len(self.actors)), key=self.load.__getitem__)
             if self.load[i] >= self.depth:
                 break
@@ -325,6 +367,7 @@ class WorkerPool:
         return not self.queue and not self.busy
 
     def describe(self) -> list[dict]:
+        self.start_actors()
         return ray.get([a.describe.remote() for a in self.actors])
 
     def shutdown(self) -> None:

@@ -24,6 +24,7 @@ from lineage.hub import HubClient, default_rates, probe_model
 from lineage.hub.client import FIRST_HEADER_READ
 from lineage.hub.fetch import read_whole
 from lineage.hub.probe import read_meta_files
+from lineage.hub.remote import RemoteModel
 from lineage.weights import open_model
 from tests.crawl.conftest import pico
 from tests.crawl.helpers import FAST, models, options, tensors
@@ -84,32 +85,33 @@ def worker_args(hub, tmp_path):
 def test_until_an_actor_is_up_the_driver_fingerprints_what_was_read_whole(hub_server, tmp_path):
     zoo = write_zoo(tmp_path / "zoo")
     hub = hub_server(zoo)
-    probes = probes_as_the_driver_reads_them(hub, [*SMALL, "acme/large"])
-    assert [read_whole(p) for p in probes] == [True] * 5 + [False]
-    bad = probes[4]  # same length, not safetensors: refused in the lane, alone
+    probes = probes_as_the_driver_reads_them(hub, ["acme/large", *SMALL])
+    assert [read_whole(p) for p in probes] == [False] + [True] * 5
+    bad = probes[5]  # same length, not safetensors: refused in the lane, alone
     garbage = tuple(
         (name, b"\xff" * len(data) if name == "model.safetensors" else data)
         for name, data in bad.prefetched
     )
-    probes[4] = replace(bad, prefetched=garbage)
+    probes[5] = replace(bad, prefetched=garbage)
     lane = DriverLane(HubClient(hub.endpoint, policy=FAST), tmp_path / "lane", WIDTH)
     # An actor that is never placed (no node has the resource): it is never up.
     never = {"num_cpus": 0.5, "resources": {"lineage-test-absent": 1.0}}
     pool = WorkerPool(1, never, worker_args(hub, tmp_path), depth=1, lane=lane)
     try:
+        assert pool.actors == []  # asked for only when needed
         for probe in probes:
             pool.submit(probe)
-        results = {r.model_id: r for r in drain(pool, want=4)}
-        assert [p.model_id for _, ps in pool.in_flight.values() for p in ps] == ["acme/m0"]
-        assert [p.model_id for p in pool.queue] == ["acme/large"]  # left to the actors
-        assert not pool.actor_up and not lane.busy
+        assert len(pool.actors) == 1  # acme/large has something to download
+        results = {r.model_id: r for r in drain(pool, want=5)}
+        assert [p.model_id for _, ps in pool.in_flight.values() for p in ps] == ["acme/large"]
+        assert not pool.queue and not pool.actor_up and not lane.busy
     finally:
         pool.shutdown()
-    assert sorted(results) == SMALL[1:]
+    assert sorted(results) == SMALL
     assert {r.worker for r in results.values()} == {"driver"}
     refused = results["acme/m4"]
     assert refused.fingerprint is None and "cannot be read safely" in refused.error
-    for name in SMALL[1:4]:  # the same numbers as the folder indexed locally
+    for name in SMALL[:4]:  # the same numbers as the folder indexed locally
         fp = results[name].fingerprint
         with open_model(zoo / name) as model:
             local = fingerprint_model(model, width=WIDTH)
@@ -122,12 +124,60 @@ def test_until_an_actor_is_up_the_driver_fingerprints_what_was_read_whole(hub_se
     assert not any((tmp_path / "lane").iterdir())  # its scratch folder removed
 
 
+def test_the_actors_are_asked_for_once_the_lane_has_taken_its_share(hub_server, tmp_path):
+    hub = hub_server(write_zoo(tmp_path / "zoo"))
+    probes = probes_as_the_driver_reads_them(hub, SMALL)
+    lane = DriverLane(HubClient(hub.endpoint, policy=FAST), tmp_path / "lane", WIDTH)
+    never = {"num_cpus": 0.5, "resources": {"lineage-test-absent": 1.0}}
+    pool = WorkerPool(1, never, worker_args(hub, tmp_path), depth=1, lane=lane, lane_alone=3)
+    try:
+        pool.submit(probes[0])  # the lane is free: it takes this one at once
+        assert lane.taken == 1 and pool.actors == []
+        for probe in probes[1:3]:
+            pool.submit(probe)  # every model fits the lane: still no actor
+        assert pool.actors == [] and len(pool.queue) == 2
+        first = drain(pool, want=1)
+        assert lane.taken == 3 and pool.actors == []  # its share is reached now...
+        pool.submit(probes[3])
+        assert len(pool.actors) == 1  # ...so the next model asks for the actors
+        rest = drain(pool, want=2)
+    finally:
+        pool.shutdown()
+    assert sorted(r.model_id for r in first + rest) == SMALL[:3]
+    assert [p.model_id for _, ps in pool.in_flight.values() for p in ps] == ["acme/m3"]
+
+
+def test_a_file_list_that_shows_a_download_asks_for_the_actors_at_once(hub_server, tmp_path):
+    hub = hub_server(write_zoo(tmp_path / "zoo"))
+    lane = DriverLane(HubClient(hub.endpoint, policy=FAST), tmp_path / "lane", WIDTH)
+    never = {"num_cpus": 0.5, "resources": {"lineage-test-absent": 1.0}}
+    pool = WorkerPool(1, never, worker_args(hub, tmp_path), depth=1, lane=lane)
+    sha = "0" * 40
+    try:
+        for files in (
+            {"model.safetensors": None, "README.md": 10**9},  # a listing: no sizes
+            {"model.safetensors": FIRST_HEADER_READ},  # read whole by the probe
+        ):
+            pool.expect(RemoteModel("acme/m", sha, files))
+            assert pool.actors == []
+        pool.expect(RemoteModel("acme/sharded", sha, {"model.safetensors.index.json": None}))
+        assert len(pool.actors) == 1
+    finally:
+        pool.shutdown()
+    pool = WorkerPool(1, never, worker_args(hub, tmp_path), depth=1, lane=lane)
+    try:
+        pool.expect(RemoteModel("acme/big", sha, {"model.safetensors": FIRST_HEADER_READ + 1}))
+        assert len(pool.actors) == 1
+    finally:
+        pool.shutdown()
+
+
 def test_once_an_actor_has_answered_the_lane_takes_nothing(hub_server, tmp_path):
     hub = hub_server(write_zoo(tmp_path / "zoo"))
     probes = probes_as_the_driver_reads_them(hub, SMALL)
     lane = DriverLane(HubClient(hub.endpoint, policy=FAST), tmp_path / "lane", WIDTH)
     args = worker_args(hub, tmp_path)
-    pool = WorkerPool(1, actor_options(0.0, 0.5), args, depth=1, lane=lane)
+    pool = WorkerPool(1, actor_options(0.0, 0.5), args, depth=1, lane=lane, lane_alone=0)
     try:
         pool.submit(probes[0])
         first = []
@@ -157,10 +207,20 @@ def test_a_crawl_with_the_lane_writes_what_one_without_it_writes(hub_server, tmp
         opts = options(hub, seeds, tmp_path, gpus_per_worker=0, workers=1, driver_lane=lane)
         report = crawl(catalog, opts)
         assert sorted(report.fingerprinted) == sorted(seeds) and not report.failed
+        assert report.actors == 1  # acme/large has something to download
         if not lane:
             assert report.in_driver == 0
         runs[lane] = (models(catalog), tensors(catalog))
     assert runs[True] == runs[False]
+
+
+def test_a_crawl_the_lane_can_take_whole_starts_no_actor(hub_server, tmp_path):
+    hub = hub_server(write_zoo(tmp_path / "zoo"))
+    catalog = Catalog(tmp_path / "catalog")
+    report = crawl(catalog, options(hub, SMALL, tmp_path, gpus_per_worker=0, workers=1))
+    assert sorted(report.fingerprinted) == SMALL and not report.failed
+    assert report.in_driver == len(SMALL) and report.actors == 0
+    assert sorted(m[0] for m in models(catalog)) == SMALL
 
 
 def test_a_gpu_pool_never_lends_the_driver(hub_server, tmp_path):
@@ -168,4 +228,4 @@ def test_a_gpu_pool_never_lends_the_driver(hub_server, tmp_path):
     catalog = Catalog(tmp_path / "catalog")
     report = crawl(catalog, options(hub, SMALL, tmp_path, gpus_per_worker=0.5, workers=1))
     assert sorted(report.fingerprinted) == SMALL
-    assert report.in_driver == 0
+    assert report.in_driver == 0 and report.actors == 1

@@ -202,6 +202,24 @@ def test_catalog_moved_to_another_folder_still_reads(indexed, tmp_path):
     assert run_query(Catalog(moved, create=False), "SELECT count(*) FROM models").rows == [(5,)]
 
 
+def temporary_views(catalog: Catalog) -> int:
+    with catalog.reader() as con:
+        sql = "SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal"
+        return con.execute(sql).fetchone()[0]
+
+
+def test_a_reader_uses_the_stored_views_only_where_they_were_made(indexed, tmp_path):
+    catalog, _ = indexed
+    assert temporary_views(catalog) == 0  # made here, by this code: used as stored
+    moved = tmp_path / "moved"
+    shutil.copytree(catalog.root, moved)
+    assert temporary_views(Catalog(moved, create=False)) > 0  # they name the old folder
+    with catalog.writer() as con:  # views stored by code whose views.sql differed
+        con.execute("UPDATE catalog_meta SET value = 'other' WHERE key = 'views'")
+    assert temporary_views(catalog) > 0
+    assert run_query(catalog, "SELECT count(*) FROM models").rows == [(5,)]
+
+
 def test_model_sketches_are_stored_with_fixed_width(indexed):
     catalog, _ = indexed
     widths = run_query(catalog, "SELECT DISTINCT len(sketch), sketch_width FROM models").rows
