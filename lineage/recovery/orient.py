@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from lineage.recovery.card_placement import (
     NO_CHECKS,
     CardChecks,
+    Claims,
     card_checks,
     card_claims,
     follow_cards,
@@ -209,8 +210,11 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     cards checked (`elsewhere`: the checkable claims of the catalog's other groups,
     pooled into the card reliability)."""
     trees = [placed_tree(c) for c in comps]
-    trees, checks, claims = _follow_cards(comps, trees, cards, elsewhere)
+    claims = [card_claims(c, cards) for c in comps]
+    checks = card_checks(claims, trees, [c.raw_dist for c in comps],
+                         [c.lowrank for c in comps])
     rho = (checks + elsewhere).reliability
+    trees = _follow_cards(comps, trees, claims, rho)
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
@@ -220,27 +224,21 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     final = [_root(c, t, p, cards, e)
              for c, t, p, e in zip(comps, trees, priors, roots, strict=True)]
     info = {"rule": ORIENT_RULE, "card_reliability": rho, "card_checks": checks,
-            "card_claims": claims,
+            "card_claims": sum(len(c) for c in claims),
             "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
                       for c, r in zip(comps, final, strict=True)}}
     return final, info
 
 
-def _follow_cards(comps: Sequence[Component], trees: list[Tree],
-                  cards: Sequence[CardEdge], elsewhere: CardChecks
-                  ) -> tuple[list[Tree], CardChecks, int]:
-    """Each tree with the edges cards decide (card_placement.py), the claims this
-    group's weights could check (pooled with `elsewhere` into the card reliability) and
-    how many claims there were; each decided pair's posterior kept on the component."""
-    claims = [card_claims(c, cards) for c in comps]
-    checks = card_checks(claims, trees, [c.raw_dist for c in comps],
-                         [c.lowrank for c in comps])
-    rho = (checks + elsewhere).reliability
+def _follow_cards(comps: Sequence[Component], trees: list[Tree], claims: list[Claims],
+                  rho: float) -> list[Tree]:
+    """Each tree with the edges cards decide (card_placement.py) at card reliability
+    rho; each decided pair's posterior kept on the component."""
     out = []
     for comp, tree, claim in zip(comps, trees, claims, strict=True):
         tree, comp.card_placed = follow_cards(comp, tree, claim, rho)
         out.append(tree)
-    return out, checks, sum(len(c) for c in claims)
+    return out
 
 
 def _root(comp: Component, tree: Tree, priors: dict[str, float],
