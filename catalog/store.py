@@ -316,7 +316,7 @@ class Catalog:
         return out
 
     def _new_edges(self, edges: pa.Table, kept: set[str], dropped: set[str]) -> pa.Table:
-        keys = _rows(edges, "parent", "child", "relation", "source")
+        keys = key_rows(edges, "parent", "child", "relation", "source")
         loose = {k[1] for k in keys if k[1] not in kept and k[3] != "recovered"}
         committed = self._edge_keys(sorted(loose)) if loose else set()
         seen: set[tuple] = set()
@@ -368,13 +368,9 @@ class Catalog:
         return len(leftovers)
 
 
-def _rows(table: pa.Table, *columns: str) -> list[tuple]:
-    return key_rows(table, *columns)
-
-
 def _keys(table: pa.Table | EncodedTable, *columns: str) -> list[tuple]:
     """The key columns' rows (an encoded table keeps them as it encodes)."""
-    return table.keys if isinstance(table, EncodedTable) else _rows(table, *columns)
+    return table.keys if isinstance(table, EncodedTable) else key_rows(table, *columns)
 
 
 def _kept(table: pa.Table | EncodedTable, mask: list[bool]) -> pa.Table | EncodedTable:

@@ -24,7 +24,8 @@ card that names one of the two can:
   became the hub of its siblings, whose cards all name the root).
 
 rho is read from the catalog, from the claims the weights can check in every
-architecture group (card_checks, card_reliability). Low-rank (LoRA) edges are never moved: their
+architecture group (card_checks, CardChecks.reliability). Low-rank (LoRA) edges are
+never moved: their
 ranks add along a path, which places them exactly. Large components (sparse candidate
 distances) keep the weights' tree.
 """
@@ -72,7 +73,12 @@ class CardChecks:
 
     @property
     def reliability(self) -> float:
-        """rho by Laplace's rule: a catalog with few checkable claims stays near 1/2."""
+        """rho by Laplace's rule: a catalog with few checkable claims stays near 1/2.
+        Summed over the catalog's groups (recover._pool_card_checks): card habits belong
+        to the people who write cards, not to an architecture, so the claims of every
+        group are one sample; pooling matters where one group's weights check few claims
+        (a family of barely-moved children), which would otherwise leave rho at 1/2 and
+        its cards unable to move anything."""
         return (self.honest + 1.0) / (self.honest + self.lies + 2.0)
 
 
@@ -105,22 +111,9 @@ def card_checks(claims: Sequence[Claims], trees: Sequence[Tree],
     return CardChecks(honest, lies)
 
 
-def card_reliability(claims: Sequence[Claims], trees: Sequence[Tree],
-                     dists: Sequence[np.ndarray | sparse.spmatrix],
-                     lowranks: Sequence[np.ndarray],
-                     elsewhere: CardChecks = NO_CHECKS) -> float:
-    """rho: the share of honest cards among the checkable claims (card_checks) of this
-    group and, pooled with them, `elsewhere`: those of the catalog's other groups.
-    Card habits belong to the people who write cards, not to an architecture, so the
-    claims of every group are one sample; pooling matters where one group's weights
-    check few claims (a family of barely-moved children), which would otherwise leave
-    rho at 1/2 and its cards unable to move anything."""
-    return (card_checks(claims, trees, dists, lowranks) + elsewhere).reliability
-
-
 def _ruled_out(tree: Tree, dist: np.ndarray | sparse.spmatrix, lowrank: np.ndarray,
                q: int, c: int) -> bool:
-    """The weights rule out q as c's parent (card_reliability)."""
+    """The weights rule out q as c's parent (card_checks)."""
     if sparse.issparse(dist):
         return _between(tree, q, c) is None
     h = int(tree.parents(q)[c])  # c's neighbour on the tree path to q

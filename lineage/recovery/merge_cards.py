@@ -11,8 +11,8 @@ the base's other children pull the other way. Then the weights give a probabilit
   a reading orders its members (the base before its parents, both before the child);
   a card of c naming a as its base agrees with a reading that puts a before c and
   contradicts one that puts c before a (pairs a reading leaves unordered say nothing).
-  With cards honest with probability rho (card_placement.card_reliability, read from
-  the claims of the group the weights can check), a reading's likelihood is
+  With cards honest with probability rho (card_placement.CardChecks.reliability, read
+  from the claims the weights can check), a reading's likelihood is
   (rho / (1 - rho)) ^ (agreeing - contradicting) up to a common factor, times the
   weights' probability: P_w for the reading they chose, (1 - P_w) / (r - 1) for each
   of its r - 1 rivals. The likeliest reading is kept, its posterior its confidence.

@@ -214,7 +214,7 @@ def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
                       run: Callable[[list[tuple]], list[GroupResult]]
                       ) -> list[GroupResult]:
     """Each group with card claims recovered again with the other groups' checkable
-    claims pooled into its card reliability (card_placement.card_reliability). A
+    claims pooled into its card reliability (card_placement.CardChecks). A
     group's own checks come from the weights' tree before any card moves it, so they
     are the same in the second run, and every group ends with the catalog's rho. A
     group above the dense limit is not run twice (that would double the cost of the
@@ -222,7 +222,7 @@ def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
     total = sum((r.card_checks for r in results), NO_CHECKS)
     again = [i for i, r in enumerate(results)
              if r.card_claims and total - r.card_checks != NO_CHECKS
-             and len(tasks[i][1]) <= tasks[i][2].dense_limit]
+             and _dense(*tasks[i])]
     if not again:
         return results
     redone = run([(*tasks[i], total - results[i].card_checks) for i in again])
@@ -230,6 +230,12 @@ def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
     for i, result in zip(again, redone, strict=True):
         results[i] = result
     return results
+
+
+def _dense(sig: str, members: Sequence[ModelInput], options: RecoveryOptions,
+           *_: object) -> bool:
+    """A recover_group task compared pair by pair (not by candidate pairs)."""
+    return len(members) <= options.dense_limit
 
 
 def _merge_groups(results: Sequence[GroupResult], sigs: Sequence[str],
@@ -255,7 +261,7 @@ def _split_group(sig, members, options, named, orgs, cards=None
     """Casts set aside, then tree components of one architecture group: dense pairs up
     to options.dense_limit models, candidate pairs above it (same rules). `cards`:
     CardVotes for merge readings the weights leave open."""
-    if len(members) > options.dense_limit:
+    if not _dense(sig, members, options):
         return _split_sparse(sig, members, options, named, orgs, cards)
     features = group_features(members)
     sq = matrix_sq_dists(features)

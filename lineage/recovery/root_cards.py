@@ -4,8 +4,8 @@ A tree's root has no parent among the models recovered, so an honest card of it 
 none (it may name a base outside the catalog); a fine-tune's honest card names its
 parent. Per architecture group, with N tree nodes in T trees, a share pi of the
 non-root nodes' cards names a model of the group, and a root's card does so only by a
-lie: pi_root = (1 - rho) pi, rho the group's card reliability
-(card_placement.card_reliability). The count of nodes whose card names one,
+lie: pi_root = (1 - rho) pi, rho the card reliability
+(card_placement.CardChecks.reliability). The count of nodes whose card names one,
 K = pi ((N - T) + T (1 - rho)), gives pi. A node's own card then weighs "it is the
 root" against "it is not" by
   (1 - pi_root) / (1 - pi) when it names nothing in the group, and

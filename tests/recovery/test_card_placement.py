@@ -143,8 +143,8 @@ def test_the_order_of_a_parent_and_its_near_copy_is_not_claimed_with_confidence(
     assert edges[frozenset(("org/u0", "org/u0-child"))].evidence["placement_probability"] > 0.85
 
 
-def test_card_reliability_counts_only_the_claims_the_weights_can_check():
-    from lineage.recovery.card_placement import card_reliability
+def test_card_checks_count_only_the_claims_the_weights_can_check():
+    from lineage.recovery.card_placement import card_checks
     from lineage.recovery.rooting import Tree
 
     chain = Tree(5, [(0, 1), (1, 2), (2, 3), (3, 4)])  # 0 - 1 - 2 - 3 - 4
@@ -155,19 +155,19 @@ def test_card_reliability_counts_only_the_claims_the_weights_can_check():
     far = [(0, 4)]  # three steps away
     # distances that grow along the chain: every non-adjacent claim is ruled out
     # (4's neighbour 3 holds it at margin 1 - 1/4 over 0: P_w 0.95)
-    assert card_reliability([adjacent + across + far], [chain], [steps], [full]) == \
+    assert card_checks([adjacent + across + far], [chain], [steps], [full]).reliability == \
         pytest.approx(4 / 8)
     # a scrambled family: all five within 2 % of one another (one place, children that
     # barely moved): only the tree neighbours are checkable, whatever the steps
     flat = 1.0 + 0.02 * steps / 4
     np.fill_diagonal(flat, 0.0)
-    assert card_reliability([adjacent + across * 5 + far], [chain], [flat], [full]) == \
+    assert card_checks([adjacent + across * 5 + far], [chain], [flat], [full]).reliability == \
         pytest.approx(4 / 5)
     # a low-rank neighbour places the child exactly: a claim past it is a lie
     lowrank = full.copy()
     lowrank[3, 4] = lowrank[4, 3] = True
-    assert card_reliability([far], [chain], [flat], [lowrank]) == pytest.approx(1 / 3)
-    assert card_reliability([[]], [chain], [steps], [full]) == pytest.approx(0.5)
+    assert card_checks([far], [chain], [flat], [lowrank]).reliability == pytest.approx(1 / 3)
+    assert card_checks([[]], [chain], [steps], [full]).reliability == pytest.approx(0.5)
 
 
 
