@@ -32,6 +32,7 @@ distances) keep the weights' tree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,7 +88,7 @@ NO_CHECKS = CardChecks()
 
 def card_checks(claims: Sequence[Claims], trees: Sequence[Tree],
                 dists: Sequence[np.ndarray | sparse.spmatrix],
-                lowranks: Sequence[np.ndarray]) -> CardChecks:
+                lowranks: Sequence[np.ndarray], steps: StepCosines | None = None) -> CardChecks:
     """The claims of one architecture group the weights can check. A claim naming the
     child's tree neighbour is honest. One naming another model q is a lie where the
     weights rule q out: the child's tree neighbour h on the way to q holds it with the
@@ -106,13 +107,13 @@ def card_checks(claims: Sequence[Claims], trees: Sequence[Tree],
         for q, c in claim:
             if q in tree.adj[c]:
                 honest += 1
-            elif _ruled_out(tree, dist, lowrank, q, c):
+            elif _ruled_out(tree, dist, lowrank, q, c, steps):
                 lies += 1
     return CardChecks(honest, lies)
 
 
 def _ruled_out(tree: Tree, dist: np.ndarray | sparse.spmatrix, lowrank: np.ndarray,
-               q: int, c: int) -> bool:
+               q: int, c: int, steps: StepCosines | None) -> bool:
     """The weights rule out q as c's parent (card_checks)."""
     if sparse.issparse(dist):
         return _between(tree, q, c) is None
@@ -121,7 +122,7 @@ def _ruled_out(tree: Tree, dist: np.ndarray | sparse.spmatrix, lowrank: np.ndarr
         return False
     if lowrank[h, c] or lowrank[q, c]:
         return True
-    return weights_probability(dist, q, h, c) >= CLEAR
+    return weights_probability(dist, q, h, c, steps) >= CLEAR
 
 
 def _between(tree: Tree, q: int, c: int) -> int | None:
@@ -133,8 +134,8 @@ def _between(tree: Tree, q: int, c: int) -> int | None:
     return h
 
 
-def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float
-                 ) -> tuple[Tree, dict[tuple[int, int], float]]:
+def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float,
+                 steps: StepCosines | None = None) -> tuple[Tree, dict[tuple[int, int], float]]:
     """The tree with every edge c - h moved to the card's parent q where the card's
     odds beat the weights' (module docstring), and per (q, c) pair a card decided its
     posterior. One pass, in claim order: a move is made only while q is not yet c's
@@ -146,7 +147,10 @@ def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float
         h = _across(comp, tree, q, c)
         if h is None:
             continue
-        posterior = float(_posterior(weights_probability(comp.raw_dist, q, h, c), rho))
+        p_w = weights_probability(comp.raw_dist, q, h, c, steps)
+        # never surer than an unrivalled weights placement: where the triangle rules h
+        # out, the card still only names q among the rest
+        posterior = min(float(_posterior(p_w, rho)), placement_probability(1.0))
         if posterior <= 0.5:
             continue
         edges = set(tree.edges) - {(min(c, h), max(c, h))} | {(min(c, q), max(c, q))}
@@ -155,10 +159,140 @@ def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float
     return tree, decided
 
 
-def weights_probability(dist: np.ndarray, q: int, h: int, c: int) -> float:
-    """P_w: the placement calibration's P(h is c's parent) at h's margin over q."""
+def weights_probability(dist: np.ndarray, q: int, h: int, c: int,
+                        steps: StepCosines | None = None) -> float:
+    """P_w: how sure the weights are that c hangs from h rather than from q. With the
+    catalog's step cosines, the triangle's two readings (triangle_probability); without
+    them (too few paths to read them from), the placement calibration's
+    P(h is c's parent) at h's margin over q."""
+    if steps is not None:
+        p = triangle_probability(float(dist[q, h]), float(dist[q, c]), float(dist[h, c]),
+                                 steps)
+        if p is not None:
+            return p
     margin = max(0.0, 1.0 - float(dist[h, c]) / max(float(dist[q, c]), 1e-300))
     return placement_probability(margin)
+
+
+@dataclass(frozen=True)
+class StepCosines:
+    """How a catalog's fine-tuning steps meet, read from its placed trees
+    (step_cosines): consecutive steps at cosines ~ N(0, chain_sd); the steps of two
+    siblings from their parent at ~ N(sibling_mean, sibling_sd), or anywhere in [0, 1]
+    where the trees hold too few sibling pairs to say (sibling_sd None)."""
+
+    chain_sd: float
+    sibling_mean: float = 0.5
+    sibling_sd: float | None = None
+
+    def chain_density(self, y: float) -> float:
+        return _normal(y, 0.0, self.chain_sd)
+
+    def sibling_density(self, x: float) -> float:
+        if self.sibling_sd is not None:
+            return _normal(x, self.sibling_mean, self.sibling_sd)
+        # nothing says how much two tasks share: flat on [0, 1], below 0 only as far
+        # as the chain's own noise reaches
+        return 1.0 if x >= 0.0 else math.exp(-0.5 * (x / self.chain_sd) ** 2)
+
+
+def _normal(x: float, mean: float, sd: float) -> float:
+    return math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2.0 * math.pi))
+
+
+def triangle_probability(a: float, b: float, e: float, steps: StepCosines) -> float | None:
+    """P(c hangs from h, not from q) from the triangle of placement distances (chords
+    between unit-normalised weights, distance.placement_distance) d(q, h) = a,
+    d(q, c) = b, d(h, c) = e, weighing the two readings a card and the weights
+    disagree on, each by how this catalog's steps meet (StepCosines):
+
+    - chain (the weights: q ... h -> c): c's own step is independent of the steps that
+      led to h: its cosine with the step into h (step_cosine) is a consecutive pair's;
+    - siblings (the card: q -> c, and h also below q): the steps q -> c and q -> h
+      share whatever two trainings from one parent share: their cosine is a sibling
+      pair's.
+
+    Equal priors. This is not a margin: a near-copy h that captured its sibling c sits
+    where both readings fit, and the probability then stays near 1/2, where the margin
+    curve said 0.8-0.95 and was right on such claims a fraction of the time (README,
+    "Recovery accuracy"). Where the catalog's consecutive steps are sharply orthogonal
+    or its siblings share little, the triangle tells the readings apart and a card
+    cannot move c against it. None for a degenerate triangle (a zero side)."""
+    if min(a, b, e) <= 0.0:
+        return None
+    y = step_cosine(a, e, b)
+    x = step_cosine(a, b, e)  # minus the cosine of q's steps to h and to c
+    if y is None or x is None:
+        return None
+    chain, siblings = steps.chain_density(y), steps.sibling_density(-x)
+    if chain + siblings <= 0.0:
+        return None
+    return chain / (chain + siblings)
+
+
+def step_cosine(into: float, out: float, across: float) -> float | None:
+    """The cosine between a step into a model (chord `into`) and a step out of it
+    (chord `out`), the two ends `across` apart: minus the cosine of the angle at the
+    middle model, by the spherical law of cosines on the unit sphere the placement
+    distance measures chords on (cos t = 1 - chord^2 / 2). Flat triangles would do for
+    short steps, (across^2 - into^2 - out^2) / (2 into out), but read a chain of two
+    orthogonal steps of 30 % as bending back by -0.05 (the sphere's curvature), as much
+    as a trained tree's whole spread. None for a degenerate triangle."""
+    ci, co, ca = (1.0 - d * d / 2.0 for d in (into, out, across))
+    si, so = math.sqrt(max(1.0 - ci * ci, 0.0)), math.sqrt(max(1.0 - co * co, 0.0))
+    if si * so <= 1e-12:
+        return None
+    return -(ca - ci * co) / (si * so)
+
+
+MIN_SIBLING_PAIRS = 3  # below this the sibling cosines are taken as anywhere in [0, 1]
+
+
+def step_cosines(trees: Sequence[Tree],
+                 dists: Sequence[np.ndarray | sparse.spmatrix]) -> StepCosines | None:
+    """How consecutive and sibling steps meet, from the placed trees of one
+    architecture group. Every node h with tree neighbours x and c gives y, the cosine
+    of the steps x -> h and h -> c (step_cosine). Where x -> h -> c is a chain, y is a
+    consecutive pair's, centred on 0 (independent trainings); where x and c are both
+    h's children, y is minus their sibling cosine, which is >= 0 (what two trainings
+    from one parent share). The undirected tree does not say which, but the positive
+    half holds chains alone: chain_sd^2 = mean(y^2 | y > 0) (a half-normal), and as many
+    chain cosines again lie below 0. What the negative half holds beyond them (its sums
+    less the chain half's expected n sd sqrt(2/pi) and n sd^2) are the sibling pairs:
+    their mean and deviation by moments, where at least MIN_SIBLING_PAIRS remain.
+    None with fewer than two positive cosines: the caller falls back to the margin
+    curve. Sparse components are skipped."""
+    ys: list[float] = []
+    for tree, dist in zip(trees, dists, strict=True):
+        if not sparse.issparse(dist):
+            ys.extend(_path_cosines(tree, np.asarray(dist)))
+    y = np.asarray(ys, dtype=np.float64)
+    positive, negative = y[y > 0.0], -y[y <= 0.0]
+    if len(positive) < 2:
+        return None
+    sd = math.sqrt(float(np.mean(positive**2)))
+    pairs = len(negative) - len(positive)
+    if pairs < MIN_SIBLING_PAIRS:
+        return StepCosines(sd)
+    chain_sum = len(positive) * sd * math.sqrt(2.0 / math.pi)
+    mean = (float(negative.sum()) - chain_sum) / pairs
+    second = (float((negative**2).sum()) - len(positive) * sd * sd) / pairs
+    var = second - mean * mean
+    if mean <= 0.0 or var <= 0.0:
+        return StepCosines(sd)
+    return StepCosines(sd, mean, math.sqrt(var))
+
+
+def _path_cosines(tree: Tree, dist: np.ndarray) -> list[float]:
+    out: list[float] = []
+    for h in range(tree.n):
+        nb = tree.adj[h]
+        for i, x in enumerate(nb):
+            for c in nb[i + 1:]:
+                y = step_cosine(float(dist[x, h]), float(dist[h, c]), float(dist[x, c]))
+                if y is not None:
+                    out.append(y)
+    return out
 
 
 def _posterior(p_w: np.ndarray | float, rho: float) -> np.ndarray:

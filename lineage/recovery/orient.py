@@ -23,9 +23,11 @@ from lineage.recovery.card_placement import (
     NO_CHECKS,
     CardChecks,
     Claims,
+    StepCosines,
     card_checks,
     card_claims,
     follow_cards,
+    step_cosines,
 )
 from lineage.recovery.component import Component
 from lineage.recovery.direction import SIGNALS
@@ -211,10 +213,11 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     pooled into the card reliability)."""
     trees = [placed_tree(c) for c in comps]
     claims = [card_claims(c, cards) for c in comps]
+    steps = step_cosines(trees, [c.raw_dist for c in comps]) if any(claims) else None
     checks = card_checks(claims, trees, [c.raw_dist for c in comps],
-                         [c.lowrank for c in comps])
+                         [c.lowrank for c in comps], steps)
     rho = (checks + elsewhere).reliability
-    trees = _follow_cards(comps, trees, claims, rho)
+    trees = _follow_cards(comps, trees, claims, rho, steps)
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
@@ -224,6 +227,7 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     final = [_root(c, t, p, cards, e)
              for c, t, p, e in zip(comps, trees, priors, roots, strict=True)]
     info = {"rule": ORIENT_RULE, "card_reliability": rho, "card_checks": checks,
+            "step_cosines": steps,
             "card_claims": sum(len(c) for c in claims),
             "signs": {c.all_ids[0]: {k: round(v, 4) for k, v in r.sign_plus.items()}
                       for c, r in zip(comps, final, strict=True)}}
@@ -231,12 +235,12 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
 
 
 def _follow_cards(comps: Sequence[Component], trees: list[Tree], claims: list[Claims],
-                  rho: float) -> list[Tree]:
+                  rho: float, steps: StepCosines | None) -> list[Tree]:
     """Each tree with the edges cards decide (card_placement.py) at card reliability
     rho; each decided pair's posterior kept on the component."""
     out = []
     for comp, tree, claim in zip(comps, trees, claims, strict=True):
-        tree, comp.card_placed = follow_cards(comp, tree, claim, rho)
+        tree, comp.card_placed = follow_cards(comp, tree, claim, rho, steps)
         out.append(tree)
     return out
 

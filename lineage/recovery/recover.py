@@ -28,7 +28,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from lineage.recovery.calibration import merge_confidence, placement_probability
-from lineage.recovery.card_placement import NO_CHECKS, CardChecks
+from lineage.recovery.card_placement import NO_CHECKS, CardChecks, StepCosines
 from lineage.recovery.cards import card_disagreements, undocumented_edges
 from lineage.recovery.cluster import cluster_trees
 from lineage.recovery.component import Component, prepare_component
@@ -205,9 +205,17 @@ def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOpti
                          "checked_honest": checks.honest, "checked_lies": checks.lies,
                          "other_groups_honest": elsewhere.honest,
                          "other_groups_lies": elsewhere.lies,
-                         "reliability": round(direction["card_reliability"], 4)}
+                         "reliability": round(direction["card_reliability"], 4),
+                         "step_cosines": _step_cosines(direction["step_cosines"])}
     return GroupResult(edges, info, direction["signs"], direction["rule"], notes,
                        checks, direction["card_claims"])
+
+
+def _step_cosines(steps: StepCosines | None) -> dict | None:
+    if steps is None:
+        return None
+    return {"chain_sd": round(steps.chain_sd, 4), "sibling_mean": round(steps.sibling_mean, 4),
+            "sibling_sd": None if steps.sibling_sd is None else round(steps.sibling_sd, 4)}
 
 
 def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
