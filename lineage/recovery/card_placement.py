@@ -161,17 +161,22 @@ def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float,
 
 def weights_probability(dist: np.ndarray, q: int, h: int, c: int,
                         steps: StepCosines | None = None) -> float:
-    """P_w: how sure the weights are that c hangs from h rather than from q. With the
-    catalog's step cosines, the triangle's two readings (triangle_probability); without
-    them (too few paths to read them from), the placement calibration's
-    P(h is c's parent) at h's margin over q."""
-    if steps is not None:
-        p = triangle_probability(float(dist[q, h]), float(dist[q, c]), float(dist[h, c]),
-                                 steps)
-        if p is not None:
-            return p
+    """P_w: how sure the weights are that c hangs from h rather than from q: the
+    placement calibration's P(h is c's parent) at h's margin over q, and, with the
+    catalog's step cosines, no more than the triangle's two readings allow
+    (triangle_probability). Each reading is blind where the other sees: the margin
+    reads lengths only, and a near-copy h that captured its sibling c is nearer c than
+    their parent q is (margins of 0.3 and more: P_w 0.9, right on such claims a
+    fraction of the time, README "Recovery accuracy"); the triangle reads the angle
+    only, and where a captured family inflates the chain spread it can call a chain
+    what the distances call a tie. The weights hold against a card only as far as both
+    readings do. Without step cosines (too few paths to read them from), the margin."""
     margin = max(0.0, 1.0 - float(dist[h, c]) / max(float(dist[q, c]), 1e-300))
-    return placement_probability(margin)
+    p_w = placement_probability(margin)
+    if steps is None:
+        return p_w
+    p_t = triangle_probability(float(dist[q, h]), float(dist[q, c]), float(dist[h, c]), steps)
+    return p_w if p_t is None else min(p_w, p_t)
 
 
 @dataclass(frozen=True)
