@@ -1,15 +1,19 @@
 """Fit recovery's confidence maps on DEVELOPMENT sweep draws, and show what they give.
 
-    python bench/calibrate_confidence.py --draws N [--seed S] [--work DIR]
+    python bench/calibrate_confidence.py --draws N [--seed S[:N] ...] [--work DIR] [--spent]
 
-Each draw (lineage.zoo.sweep; seeds < 1000 only: held-out draws never take part) is
-built or taken from the zoo cache, indexed (or its catalog under --work reused) and
-recovered. Every recovered tree edge gives (placement margin, was the parent right,
-undirected) and every merge edge (explanation margin, readings tied, was it right).
-Logistic regression on log(margin) fits lineage.recovery.calibration's PLACEMENT_A and
-PLACEMENT_B; the script prints them, and the reliability table of the current maps on
-the same draws. Copy the constants into calibration.py only from development draws,
-then check them with `lineage eval --calibration` / the sweep on held-out seeds.
+Each draw (lineage.zoo.sweep; seeds < 1000 only, unless --spent: held-out seeds
+already checked once, which count as development data from then on; never a fresh
+one) is built or taken from the zoo cache, indexed (or its catalog under --work reused;
+`{seed}` in --work is replaced by each seed, e.g. --work '/work/ho{seed}' for the
+sweep's kept catalogs) and recovered. Every recovered tree edge gives (placement
+margin, was the parent right, undirected) and every merge edge (explanation margin,
+readings tied, was it right). Logistic regression on log(margin) fits
+lineage.recovery.calibration's PLACEMENT_A and PLACEMENT_B, and maximum likelihood
+with those kept the weights-placed edges' TIE_FLOOR; the script prints them, and the
+reliability table of the current maps on the same draws. Copy the constants into
+calibration.py only from development draws, then check them with `lineage eval
+--calibration` / the sweep on held-out seeds never used.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from catalog import Catalog  # noqa: E402
 from jobs.local_index import index_local  # noqa: E402
 from jobs.recover import run_recover  # noqa: E402
+from lineage.recovery.calibration import PLACEMENT_A, PLACEMENT_B  # noqa: E402
 from lineage.recovery.evaluate import (  # noqa: E402
     confidence_rows,
     reliability_of,
@@ -52,7 +57,8 @@ def samples(truth: dict, edges: list) -> tuple[list, list]:
         ev = e.evidence
         if "placement_margin" in ev:
             placement.append((ev["placement_margin"], frozenset((e.parent, e.child))
-                              in undirected))
+                              in undirected, ev.get("placed_by"),
+                              ev.get("direction_probability", 1.0), (e.parent, e.child) in true))
         elif e.relation == "merge":
             merges.append((ev.get("explanation_margin"), ev.get("equally_good_readings", 1),
                            (e.parent, e.child) in true))
@@ -71,27 +77,60 @@ def fit_placement(points: list[tuple[float, bool]]) -> tuple[float, float]:
     return float(model.intercept_[0]), float(model.coef_[0, 0])
 
 
+def fit_tie_floor(points: list[tuple[float, float, bool]], a: float, b: float) -> float:
+    """The floor F of the weights-placed edges' placement probability max(F, logistic(a
+    + b log m)), a and b kept, by maximum likelihood of what the edges' confidence
+    claims: the edge right as directed with probability direction * placement. (Right
+    as directed, not undirected: where the margin that binds is the order margin, a
+    parent and its near-copy that might stand the other way round, the undirected edge
+    is right either way and only the direction says how often the guess is.)"""
+    from scipy.optimize import minimize_scalar
+
+    lm = np.log(np.clip([m for m, _, _ in points], 1e-6, None))
+    direction = np.array([d for _, d, _ in points], dtype=float)
+    y = np.array([ok for *_, ok in points], dtype=float)
+    curve = 1.0 / (1.0 + np.exp(-(a + b * lm)))
+
+    def nll(floor: float) -> float:
+        p = np.clip(direction * np.maximum(floor, curve), 1e-9, 1 - 1e-9)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum())
+
+    return float(minimize_scalar(nll, bounds=(0.5, 0.99), method="bounded").x)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/lineage-calibration"))
+    parser.add_argument("--seed", nargs="+", default=["0"],
+                        help="seeds, each optionally SEED:DRAWS (default --draws)")
+    parser.add_argument("--work", default="/tmp/lineage-calibration")
+    parser.add_argument("--spent", action="store_true",
+                        help="allow held-out seeds that were already checked once")
     args = parser.parse_args(argv)
-    if args.seed >= HOLDOUT_SEED:
-        parser.error(f"seeds >= {HOLDOUT_SEED} are held out: calibrate on development draws")
+    seeds = [(int(s.split(":")[0]), int(s.split(":")[1]) if ":" in s else args.draws)
+             for s in args.seed]
+    if any(s >= HOLDOUT_SEED for s, _ in seeds) and not args.spent:
+        parser.error(f"seeds >= {HOLDOUT_SEED} are held out: calibrate on development draws "
+                     "(--spent for held-out seeds already checked, never a fresh one)")
     placement, merges, rel_rows = [], [], []
-    for i in range(args.draws):
-        truth, edges = draw_edges(args.seed, i, args.work)
-        p, m = samples(truth, edges)
-        placement += p
-        merges += m
-        rel_rows.append((truth, edges))
-        print(f"draw {args.seed}/{i}: {len(p)} tree edges ({sum(ok for _, ok in p)} placed "
-              f"right), {len(m)} merge edges ({sum(ok for *_, ok in m)} right)", flush=True)
-    a, b = fit_placement(placement)
+    for seed, draws in seeds:
+        work = Path(args.work.replace("{seed}", str(seed)))
+        for i in range(draws):
+            truth, edges = draw_edges(seed, i, work)
+            p, m = samples(truth, edges)
+            placement += p
+            merges += m
+            rel_rows.append((truth, edges))
+            print(f"draw {seed}/{i}: {len(p)} tree edges ({sum(x[1] for x in p)} placed "
+                  f"right), {len(m)} merge edges ({sum(ok for *_, ok in m)} right)", flush=True)
+    a, b = fit_placement([(x[0], x[1]) for x in placement])
+    weights_placed = [(m, d, ok) for m, _, by, d, ok in placement if by == "weights"]
+    floor = fit_tie_floor(weights_placed, PLACEMENT_A, PLACEMENT_B)
     print(f"\nPLACEMENT_A, PLACEMENT_B = {a:.3f}, {b:.3f}   "
-          f"(from {len(placement)} tree edges of draws {args.seed}/0..{args.draws - 1})")
+          f"(from {len(placement)} tree edges of draws {' '.join(args.seed)})")
+    print(f"TIE_FLOOR = {floor:.3f}   (the current A, B kept; from {len(weights_placed)} "
+          "weights-placed edges)")
     for margin, ties, ok in merges:
         print(f"  merge edge: margin {margin}, readings tied {ties}, right {ok}")
     rows = [r for truth, edges in rel_rows for r in confidence_rows(

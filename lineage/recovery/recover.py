@@ -27,7 +27,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from lineage.recovery.calibration import merge_confidence, placement_probability
+from lineage.recovery.calibration import merge_confidence, placed_edge_probability
 from lineage.recovery.card_placement import NO_CHECKS, CardChecks, StepCosines
 from lineage.recovery.cards import card_disagreements, undocumented_edges
 from lineage.recovery.cluster import cluster_trees
@@ -345,7 +345,7 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
         direction = float(rooting.direction_confidence[c])
         card = comp.card_placed.get((p, c), comp.card_placed.get((c, p)))
         by_card = card is not None
-        placement = card if by_card else placement_probability(float(margin[c]))
+        placement = card if by_card else placed_edge_probability(float(margin[c]))
         evidence = {
             "distance": round(float(at["distance"][e]), 8),
             "rank_fraction": round(float(at["rank_fraction"][e]), 4),
