@@ -31,6 +31,7 @@ from catalog.encoded import EncodedTable
 from catalog.rows import ModelRef, tables_per_model
 from catalog.runs import finish_run, start_named_run, start_run
 from catalog.schema import EDGES
+from jobs.crawl.heap import frozen_heap
 from jobs.crawl.lane import DriverLane
 from jobs.crawl.limiter import RayLimiter, start_limiter
 from jobs.crawl.options import CrawlOptions
@@ -98,6 +99,11 @@ def crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
     each) while the driver lists and probes. With it, they are asked for when the first
     probed model has something to download, or once the lane has taken LANE_ALONE
     models (jobs.crawl.workers): a crawl of a few small models never pays for them."""
+    with frozen_heap():  # no full collection walks the process's heap meanwhile
+        return _crawl(catalog, opts)
+
+
+def _crawl(catalog: Catalog, opts: CrawlOptions) -> CrawlReport:
     started = time.perf_counter()
     seeds = [parse_seed(s) for s in opts.seeds]  # refuse bad seeds before any work
     opts.retry = opts.retry or RetryPolicy()
