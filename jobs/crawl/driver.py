@@ -50,7 +50,7 @@ _DONE = object()  # discovery finished
 SINCE_SLACK = timedelta(minutes=5)
 META_READ_AHEAD = 256 * 1024  # config/card files read by the probe; bigger: by the worker
 AHEAD_PER_WORKER = 48  # models probed (their small files held) but not yet fingerprinted
-CONVERT_AT = 16  # fingerprints turned into rows together (a commit takes those left too)
+CONVERT_AT = 16  # fingerprints turned into rows together while probes run (see run)
 
 
 @dataclass
@@ -239,7 +239,9 @@ class _Crawl:
                         self._on_probe(*future.result(), pool)
                     for result in pool.poll(timeout=0.01 if probes or discovering else 0.5):
                         self._on_result(result)
-                    self._convert()
+                    # once nothing is left to probe, the results still coming are the
+                    # last ones, on the critical path: converted as they come
+                    self._convert(waiting=CONVERT_AT if probes or discovering else 1)
                     self._collect_commit(wait=False)
                     if self.writing is None and self._commit_due():
                         self._commit()
