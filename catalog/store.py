@@ -285,7 +285,7 @@ class Catalog:
                 if isinstance(table, EncodedTable):
                     if table.num_rows:
                         with open(staging / f"{name}.parquet", "wb") as fh:
-                            fh.write(table.to_bytes())
+                            fh.writelines(table.chunks())
                 elif table.num_rows or batch == SCHEMA_BATCH:
                     pq.write_table(
                         table,

@@ -86,3 +86,27 @@ def test_states_alone_commit_nothing(tmp_path):
     assert run_query(catalog, "SELECT count(*) FROM models").rows == [(0,)]
     assert states(catalog)[("org/m0", "0" * 40)]["error"] == "bad header"
     assert items  # the fingerprints were never committed
+
+
+def test_an_encoded_table_is_kept_in_the_pieces_it_was_written_in(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from lineage.errors import CatalogError
+
+    items = fingerprinted(tmp_path, 4)
+    table = EncodedTable("tensors")
+    pieces = [tables_per_model(items[i : i + 2], "run")[0]["tensors"] for i in (0, 2)]
+    for piece in pieces:
+        table.add(piece)
+    chunks = table.chunks()
+    assert len(chunks) > 2 and all(isinstance(c, bytes) for c in chunks)
+    assert b"".join(chunks) == table.to_bytes()
+    assert chunks[0][:4] == b"PAR1" and chunks[-1][-4:] == b"PAR1"
+    read = pq.read_table(pa.BufferReader(table.to_bytes()))
+    assert read.num_rows == sum(p.num_rows for p in pieces) > 0
+    assert read.equals(pa.concat_tables(pieces).cast(read.schema))
+    assert pq.ParquetFile(pa.BufferReader(table.to_bytes())).num_row_groups == 2
+    with pytest.raises(CatalogError, match="already closed"):
+        table.add(pieces[0])
