@@ -28,11 +28,9 @@ def test_objects_alive_before_are_frozen_within_and_released_after():
     gc.unfreeze()
     before = Kept()
     with frozen_heap():
-        frozen = gc.get_freeze_count()
+        assert gc.get_freeze_count() > 0  # the objects alive as the block started
         during = Kept()
-        assert frozen > 0 and gc.get_freeze_count() == frozen
         gc.collect()  # a full collection now: `before` is out of its reach, `during` not
-        assert gc.get_freeze_count() == frozen
         assert in_oldest(during)
         assert not in_oldest(before)
     assert gc.get_freeze_count() == 0
