@@ -332,7 +332,11 @@ class Catalog:
         return out
 
     def _new_edges(
-        self, edges: pa.Table, kept: set[str], dropped: set[str], con=None
+        self,
+        edges: pa.Table,
+        kept: set[str],
+        dropped: set[str],
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> pa.Table:
         keys = key_rows(edges, "parent", "child", "relation", "source")
         loose = {k[1] for k in keys if k[1] not in kept and k[3] != "recovered"}
@@ -350,7 +354,9 @@ class Catalog:
             mask.append(keep)
         return _kept(edges, mask)
 
-    def _edge_keys(self, children: list[str], con=None) -> set[tuple]:
+    def _edge_keys(
+        self, children: list[str], con: duckdb.DuckDBPyConnection | None = None
+    ) -> set[tuple]:
         with self._reading(con) as reader:
             rows = reader.execute(
                 "SELECT DISTINCT parent, child, relation, source FROM edges "
