@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+import duckdb
+import pyarrow as pa
+
+from catalog.encoded import EncodedTable
 from catalog.runs import finish_run_in
 from catalog.store import Catalog, known_revisions_in
 
@@ -28,16 +33,19 @@ def record_states(
     rows: list[tuple[str, str, str, str | None]],
     pending: list[tuple[str, str]] = (),
     succeeded_run: str | None = None,
+    *,
+    on: duckdb.DuckDBPyConnection | None = None,
 ) -> None:
     """Record (model_id, sha, status, error) rows; attempts count every record (a key
     given twice counts twice and keeps its last status), in one statement. `pending`:
     keys to mark as seen and not yet finished (see mark_pending), and `succeeded_run`,
     a run to finish as succeeded (a crawl's last batch), in the same transaction (one
-    connection: opening one costs ~15 ms)."""
+    connection: opening one costs ~15 ms). `on`: the connection of the caller's
+    `catalog.writer()` (see commit_then_record), else one of its own."""
     pending = _once(pending)
     if not rows and not pending and succeeded_run is None:
         return
-    with catalog.writer() as con:
+    with catalog.writer() if on is None else contextlib.nullcontext(on) as con:
         con.execute("BEGIN")
         try:
             if pending:
@@ -50,6 +58,22 @@ def record_states(
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+def commit_then_record(
+    catalog: Catalog,
+    tables: dict[str, pa.Table | EncodedTable] | None,
+    rows: list[tuple[str, str, str, str | None]],
+    pending: list[tuple[str, str]] = (),
+    succeeded_run: str | None = None,
+) -> None:
+    """`catalog.commit(tables)` (unless None), then `record_states(...)`: in that order,
+    as two steps (the batch is published before its states say so), on one writer
+    connection held under the writer lock throughout."""
+    with catalog.writer() as con:
+        if tables is not None:
+            catalog.commit(tables, on=con)
+        record_states(catalog, rows, pending, succeeded_run, on=con)
 
 
 def _state_columns(rows: list[tuple[str, str, str, str | None]]) -> list[list]:

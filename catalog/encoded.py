@@ -55,15 +55,18 @@ class EncodedTable:
         self.name = name
         self.keys: list[tuple] = []  # KEY_COLUMNS of every row, in order
         self.num_rows = 0
-        self._sink = pa.BufferOutputStream()
+        self._chunks = _Chunks()
         schema = TABLES[name]
         self._writer = pq.ParquetWriter(
-            self._sink, schema, compression=COMPRESSION, use_dictionary=dictionary_columns(schema)
+            pa.PythonFile(self._chunks, mode="w"),
+            schema,
+            compression=COMPRESSION,
+            use_dictionary=dictionary_columns(schema),
         )
-        self._bytes: pa.Buffer | None = None
+        self._closed = False
 
     def add(self, table: pa.Table) -> None:
-        if self._bytes is not None:
+        if self._closed:
             raise CatalogError(f"encoded {self.name}", "is already closed", "")
         table = conform(self.name, table)
         if table.num_rows:
@@ -71,12 +74,43 @@ class EncodedTable:
             self.keys += key_rows(table, *KEY_COLUMNS[self.name])
             self.num_rows += table.num_rows
 
-    def to_bytes(self) -> pa.Buffer:
-        """The finished Parquet file (no row can be added after)."""
-        if self._bytes is None:
+    def chunks(self) -> list[bytes]:
+        """The finished Parquet file, in the pieces it was written in (no row can be
+        added after): written to a file one after the other, never joined in memory."""
+        if not self._closed:
             self._writer.close()
-            self._bytes = self._sink.getvalue()
-        return self._bytes
+            self._closed = True
+        return self._chunks.parts
+
+    def to_bytes(self) -> bytes:
+        """The finished Parquet file, whole."""
+        return b"".join(self.chunks())
 
     def to_table(self) -> pa.Table:
         return pq.read_table(pa.BufferReader(self.to_bytes()))
+
+
+class _Chunks:
+    """The encoder's output, kept as the pieces it writes. One growing buffer (Arrow's
+    BufferOutputStream doubles and copies) touched about twice the file's size in fresh
+    memory: the first commit of a process paid 60-140 ms of page faults for 20 MB of
+    tensors; pieces are each touched once."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True

@@ -36,6 +36,11 @@ def _main_dtype(fp: ModelFingerprint) -> str | None:
 
 
 def model_row(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> dict:
+    return {**_model_values(ref, fp, run_id), "sketch": fp.sketch.tolist()}
+
+
+def _model_values(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> dict:
+    """model_row without the sketch (a batch builds that column from the arrays)."""
     meta = fp.metadata
     library = {"diffusers": "diffusers", "peft-adapter": "peft"}.get(meta.kind, "transformers")
     return {
@@ -61,35 +66,33 @@ def model_row(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> dict:
         "indexed_at": datetime.now(UTC),
         "run_id": run_id,
         "sketch_width": fp.sketch_width,
-        "sketch": fp.sketch.tolist(),
     }
 
 
 def tensor_rows(ref: ModelRef, fp: ModelFingerprint) -> dict[str, list]:
-    columns: dict[str, list] = {name: [] for name in TENSORS.names}
-    for t in fp.tensors:
-        values = {
-            "model_id": ref.model_id,
-            "revision": ref.revision,
-            "name": t.name,
-            "shape": list(t.shape),
-            "dtype": t.dtype,
-            "numel": t.numel,
-            "content_hash": t.content_hash,
-            "mean": t.mean,
-            "std": t.std,
-            "kurtosis": t.kurtosis,
-            "min": t.min,
-            "max": t.max,
-            "sketch": t.sketch,
-            "rank_sketch": t.rank_sketch,
-            "rank_width": t.rank_width,
-            "sample": t.sample,
-            "sample_size": t.sample_size,
-        }
-        for key, value in values.items():
-            columns[key].append(value)
-    return columns
+    """The model's tensor rows as columns (built column by column: a dict per row cost
+    ~25 us a tensor)."""
+    ts = fp.tensors
+    columns = {
+        "model_id": [ref.model_id] * len(ts),
+        "revision": [ref.revision] * len(ts),
+        "name": [t.name for t in ts],
+        "shape": [list(t.shape) for t in ts],
+        "dtype": [t.dtype for t in ts],
+        "numel": [t.numel for t in ts],
+        "content_hash": [t.content_hash for t in ts],
+        "mean": [t.mean for t in ts],
+        "std": [t.std for t in ts],
+        "kurtosis": [t.kurtosis for t in ts],
+        "min": [t.min for t in ts],
+        "max": [t.max for t in ts],
+        "sketch": [t.sketch for t in ts],
+        "rank_sketch": [t.rank_sketch for t in ts],
+        "rank_width": [t.rank_width for t in ts],
+        "sample": [t.sample for t in ts],
+        "sample_size": [t.sample_size for t in ts],
+    }
+    return {name: columns[name] for name in TENSORS.names}
 
 
 def card_edge_rows(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> list[dict]:
@@ -163,11 +166,15 @@ FLOAT_LISTS = ("sketch", "rank_sketch", "sample")  # float32 arrays per tensor, 
 def _float_lists(arrays: list) -> pa.Array:
     """A list<float32> column from float32 arrays (None: null) in one copy; pyarrow's
     conversion of a Python list of arrays costs ~20 us per array."""
-    lengths = np.array([0 if a is None else len(a) for a in arrays], np.int32)
+    lengths = np.fromiter((0 if a is None else len(a) for a in arrays), np.int32, len(arrays))
     offsets = np.zeros(len(arrays) + 1, np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    present = [np.asarray(a, np.float32) for a in arrays if a is not None]
-    values = np.concatenate(present) if present else np.zeros(0, np.float32)
+    present = [a for a in arrays if a is not None]
+    values = (
+        np.concatenate(present, dtype=np.float32, casting="unsafe")
+        if present
+        else np.zeros(0, np.float32)
+    )
     mask = pa.array([a is None for a in arrays], pa.bool_())
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), mask=mask)
 
@@ -182,12 +189,22 @@ def _batch_tables(items: list[tuple[ModelRef, ModelFingerprint]], run_id: str
     for key in FLOAT_LISTS:
         columns[key] = _float_lists(columns[key])
     return {
-        "models": pa.Table.from_pylist([model_row(r, f, run_id) for r, f in items],
-                                       schema=MODELS),
+        "models": _models_table(items, run_id),
         "tensors": pa.Table.from_pydict(columns, schema=TENSORS),
         "edges": pa.Table.from_pylist(
             [e for r, f in items for e in card_edge_rows(r, f, run_id)], schema=EDGES),
     }
+
+
+def _models_table(items: list[tuple[ModelRef, ModelFingerprint]], run_id: str) -> pa.Table:
+    """The models rows, their sketches as one float32 column (converting a Python list
+    of 4096 floats per model cost ~0.1 ms a model)."""
+    rows = [_model_values(r, f, run_id) for r, f in items]
+    columns = {
+        name: [row[name] for row in rows] for name in MODELS.names if name != "sketch"
+    }
+    columns["sketch"] = _float_lists([np.asarray(f.sketch) for _, f in items])
+    return pa.Table.from_pydict({name: columns[name] for name in MODELS.names}, schema=MODELS)
 
 
 def _model_tables(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> dict[str, pa.Table]:

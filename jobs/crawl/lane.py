@@ -37,8 +37,9 @@ from lineage.hub.probe import Probe
 class DriverLane:
     def __init__(self, client: HubClient, cache_dir: Path, width: int) -> None:
         self.client, self.width = client, width
-        # A folder of its own under the cache: the scratch folder is per process, and
-        # two crawls in one process (a notebook, a scheduler) must not share it.
+        # A folder of its own under the cache (the models it takes are fingerprinted from
+        # the probe's bytes in memory and write nothing; two crawls in one process, a
+        # notebook or a scheduler, must not share a folder all the same).
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(tempfile.mkdtemp(prefix=".lane-", dir=cache_dir))
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lineage-lane")

@@ -178,8 +178,8 @@ def surely_downloads(remote: RemoteModel) -> bool:
 
 def warm_up(width: int, device: str) -> None:
     """Fingerprint a two-tensor model once, so the kernels are loaded before the first
-    model needs them. Written to a private temporary folder (the scratch folder is the
-    models'). A failure here is not the actor's: the first model will show it."""
+    model needs them. Written to a private temporary folder (the cache is the models').
+    A failure here is not the actor's: the first model will show it."""
     import numpy as np
     from safetensors.numpy import save_file
 

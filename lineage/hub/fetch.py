@@ -8,7 +8,6 @@ sketch, being linear, is the sum of the shards' sketches.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -35,20 +34,6 @@ def model_folder(cache_dir: str | Path, model_id: str, sha: str) -> Path:
     return safe_join(cache_dir, f"{local_dir_name(model_id)}/{sha[:16]}")
 
 
-def scratch_folder(cache_dir: str | Path) -> Path:
-    """This process's folder for models read whole by the probe: CACHE/.small-<pid>/,
-    emptied before each use (reused, not created and removed per model: a directory
-    removal costs several ms here, more than fingerprinting a small model)."""
-    folder = Path(cache_dir) / f".small-{os.getpid()}"  # our name (a dot: no repo has it)
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.iterdir():  # a model this process was killed in the middle of
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
-    return folder
-
-
 def fetch_and_fingerprint(
     client: HubClient,
     probe: Probe,
@@ -63,17 +48,12 @@ def fetch_and_fingerprint(
     """Download and fingerprint `probe`'s model; its folder is removed unless kept.
 
     A model whose files the probe read whole (small weights, config, card; no file in a
-    subfolder) is written to the process's scratch folder instead and nothing is
-    downloaded. `threads`: as fingerprint_model's (default: the process's)."""
+    subfolder) is fingerprinted from those bytes in memory instead: nothing is
+    downloaded or written. `threads`: as fingerprint_model's (default: the process's)."""
     have = dict(probe.prefetched)
-    run = (client, probe, width, device, progress, threads)
     if not keep_weights and read_whole(probe):
-        folder = scratch_folder(cache_dir)
-        try:
-            return _fingerprint_in(folder, have, True, *run)
-        finally:
-            for name in have:
-                (folder / name).unlink(missing_ok=True)
+        return _fingerprint_held(probe, have, width, device, progress, threads)
+    run = (client, probe, width, device, progress, threads)
     folder = model_folder(cache_dir, probe.model_id, probe.sha)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -133,16 +113,47 @@ def _fetch(
     data = have.pop(name, None)
     if data is None:
         return client.download(probe.model_id, probe.sha, name, folder)
+    _check_size(probe, name, data, size)
+    target = safe_join(folder, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def _fingerprint_held(
+    probe: Probe,
+    have: dict[str, bytes],
+    width: int,
+    device: str | torch.device,
+    progress: Callable[[int], None] | None,
+    threads: int | None,
+) -> ModelFingerprint:
+    """A model the probe read whole, fingerprinted from its bytes: the same readers and
+    checks as from a folder (lineage.weights reads Layout.held as it reads files), each
+    weight file's length checked against the size its header gave; errors name the
+    files MODEL_ID/NAME."""
+    root = Path(probe.model_id)
+    for source in probe.sources:
+        _check_size(probe, source.filename, have[source.filename], source.size)
+    layout = Layout(
+        probe.kind,
+        root,
+        tuple(Source(s.prefix, root / s.filename) for s in probe.sources),
+        held=have,
+    )
+    with ModelWeights(layout) as model:
+        return fingerprint_model(
+            model, width=width, device=device, progress=progress, threads=threads
+        )
+
+
+def _check_size(probe: Probe, name: str, data: bytes, size: int | None) -> None:
     if size is not None and len(data) != size:
         raise MalformedWeightsError(
             f"file {probe.model_id}/{name}",
             f"was read as {len(data)} bytes, but its header says {size}",
             "Crawl it again",
         )
-    target = safe_join(folder, name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
 
 
 def _combine(parts: list[ModelFingerprint], metadata, width: int) -> ModelFingerprint:

@@ -8,6 +8,7 @@ as `card_error` and the model is indexed without it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,10 +58,14 @@ def card_from_front_matter(doc: dict, what: str = "README.md") -> CardData:
     )
 
 
-def read_card(folder: str | Path) -> CardData:
-    """Parse `folder/README.md` if present; never raises for a malformed card."""
+def read_card(folder: str | Path, held: Mapping[str, bytes] | None = None) -> CardData:
+    """Parse `folder/README.md` if present (its bytes in `held` when given: a model held
+    in memory); never raises for a malformed card."""
     path = Path(folder) / "README.md"
-    data = read_bounded(path, MAX_CARD_BYTES)
+    if held is None:
+        data = read_bounded(path, MAX_CARD_BYTES)
+    else:
+        data = held.get(path.name)
     if data is None:
         return CardData()
     # Only the front matter matters: a long card body is cut, not refused.

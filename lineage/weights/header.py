@@ -63,17 +63,30 @@ def read_header(path: str | Path) -> SafetensorsHeader:
         fh.seek(0, 2)
         size = fh.tell()
         fh.seek(0)
-        prefix = fh.read(8)
-        if len(prefix) < 8:
-            raise _fail(path, f"file is {size} bytes, too short to hold the 8-byte header length")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > MAX_HEADER_BYTES:
-            # The value is not echoed: it is 8 raw bytes of whatever the file really is.
-            raise _fail(path, f"its header length field exceeds the {MAX_HEADER_BYTES}-byte limit")
-        if 8 + length > size:
-            raise _fail(path, f"its header length field runs past the end of the {size}-byte file")
+        length = _header_length(fh.read(8), size, path)
         raw = fh.read(length)
     return parse_header(raw, path=path, file_size=size)
+
+
+def header_from_bytes(data: bytes | bytearray | memoryview, path: str) -> SafetensorsHeader:
+    """`read_header` of a whole file held in memory (`path` names it in errors): the
+    same checks on the same bytes."""
+    length = _header_length(bytes(data[:8]), len(data), path)
+    return parse_header(bytes(data[8 : 8 + length]), path=path, file_size=len(data))
+
+
+def _header_length(prefix: bytes, size: int, path: str) -> int:
+    """The header length field of a `size`-byte file, checked against the limit and
+    against the file's size."""
+    if len(prefix) < 8:
+        raise _fail(path, f"file is {size} bytes, too short to hold the 8-byte header length")
+    (length,) = struct.unpack("<Q", prefix)
+    if length > MAX_HEADER_BYTES:
+        # The value is not echoed: it is 8 raw bytes of whatever the file really is.
+        raise _fail(path, f"its header length field exceeds the {MAX_HEADER_BYTES}-byte limit")
+    if 8 + length > size:
+        raise _fail(path, f"its header length field runs past the end of the {size}-byte file")
+    return length
 
 
 def parse_header(raw: bytes, *, path: str, file_size: int) -> SafetensorsHeader:

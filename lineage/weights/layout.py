@@ -7,7 +7,8 @@ index files come from strangers and are checked to stay inside the model folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lineage.errors import MalformedWeightsError, ModelNotFoundError, UnsafeFormatError
@@ -33,6 +34,10 @@ class Layout:
     kind: str  # safetensors-file | pickle-file | transformers | peft-adapter | diffusers
     root: Path  # folder holding config.json / README.md (the file's folder for a file)
     sources: tuple[Source, ...]
+    # A model held in memory instead of on disk (files a crawl's probe read whole), by
+    # path relative to `root`: its weights and metadata files are read from here, with
+    # the same checks, and `root` only names them in errors. None: read from disk.
+    held: Mapping[str, bytes] | None = field(default=None, repr=False, compare=False)
 
 
 def resolve_layout(path: str | Path, *, allow_pickle: bool = False) -> Layout:

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lineage.weights.card import CardData, read_card
 from lineage.weights.header import TensorInfo
-from lineage.weights.untrusted import MAX_JSON_BYTES, Fields, read_json_object
+from lineage.weights.untrusted import (
+    MAX_JSON_BYTES,
+    Fields,
+    load_json_object,
+    read_json_object,
+)
 
 MAX_CONFIG_BYTES = MAX_JSON_BYTES
 MAX_ADAPTER_RANK = 1 << 20  # far above any real LoRA rank; fits the catalog's int32
@@ -52,29 +57,43 @@ def architecture_signature(infos: Iterable[TensorInfo]) -> str:
     return hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def read_metadata(kind: str, root: Path, infos: list[TensorInfo]) -> ModelMetadata:
+def read_metadata(
+    kind: str, root: Path, infos: list[TensorInfo], held: Mapping[str, bytes] | None = None
+) -> ModelMetadata:
     """The model's declared metadata; MalformedMetadataError (naming the file and the
     field) when config.json, model_index.json or adapter_config.json is unreadable or
-    holds a field of the wrong type. The card never fails the model (see card.py)."""
+    holds a field of the wrong type. The card never fails the model (see card.py).
+    `held`: the model's files in memory by name (see Layout.held), read instead of
+    `root`'s, with the same bounds."""
     config_path = root / "config.json"
-    config = read_json_object(config_path)
+    config = _json_object(config_path, held)
     if config is None:
         config_path = root / "model_index.json"
-        config = read_json_object(config_path) or {}
+        config = _json_object(config_path, held) or {}
     adapter_path = root / "adapter_config.json"
-    adapter = read_json_object(adapter_path) or {}
+    adapter = _json_object(adapter_path, held) or {}
     typed = _declared(kind, Fields(config, str(config_path)), Fields(adapter, str(adapter_path)))
     return ModelMetadata(
         kind=kind,
         config=config,
         adapter_config=adapter,
-        card=read_card(root),
+        card=read_card(root, held),
         n_params=sum(t.numel for t in infos),
         n_bytes=sum(t.nbytes for t in infos),
         dtypes=tuple(sorted({t.dtype for t in infos})),
         arch_signature=architecture_signature(infos),
         **typed,
     )
+
+
+def _json_object(path: Path, held: Mapping[str, bytes] | None) -> dict | None:
+    """read_json_object of `path`, or of its bytes in `held` (as many as it reads)."""
+    if held is None:
+        return read_json_object(path, max_bytes=MAX_CONFIG_BYTES)
+    data = held.get(path.name)
+    if data is None:
+        return None
+    return load_json_object(data[: MAX_CONFIG_BYTES + 1], str(path), max_bytes=MAX_CONFIG_BYTES)
 
 
 def _declared(kind: str, config: Fields, adapter: Fields) -> dict:

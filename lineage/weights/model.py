@@ -12,7 +12,7 @@ from lineage.weights.header import TensorInfo
 from lineage.weights.layout import Layout, resolve_layout
 from lineage.weights.metadata import ModelMetadata, read_metadata
 from lineage.weights.pickle_file import PickleFile
-from lineage.weights.safetensors_file import SafetensorsFile
+from lineage.weights.safetensors_file import SafetensorsBytes, SafetensorsFile
 
 if TYPE_CHECKING:  # tensors are torch's, but reading raw bytes never imports it
     import torch
@@ -28,8 +28,8 @@ class ModelWeights:
             if layout.kind not in ("safetensors-file", "pickle-file")
             else (layout.sources[0].file)
         )
-        self._files: list[SafetensorsFile | PickleFile] = []
-        self._where: dict[str, tuple[SafetensorsFile | PickleFile, str]] = {}
+        self._files: list[SafetensorsFile | SafetensorsBytes | PickleFile] = []
+        self._where: dict[str, tuple[SafetensorsFile | SafetensorsBytes | PickleFile, str]] = {}
         self._infos: dict[str, TensorInfo] = {}
         try:
             for source in layout.sources:
@@ -39,7 +39,7 @@ class ModelWeights:
             raise
 
     def _add_source(self, prefix: str, file: Path, pickle: bool) -> None:
-        handle = PickleFile(file) if pickle else SafetensorsFile(file)
+        handle = PickleFile(file) if pickle else self._safetensors(file)
         self._files.append(handle)
         for name, info in handle.tensors.items():
             full = prefix + name
@@ -53,6 +53,17 @@ class ModelWeights:
             self._infos[full] = TensorInfo(
                 full, info.dtype, info.shape, info.file, info.offset, info.nbytes
             )
+
+    def _safetensors(self, file: Path) -> SafetensorsFile | SafetensorsBytes:
+        held = self.layout.held
+        if held is None:
+            return SafetensorsFile(file)
+        name = file.relative_to(self.layout.root).as_posix()
+        if name not in held:
+            raise MalformedWeightsError(
+                f"model {self.path}", f"has no file {name!r} in memory", "Read it again"
+            )
+        return SafetensorsBytes(held[name], str(file))
 
     @property
     def kind(self) -> str:
@@ -98,7 +109,8 @@ class ModelWeights:
 
     @cached_property
     def metadata(self) -> ModelMetadata:
-        return read_metadata(self.kind, self.layout.root, list(self._infos.values()))
+        infos = list(self._infos.values())
+        return read_metadata(self.kind, self.layout.root, infos, held=self.layout.held)
 
     def close(self) -> None:
         for handle in self._files:

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 from lineage.errors import ResourceLimitError
 from lineage.weights.dtypes import torch_dtype
-from lineage.weights.header import SafetensorsHeader, TensorInfo, read_header
+from lineage.weights.header import (
+    SafetensorsHeader,
+    TensorInfo,
+    header_from_bytes,
+    read_header,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -102,16 +107,7 @@ class SafetensorsFile:
         Writes land in private copy-on-write pages, never in the file, but are seen by
         later views of the same tensor: `.clone()` first if you modify it.
         """
-        import torch
-
-        info = self.header.tensors[name]
-        dtype = torch_dtype(info.dtype)
-        if info.numel == 0:
-            return torch.empty(info.shape, dtype=dtype)
-        if dtype == torch.bool:
-            # Untrusted bytes other than 0/1 are not valid bools; normalise them.
-            return torch.frombuffer(self.raw(name), dtype=torch.uint8).ne(0).reshape(info.shape)
-        return torch.frombuffer(self.raw(name), dtype=dtype).reshape(info.shape)
+        return _tensor_view(self.header.tensors[name], self.raw(name))
 
     def close(self) -> None:
         # Views handed out may still be alive; the map then closes when they are gone.
@@ -127,3 +123,57 @@ class SafetensorsFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SafetensorsBytes:
+    """A whole safetensors file held in memory (a small file a range read held whole),
+    read as SafetensorsFile reads one on disk: the header validated by the same checks
+    (header_from_bytes), tensors as views of a private copy of the bytes (writable, as
+    the map's copy-on-write pages are). Nothing is read ahead or unmapped: the bytes
+    are all in memory already."""
+
+    def __init__(self, data: bytes, path: str) -> None:
+        self.header: SafetensorsHeader = header_from_bytes(data, path)
+        self.path = path
+        self._data = bytearray(data)
+
+    @property
+    def tensors(self) -> dict[str, TensorInfo]:
+        return self.header.tensors
+
+    def raw(self, name: str) -> memoryview:
+        info = self.header.tensors[name]
+        return memoryview(self._data)[info.offset : info.offset + info.nbytes]
+
+    def prefetch(self, name: str) -> None:
+        pass
+
+    def prefetch_range(self, name: str, start: int, end: int) -> None:
+        pass
+
+    def release(self, name: str, start: int = 0, end: int | None = None) -> None:
+        pass
+
+    def tensor(self, name: str) -> torch.Tensor:
+        return _tensor_view(self.header.tensors[name], self.raw(name))
+
+    def close(self) -> None:
+        pass  # views handed out keep the bytes alive; nothing else is held
+
+    def __enter__(self) -> SafetensorsBytes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _tensor_view(info: TensorInfo, raw: memoryview) -> torch.Tensor:
+    import torch
+
+    dtype = torch_dtype(info.dtype)
+    if info.numel == 0:
+        return torch.empty(info.shape, dtype=dtype)
+    if dtype == torch.bool:
+        # Untrusted bytes other than 0/1 are not valid bools; normalise them.
+        return torch.frombuffer(raw, dtype=torch.uint8).ne(0).reshape(info.shape)
+    return torch.frombuffer(raw, dtype=dtype).reshape(info.shape)
