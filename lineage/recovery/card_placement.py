@@ -183,17 +183,22 @@ def weights_probability(dist: np.ndarray, q: int, h: int, c: int,
 class StepCosines:
     """How a catalog's fine-tuning steps meet, read from its placed trees
     (step_cosines): consecutive steps at cosines ~ N(0, chain_sd); the steps of two
-    siblings from their parent at ~ N(sibling_mean, sibling_sd)."""
+    siblings from their parent at ~ N(sibling_mean, sibling_sd), or anywhere in [0, 1]
+    where the trees hold too few sibling pairs to say (sibling_sd None)."""
 
     chain_sd: float
-    sibling_mean: float
-    sibling_sd: float
+    sibling_mean: float = 0.5
+    sibling_sd: float | None = None
 
     def chain_density(self, y: float) -> float:
         return _normal(y, 0.0, self.chain_sd)
 
     def sibling_density(self, x: float) -> float:
-        return _normal(x, self.sibling_mean, self.sibling_sd)
+        if self.sibling_sd is not None:
+            return _normal(x, self.sibling_mean, self.sibling_sd)
+        # nothing says how much two tasks share: flat on [0, 1], below 0 only as far
+        # as the chain's own noise reaches
+        return 1.0 if x >= 0.0 else math.exp(-0.5 * (x / self.chain_sd) ** 2)
 
 
 def _normal(x: float, mean: float, sd: float) -> float:
@@ -245,7 +250,7 @@ def step_cosine(into: float, out: float, across: float) -> float | None:
     return -(ca - ci * co) / (si * so)
 
 
-MIN_SIBLING_PAIRS = 3  # fewer sibling pairs than this: no sibling distribution to weigh
+MIN_SIBLING_PAIRS = 3  # below this the sibling cosines are taken as anywhere in [0, 1]
 
 
 def step_cosines(trees: Sequence[Tree],
@@ -259,12 +264,9 @@ def step_cosines(trees: Sequence[Tree],
     half holds chains alone: chain_sd^2 = mean(y^2 | y > 0) (a half-normal), and as many
     chain cosines again lie below 0. What the negative half holds beyond them (its sums
     less the chain half's expected n sd sqrt(2/pi) and n sd^2) are the sibling pairs:
-    their mean and deviation by moments. None with fewer than two positive cosines or
-    MIN_SIBLING_PAIRS sibling pairs: the triangle then cannot weigh one of its readings
-    and the caller keeps the margin curve alone. (Taking a sibling cosine as anywhere in
-    [0, 1] instead made the card's sibling reading fit wherever the child's step was
-    not sharply orthogonal, and a lying card naming the child's own sibling moved it:
-    our `mixed` zoo, 1.000 -> 0.932 directed.) Sparse components are skipped."""
+    their mean and deviation by moments, where at least MIN_SIBLING_PAIRS remain.
+    None with fewer than two positive cosines: the caller falls back to the margin
+    curve. Sparse components are skipped."""
     ys: list[float] = []
     for tree, dist in zip(trees, dists, strict=True):
         if not sparse.issparse(dist):
@@ -276,13 +278,13 @@ def step_cosines(trees: Sequence[Tree],
     sd = math.sqrt(float(np.mean(positive**2)))
     pairs = len(negative) - len(positive)
     if pairs < MIN_SIBLING_PAIRS:
-        return None
+        return StepCosines(sd)
     chain_sum = len(positive) * sd * math.sqrt(2.0 / math.pi)
     mean = (float(negative.sum()) - chain_sum) / pairs
     second = (float((negative**2).sum()) - len(positive) * sd * sd) / pairs
     var = second - mean * mean
     if mean <= 0.0 or var <= 0.0:
-        return None
+        return StepCosines(sd)
     return StepCosines(sd, mean, math.sqrt(var))
 
 

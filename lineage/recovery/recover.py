@@ -215,7 +215,7 @@ def _step_cosines(steps: StepCosines | None) -> dict | None:
     if steps is None:
         return None
     return {"chain_sd": round(steps.chain_sd, 4), "sibling_mean": round(steps.sibling_mean, 4),
-            "sibling_sd": round(steps.sibling_sd, 4)}
+            "sibling_sd": None if steps.sibling_sd is None else round(steps.sibling_sd, 4)}
 
 
 def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
