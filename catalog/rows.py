@@ -76,23 +76,11 @@ def tensor_rows(ref: ModelRef, fp: ModelFingerprint) -> dict[str, list]:
     columns = {
         "model_id": [ref.model_id] * len(ts),
         "revision": [ref.revision] * len(ts),
-        "name": [t.name for t in ts],
         "shape": [list(t.shape) for t in ts],
-        "dtype": [t.dtype for t in ts],
-        "numel": [t.numel for t in ts],
-        "content_hash": [t.content_hash for t in ts],
-        "mean": [t.mean for t in ts],
-        "std": [t.std for t in ts],
-        "kurtosis": [t.kurtosis for t in ts],
-        "min": [t.min for t in ts],
-        "max": [t.max for t in ts],
-        "sketch": [t.sketch for t in ts],
-        "rank_sketch": [t.rank_sketch for t in ts],
-        "rank_width": [t.rank_width for t in ts],
-        "sample": [t.sample for t in ts],
-        "sample_size": [t.sample_size for t in ts],
     }
-    return {name: columns[name] for name in TENSORS.names}
+    # every other column is the tensor fingerprint's field of the same name
+    return {name: columns[name] if name in columns else [getattr(t, name) for t in ts]
+            for name in TENSORS.names}
 
 
 def card_edge_rows(ref: ModelRef, fp: ModelFingerprint, run_id: str) -> list[dict]:

@@ -184,17 +184,17 @@ class StepCosines:
     """How a catalog's fine-tuning steps meet, read from its placed trees
     (step_cosines): consecutive steps at cosines ~ N(0, chain_sd); the steps of two
     siblings from their parent at ~ N(sibling_mean, sibling_sd), or anywhere in [0, 1]
-    where the trees hold too few sibling pairs to say (sibling_sd None)."""
+    where the trees hold too few sibling pairs to say (both None)."""
 
     chain_sd: float
-    sibling_mean: float = 0.5
+    sibling_mean: float | None = None
     sibling_sd: float | None = None
 
     def chain_density(self, y: float) -> float:
         return _normal(y, 0.0, self.chain_sd)
 
     def sibling_density(self, x: float) -> float:
-        if self.sibling_sd is not None:
+        if self.sibling_mean is not None and self.sibling_sd is not None:
             return _normal(x, self.sibling_mean, self.sibling_sd)
         # nothing says how much two tasks share: flat on [0, 1], below 0 only as far
         # as the chain's own noise reaches
@@ -223,9 +223,7 @@ def triangle_probability(a: float, b: float, e: float, steps: StepCosines) -> fl
     "Recovery accuracy"). Where the catalog's consecutive steps are sharply orthogonal
     or its siblings share little, the triangle tells the readings apart and a card
     cannot move c against it. None for a degenerate triangle (a zero side)."""
-    if min(a, b, e) <= 0.0:
-        return None
-    y = step_cosine(a, e, b)
+    y = step_cosine(a, e, b)  # None for a zero side, as x is
     x = step_cosine(a, b, e)  # minus the cosine of q's steps to h and to c
     if y is None or x is None:
         return None

@@ -213,9 +213,9 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     pooled into the card reliability)."""
     trees = [placed_tree(c) for c in comps]
     claims = [card_claims(c, cards) for c in comps]
-    steps = step_cosines(trees, [c.raw_dist for c in comps]) if any(claims) else None
-    checks = card_checks(claims, trees, [c.raw_dist for c in comps],
-                         [c.lowrank for c in comps], steps)
+    dists = [c.raw_dist for c in comps]
+    steps = step_cosines(trees, dists) if any(claims) else None
+    checks = card_checks(claims, trees, dists, [c.lowrank for c in comps], steps)
     rho = (checks + elsewhere).reliability
     trees = _follow_cards(comps, trees, claims, rho, steps)
     for comp, tree in zip(comps, trees, strict=True):

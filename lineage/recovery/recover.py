@@ -214,8 +214,9 @@ def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOpti
 def _step_cosines(steps: StepCosines | None) -> dict | None:
     if steps is None:
         return None
-    return {"chain_sd": round(steps.chain_sd, 4), "sibling_mean": round(steps.sibling_mean, 4),
-            "sibling_sd": None if steps.sibling_sd is None else round(steps.sibling_sd, 4)}
+    return {name: None if value is None else round(value, 4) for name, value in (
+        ("chain_sd", steps.chain_sd), ("sibling_mean", steps.sibling_mean),
+        ("sibling_sd", steps.sibling_sd))}
 
 
 def _pool_card_checks(tasks: list[tuple], results: list[GroupResult],
