@@ -2,10 +2,14 @@
 
 Identity is bytes. A group of identical models (same tensor names and content hashes)
 has one source and the rest are re-uploads. Which one is the source is not in the
-bytes, so evidence is ranked: a card of the group naming a member as its base, then the
-member whose organisation holds more models of the architecture (re-uploads land in
-other accounts), then the earliest Hub creation time (local folder times say nothing
-and are not loaded), then the id, so the same catalog always gives the same edges.
+bytes, so evidence is ranked: a card of the group naming a member as its base (a copy
+declaring where it came from), then the member whose organisation holds more models of
+the architecture (re-uploads land in other accounts), then the earliest Hub creation
+time (local folder times say nothing and are not loaded), then the id, so the same
+catalog always gives the same edges. Cards of models outside the group do not count:
+a fine-tune whose card names a mirror was trained from the mirror's bytes, which are
+the original's; it says which copy its author downloaded, not which was uploaded first
+(two held-out draws, 1012/0 and 1013/18, had a mirror called the source at 0.9 so).
 
 Two models whose bytes differ in the same dtype are never copies, however close: a
 short, low-learning-rate fine-tune is a fine-tune. A cast is recognised by its rounding
@@ -58,7 +62,7 @@ def _source_evidence(group: list[ModelInput], named: Counter, org_sizes: Counter
 
 
 def exact_duplicates(
-    models: Sequence[ModelInput], named: Counter, org_sizes: Counter
+    models: Sequence[ModelInput], org_sizes: Counter
 ) -> tuple[list[ModelInput], list[RecoveredEdge]]:
     """(one representative per content, re-upload edges source -> copy)."""
     groups: dict[tuple, list[ModelInput]] = defaultdict(list)
@@ -66,6 +70,7 @@ def exact_duplicates(
         groups[m.content_digest() or (("", m.model_id),)].append(m)
     reps, edges = [], []
     for group in groups.values():
+        named = declared_sources(group)
         group = sorted(group, key=lambda m: source_rank(m, named, org_sizes))
         reps.append(group[0])
         if len(group) == 1:
@@ -77,6 +82,13 @@ def exact_duplicates(
             edges.append(RecoveredEdge(group[0].model_id, copy.model_id, "reupload", conf,
                                        evidence))
     return reps, edges
+
+
+def declared_sources(group: Sequence[ModelInput]) -> Counter:
+    """How many members' cards name each other member of a copy group as their base."""
+    ids = {m.model_id for m in group}
+    return Counter(b for m in group for b in set(m.card_base_models)
+                   if b in ids and b != m.model_id)
 
 
 def sketch_margin(features: GroupFeatures) -> float:

@@ -96,7 +96,7 @@ def recover_graph(
     named = Counter(b for m in models for b in m.card_base_models)
     orgs = Counter((m.arch_signature, m.org) for m in models)  # per architecture
     weighted = [m for m in models if not m.is_adapter and matrix_names(m)]
-    reps, edges = exact_duplicates(weighted, named, orgs)
+    reps, edges = exact_duplicates(weighted, orgs)
     groups: dict[str, list[ModelInput]] = defaultdict(list)
     for m in reps:
         groups[m.arch_signature].append(m)

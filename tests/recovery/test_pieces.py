@@ -11,7 +11,7 @@ import pytest
 
 from lineage.recovery import CardEdge, ModelInput, recover_graph
 from lineage.recovery.arborescence import edge_costs, min_arborescence, tree_cost
-from lineage.recovery.copies import exact_duplicates
+from lineage.recovery.copies import CARD_NAMES_SOURCE, exact_duplicates
 from lineage.recovery.evaluate import evaluate_graph
 from lineage.recovery.rank import weight_rank
 from lineage.recovery.synthetic import synthetic_zoo
@@ -67,12 +67,38 @@ def test_reupload_points_at_the_org_with_more_models():
     zoo = synthetic_zoo(1, 3)
     copy = _copy(zoo.models[0], "mirror/m0")
     orgs = Counter((m.arch_signature, m.org) for m in [*zoo.models, copy])
-    named = Counter()
-    reps, edges = exact_duplicates([copy, *zoo.models], named, orgs)
+    reps, edges = exact_duplicates([copy, *zoo.models], orgs)
     assert [(e.parent, e.child, e.relation) for e in edges] == [
         (zoo.models[0].model_id, "mirror/m0", "reupload")
     ]
     assert len(reps) == 3
+
+
+def test_a_card_outside_the_copies_naming_the_mirror_does_not_make_it_the_source():
+    # A fine-tune's card names the mirror it downloaded: that says nothing about which
+    # of two identical uploads came first (held-out 1012/0, 1013/18 had the mirror as
+    # the source at 0.9). The mirror's own card naming the original does.
+    from dataclasses import replace
+
+    zoo = synthetic_zoo(1, 3)
+    original = zoo.models[0]
+    mirror = _copy(original, "mirror/m0")
+    child = replace(zoo.models[1], card_base_models=("mirror/m0",))
+    models = [mirror, child, zoo.models[2]]
+    orgs = Counter((m.arch_signature, m.org) for m in [original, *models])
+    _, edges = exact_duplicates([original, *models], orgs)
+    assert [(e.parent, e.child, e.evidence["source_rule"]) for e in edges] == [
+        (original.model_id, "mirror/m0", "organisation with more models of this architecture")]
+    # in a one-model organisation the original is named as the source by the mirror's card
+    lone = replace(original, model_id="solo/m0")
+    declared = replace(mirror, card_base_models=("solo/m0",))
+    _, edges = exact_duplicates([lone, declared], Counter())
+    assert [(e.parent, e.child, e.confidence) for e in edges] == [
+        ("solo/m0", "mirror/m0", CARD_NAMES_SOURCE)]
+    result = recover_graph([original, *models], [CardEdge("mirror/m0", child.model_id,
+                                                          "finetune")])
+    assert (original.model_id, "mirror/m0", "reupload") in {
+        (e.parent, e.child, e.relation) for e in result.edges}
 
 
 def test_synthetic_trees_are_recovered_without_the_tree_count():
