@@ -360,7 +360,10 @@ def test_a_lying_card_naming_the_childs_sibling_moves_nothing(seed):
     # weights' tree should stand (the `mixed` zoo plants this lie). Requiring a sibling
     # fit before the triangle may weigh a card fixes this and the mixed zoo, but gave
     # back most of the held-out gain (spent sets 1007-1009: 0.884/0.865/0.909 ->
-    # 0.851/0.854/0.881), so it is not done; strict, so it fails loudly once fixed.
+    # 0.851/0.854/0.881), so it is not done. Borrowing the sibling cosines of groups
+    # that can read theirs fixed the mixed zoo too (not this lone star, which has no
+    # chain to read a chain spread from) but cost 0.002-0.004 on four spent sets and
+    # 1014 (README, "still lost"). Strict, so it fails loudly once fixed.
     rng = np.random.default_rng(seed)
     root = root_weights(rng)
     walk_, _ = _steps_in_few_directions(rng, root, 20)
