@@ -77,19 +77,27 @@ def tiered_margins(dist: np.ndarray, rank_sum: np.ndarray, parents: np.ndarray
     return np.clip(margin, 0.0, 1.0)
 
 
-def order_margins(dist: np.ndarray, parents: np.ndarray, lowrank: np.ndarray) -> np.ndarray:
+def order_margins(dist: np.ndarray, parents: np.ndarray,
+                  rank_sum: np.ndarray | None = None) -> np.ndarray:
     """[n] per node c with parent p and grandparent g: 1 - d(g, p) / d(g, c), how
     clearly p, not c, is the one next to g. The runner-up margin compares c's parent
     with nodes outside c's subtree, so it never asks whether p and c stand in the
     other order (g -> c -> p); where c barely moved from p they are one place and
     either order fits the distances, and the edge p -> c is then a guess however far
-    the other candidates are. 1 where there is no grandparent or the edge is low-rank
-    (ranks add along a path, which fixes the order)."""
+    the other candidates are. 1 where there is no grandparent, or where ranks fix the
+    order: p - c is low-rank and c lies at a higher total rank from g than p does
+    (ranks add along a path). A low-rank edge whose ranks from g do not rise (a LoRA
+    child that barely moved, its update under what the rank sketch reads) is ordered by
+    distance like any other: before, it was claimed at 0.95 and read backwards (three
+    edges of the spent draw 1017/7)."""
     out = np.ones(len(parents))
     for c, p in enumerate(parents):
-        if p < 0 or parents[p] < 0 or lowrank[p, c]:
+        if p < 0 or parents[p] < 0:
             continue
         g = parents[p]
+        if rank_sum is not None and np.isfinite(rank_sum[p, c]) \
+                and rank_sum[g, c] > rank_sum[g, p]:
+            continue
         out[c] = max(0.0, 1.0 - float(dist[g, p]) / max(float(dist[g, c]), 1e-300))
     return out
 

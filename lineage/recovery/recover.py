@@ -331,10 +331,10 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
         margin = sparse_placement_margins(comp.dist, parents)
     elif comp.rank_sum is not None:
         margin = np.minimum(tiered_margins(comp.raw_dist, comp.rank_sum, parents),
-                            order_margins(comp.raw_dist, parents, comp.lowrank))
+                            order_margins(comp.raw_dist, parents, comp.rank_sum))
     else:
         margin = np.minimum(placement_margins(comp.dist, parents),
-                            order_margins(comp.dist, parents, comp.lowrank))
+                            order_margins(comp.dist, parents))
     cs = np.flatnonzero(parents >= 0)
     ps = parents[cs]
     at = {name: gather(a, ps, cs).tolist() for name, a in (
