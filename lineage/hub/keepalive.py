@@ -29,6 +29,7 @@ anything of the answer was read (what connection pools do).
 from __future__ import annotations
 
 import http.client
+import os
 import ssl
 import threading
 import uuid
@@ -148,10 +149,23 @@ def close_all() -> None:
         _connections().pop(key).close()
 
 
-def _connections() -> dict[tuple, http.client.HTTPConnection]:
+class _Connections(dict):
+    """A thread's connections by origin; closed when the thread ends (its locals go)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():  # a forked child's copies are its parent's sockets
+            for conn in self.values():
+                conn.close()
+
+
+def _connections() -> _Connections:
     conns = getattr(_local, "conns", None)
-    if conns is None:
-        conns = _local.conns = {}
+    if conns is None or conns.pid != os.getpid():
+        conns = _local.conns = _Connections()
     return conns
 
 
