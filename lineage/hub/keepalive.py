@@ -107,17 +107,17 @@ def get(url: str, headers: Mapping[str, str], most: int, timeout: float) -> Answ
 
 
 def _send(
-    conn: http.client.HTTPConnection, target: str, headers: Mapping[str, str]
+    conn: http.client.HTTPConnection, target: str, headers: dict[str, str]
 ) -> http.client.HTTPResponse:
     reused = conn.sock is not None
     try:
-        conn.request("GET", target, headers=dict(headers))
+        conn.request("GET", target, headers=headers)
         return conn.getresponse()
     except _STALE:
         if not reused:
             raise
     conn.close()  # closed by the server while idle: once more, on a new connection
-    conn.request("GET", target, headers=dict(headers))
+    conn.request("GET", target, headers=headers)
     return conn.getresponse()
 
 
@@ -156,8 +156,8 @@ class _Connections(dict):
         super().__init__()
         self.pid = os.getpid()
 
-    def __del__(self) -> None:
-        if self.pid == os.getpid():  # a forked child's copies are its parent's sockets
+    def __del__(self, getpid=os.getpid) -> None:  # bound now: usable at shutdown too
+        if self.pid == getpid():  # a forked child's copies are its parent's sockets
             for conn in self.values():
                 conn.close()
 
