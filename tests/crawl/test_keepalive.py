@@ -230,3 +230,74 @@ def test_a_big_answer_is_read_only_as_far_as_wanted():
     first, second, third, fourth = server.ports
     assert first != second != third  # a big answer left unread: a new connection
     assert third == fourth  # an answer read to its end: the connection kept
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, signed by its own key (cert, key paths)."""
+    import datetime
+    import ipaddress
+
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback hub")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_checks_the_certificate_as_the_session_does(
+    tmp_path, monkeypatch, session_requests
+):
+    """https with httpx's default TLS context: a certificate nobody vouches for is
+    refused before a request is sent; one trusted through SSL_CERT_FILE (which that
+    context reads) serves the same bytes."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    data = bytes(range(200))
+    server = _Recorder(lambda path: (206, {"Content-Range": f"bytes 0-99/{len(data)}"}, data[:100]))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    endpoint = server.origin.replace("http://", "https://")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    try:
+        monkeypatch.setattr(keepalive, "_tls", None)  # built again from the environment
+        with pytest.raises(HubError, match="still failing after 4 tries .connection error"):
+            client_for(endpoint).read_range("org/m", SHA, "w.bin", 0, 99)
+        assert server.seen == []  # nothing was sent to a server that proved nothing
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        monkeypatch.setattr(keepalive, "_tls", None)
+        assert client_for(endpoint).read_range("org/m", SHA, "w.bin", 0, 99) == data[:100]
+    finally:
+        server.close()
+    assert [path for path, _ in server.seen] == ["/org/m/resolve/main/w.bin"]
+    assert session_requests == []  # on the keep-alive route, not the session's
