@@ -171,9 +171,9 @@ class HubClient:
             answer = None
         if answer is None:
             status, answered, body = _session_get(url, headers, start + want)
-        elif answer.status >= 400:
-            hf_raise_for_status(keepalive.as_httpx(answer))
         else:
+            if answer.status >= 400:
+                hf_raise_for_status(keepalive.as_httpx(answer))  # the session's errors
             status, answered, body = answer.status, answer.headers, answer.body
         total = _total_size(answered.get("Content-Range"))
         skip = start if status == 200 else 0  # server ignored the range
