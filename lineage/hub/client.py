@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from huggingface_hub import constants
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from lineage.errors import HubError, MalformedWeightsError
+from lineage.hub import keepalive
 from lineage.hub.ids import redact, safe_join, validate_repo_id
 from lineage.hub.ratelimit import Limiter, LocalLimiter, TokenBuckets, default_rates
 from lineage.hub.remote import RemoteModel, remote_model
@@ -158,28 +159,44 @@ class HubClient:
         )
 
     def _get_range(self, url: str, start: int, end: int, exact: bool) -> tuple[bytes, int | None]:
-        """(bytes, file size from Content-Range) of one ranged GET."""
+        """(bytes, file size from Content-Range) of one ranged GET: on this thread's
+        keep-alive connection (lineage.hub.keepalive: a third of the CPU) where that
+        does what huggingface_hub's session would, else, and for a redirect's target,
+        through the session."""
         headers = {**self._headers(), "Range": f"bytes={start}-{end}"}
         want = end - start + 1
-        with get_session().stream("GET", url, headers=headers, timeout=TIMEOUT_S) as r:
-            if r.status_code >= 400:
-                r.read()
-                hf_raise_for_status(r)
-            total = _total_size(r.headers.get("Content-Range"))
-            skip = start if r.status_code == 200 else 0  # server ignored the range
-            chunks, got = [], 0
-            for chunk in r.iter_bytes():
-                chunks.append(chunk)
-                got += len(chunk)
-                if got >= skip + want:
-                    break  # stop reading: the rest of a big file is not wanted
-        data = b"".join(chunks)[skip : skip + want]
-        if r.status_code == 200 and total is None:
+        answer = keepalive.get(url, headers, start + want, TIMEOUT_S)
+        if answer is not None and answer.status in keepalive.REDIRECTS:
+            url, headers = self._redirect(answer, headers)
+            answer = None
+        if answer is None:
+            status, answered, body = _session_get(url, headers, start + want)
+        else:
+            if answer.status >= 400:
+                hf_raise_for_status(keepalive.as_httpx(answer))  # the session's errors
+            status, answered, body = answer.status, answer.headers, answer.body
+        total = _total_size(answered.get("Content-Range"))
+        skip = start if status == 200 else 0  # server ignored the range
+        data, got = body[skip : skip + want], len(body)
+        if status == 200 and total is None:
             total = got if got < skip + want else None
         short = len(data) != want and (exact or total is None or start + len(data) < total)
         if short:
             raise OSError(f"Consistency check failed: range read {len(data)} of {want} bytes")
         return data, total
+
+    def _redirect(self, answer: keepalive.Answer, headers: dict) -> tuple[str, dict]:
+        """Where a redirect points, and the headers to send there: without the token
+        when it leaves the endpoint (as the session strips it when it follows one)."""
+        location = answer.headers.get("Location")
+        if not location:
+            raise HubError(
+                f"file at {answer.url[:200]}", f"redirected (HTTP {answer.status}) to nowhere", ""
+            )
+        target = urljoin(answer.url, location)
+        if not self._same_origin(target):
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        return target, headers
 
     def read_small_file(
         self, repo_id: str, sha: str, filename: str, size: int | None, limit: int = MAX_SMALL_FILE
@@ -254,6 +271,22 @@ class HubClient:
         if Path(path).resolve() != target:
             raise HubError(f"download {repo_id}/{filename}", f"landed at {path}, not {target}")
         return target
+
+
+def _session_get(url: str, headers: dict, most: int) -> tuple[int, Mapping[str, str], bytes]:
+    """(status, headers, at most about `most` bytes of the body) of a GET through
+    huggingface_hub's session, which follows redirects; raises for a status >= 400."""
+    with get_session().stream("GET", url, headers=headers, timeout=TIMEOUT_S) as r:
+        if r.status_code >= 400:
+            r.read()
+            hf_raise_for_status(r)
+        chunks, got = [], 0
+        for chunk in r.iter_bytes():
+            chunks.append(chunk)
+            got += len(chunk)
+            if got >= most:
+                break  # stop reading: the rest of a big file is not wanted
+        return r.status_code, r.headers, b"".join(chunks)
 
 
 def _total_size(content_range: str | None) -> int | None:
