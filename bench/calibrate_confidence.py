@@ -10,7 +10,8 @@ sweep's kept catalogs) and recovered. Every recovered tree edge gives (placement
 margin, was the parent right, undirected) and every merge edge (explanation margin,
 readings tied, was it right). Logistic regression on log(margin) fits
 lineage.recovery.calibration's PLACEMENT_A and PLACEMENT_B, and maximum likelihood
-with those kept the weights-placed edges' TIE_FLOOR; the script prints them, and the
+with those kept the weights-placed edges' TIE_FLOOR and the card-placed edges'
+CARD_CAP; the script prints them, and the
 reliability table of the current maps on the same draws. Copy the constants into
 calibration.py only from development draws, then check them with `lineage eval
 --calibration` / the sweep on held-out seeds never used.
@@ -58,7 +59,8 @@ def samples(truth: dict, edges: list) -> tuple[list, list]:
         if "placement_margin" in ev:
             placement.append((ev["placement_margin"], frozenset((e.parent, e.child))
                               in undirected, ev.get("placed_by"),
-                              ev.get("direction_probability", 1.0), (e.parent, e.child) in true))
+                              ev.get("direction_probability", 1.0), (e.parent, e.child) in true,
+                              ev.get("card_posterior")))
         elif e.relation == "merge":
             merges.append((ev.get("explanation_margin"), ev.get("equally_good_readings", 1),
                            (e.parent, e.child) in true))
@@ -98,6 +100,30 @@ def fit_tie_floor(points: list[tuple[float, float, bool]], a: float, b: float) -
     return float(minimize_scalar(nll, bounds=(0.5, 0.99), method="bounded").x)
 
 
+def fit_card_cap(points: list[tuple[float, float, bool]]) -> float:
+    """The cap C on a card-placed edge's placement probability min(C, posterior), by
+    maximum likelihood of what the edges' confidence claims (direction * placement,
+    against being right as directed, as fit_tie_floor). The posterior compares the
+    card's reliability with the weights' probability for their own reading; both are
+    estimates, and a product of two estimated odds claims more than it knows where
+    both are extreme. Bounded by the unrivalled weights placement (a card never claims
+    more than the weights could)."""
+    from scipy.optimize import minimize_scalar
+
+    from lineage.recovery.calibration import placement_probability
+
+    posterior = np.array([p for p, _, _ in points], dtype=float)
+    direction = np.array([d for _, d, _ in points], dtype=float)
+    y = np.array([ok for *_, ok in points], dtype=float)
+
+    def nll(cap: float) -> float:
+        p = np.clip(direction * np.minimum(cap, posterior), 1e-9, 1 - 1e-9)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum())
+
+    return float(minimize_scalar(nll, bounds=(0.5, placement_probability(1.0)),
+                                 method="bounded").x)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,12 +151,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"draw {seed}/{i}: {len(p)} tree edges ({sum(x[1] for x in p)} placed "
                   f"right), {len(m)} merge edges ({sum(ok for *_, ok in m)} right)", flush=True)
     a, b = fit_placement([(x[0], x[1]) for x in placement])
-    weights_placed = [(m, d, ok) for m, _, by, d, ok in placement if by == "weights"]
+    weights_placed = [(m, d, ok) for m, _, by, d, ok, _ in placement if by == "weights"]
     floor = fit_tie_floor(weights_placed, PLACEMENT_A, PLACEMENT_B)
+    card_placed = [(post, d, ok) for _, _, by, d, ok, post in placement
+                   if by == "card" and post is not None]
     print(f"\nPLACEMENT_A, PLACEMENT_B = {a:.3f}, {b:.3f}   "
           f"(from {len(placement)} tree edges of draws {' '.join(args.seed)})")
     print(f"TIE_FLOOR = {floor:.3f}   (the current A, B kept; from {len(weights_placed)} "
           "weights-placed edges)")
+    if card_placed:
+        print(f"CARD_CAP = {fit_card_cap(card_placed):.3f}   (from {len(card_placed)} "
+              "card-placed edges)")
     for margin, ties, ok in merges:
         print(f"  merge edge: margin {margin}, readings tied {ties}, right {ok}")
     rows = [r for truth, edges in rel_rows for r in confidence_rows(

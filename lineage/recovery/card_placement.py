@@ -15,9 +15,10 @@ card that names one of the two can:
   the weights). So the odds for q are
   rho (1 - P_w) / ((1 - rho) P_w), and c moves to q when they exceed 1 (the edge c - h
   is cut and c - q joined: q lies on h's side, so the result is a tree); the moved
-  edge's placement probability is that posterior. A clear placement (a margin of 0.3
-  gives P_w 0.91) needs a card more reliable than 0.91 to move; two near-equal
-  candidates (P_w 1/2) follow any card more often right than wrong. How many tree steps
+  edge's placement probability is that posterior, up to calibration.CARD_CAP. A clear
+  placement (a margin of 0.3 gives P_w 0.91) needs a card more reliable than 0.91 to
+  move; two near-equal candidates (P_w 1/2) follow any card more often right than
+  wrong. How many tree steps
   separate c from q does not enter: where most children barely moved, the siblings'
   drift hangs them under one another, and an honest card then names a model two,
   three or four steps away yet as near as h (1007/14, 1008/5: a near-copy of the root
@@ -148,9 +149,7 @@ def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float,
         if h is None:
             continue
         p_w = weights_probability(comp.raw_dist, q, h, c, steps)
-        # never surer than an unrivalled weights placement: where the triangle rules h
-        # out, the card still only names q among the rest
-        posterior = min(float(_posterior(p_w, rho)), placement_probability(1.0))
+        posterior = float(_posterior(p_w, rho))  # reported capped (calibration.CARD_CAP)
         if posterior <= 0.5:
             continue
         edges = set(tree.edges) - {(min(c, h), max(c, h))} | {(min(c, q), max(c, q))}

@@ -27,7 +27,11 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from lineage.recovery.calibration import merge_confidence, placed_edge_probability
+from lineage.recovery.calibration import (
+    CARD_CAP,
+    merge_confidence,
+    placed_edge_probability,
+)
 from lineage.recovery.card_placement import NO_CHECKS, CardChecks, StepCosines
 from lineage.recovery.cards import card_disagreements, undocumented_edges
 from lineage.recovery.cluster import cluster_trees
@@ -346,7 +350,7 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
         direction = float(rooting.direction_confidence[c])
         card = comp.card_placed.get((p, c), comp.card_placed.get((c, p)))
         by_card = card is not None
-        placement = card if by_card else placed_edge_probability(float(margin[c]))
+        placement = min(card, CARD_CAP) if by_card else placed_edge_probability(float(margin[c]))
         evidence = {
             "distance": round(float(at["distance"][e]), 8),
             "rank_fraction": round(float(at["rank_fraction"][e]), 4),
@@ -358,6 +362,8 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
             "placement_probability": round(placement, 4),
             "placed_by": "card" if by_card else "weights",
         }
+        if by_card:
+            evidence["card_posterior"] = round(card, 4)
         relation = "lora" if at["lowrank"][e] else "finetune"
         edges.append(RecoveredEdge(comp.ids[p], comp.ids[c], relation,
                                    float(np.clip(direction * placement, 0.0, 1.0)), evidence))
