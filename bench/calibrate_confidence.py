@@ -89,15 +89,21 @@ def fit_tie_floor(points: list[tuple[float, float, bool]], a: float, b: float) -
     from scipy.optimize import minimize_scalar
 
     lm = np.log(np.clip([m for m, _, _ in points], 1e-6, None))
-    direction = np.array([d for _, d, _ in points], dtype=float)
-    y = np.array([ok for *_, ok in points], dtype=float)
     curve = 1.0 / (1.0 + np.exp(-(a + b * lm)))
 
     def nll(floor: float) -> float:
-        p = np.clip(direction * np.maximum(floor, curve), 1e-9, 1 - 1e-9)
-        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum())
+        return _claims_nll(points, np.maximum(floor, curve))
 
     return float(minimize_scalar(nll, bounds=(0.5, 0.99), method="bounded").x)
+
+
+def _claims_nll(points: list[tuple[float, float, bool]], placement: np.ndarray) -> float:
+    """Negative log likelihood of (_, direction, right as directed) points whose edges
+    claim direction * placement."""
+    direction = np.array([d for _, d, _ in points], dtype=float)
+    y = np.array([ok for *_, ok in points], dtype=float)
+    p = np.clip(direction * placement, 1e-9, 1 - 1e-9)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum())
 
 
 def fit_card_cap(points: list[tuple[float, float, bool]]) -> float:
@@ -113,12 +119,9 @@ def fit_card_cap(points: list[tuple[float, float, bool]]) -> float:
     from lineage.recovery.calibration import placement_probability
 
     posterior = np.array([p for p, _, _ in points], dtype=float)
-    direction = np.array([d for _, d, _ in points], dtype=float)
-    y = np.array([ok for *_, ok in points], dtype=float)
 
     def nll(cap: float) -> float:
-        p = np.clip(direction * np.minimum(cap, posterior), 1e-9, 1 - 1e-9)
-        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum())
+        return _claims_nll(points, np.minimum(cap, posterior))
 
     return float(minimize_scalar(nll, bounds=(0.5, placement_probability(1.0)),
                                  method="bounded").x)

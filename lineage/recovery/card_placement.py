@@ -18,11 +18,11 @@ card that names one of the two can:
   edge's placement probability is that posterior, up to calibration.CARD_CAP. A clear
   placement (a margin of 0.3 gives P_w 0.91) needs a card more reliable than 0.91 to
   move; two near-equal candidates (P_w 1/2) follow any card more often right than
-  wrong. How many tree steps
-  separate c from q does not enter: where most children barely moved, the siblings'
-  drift hangs them under one another, and an honest card then names a model two,
-  three or four steps away yet as near as h (1007/14, 1008/5: a near-copy of the root
-  became the hub of its siblings, whose cards all name the root).
+  wrong. How many tree steps separate c from q does not enter: where most children
+  barely moved, the siblings' drift hangs them under one another, and an honest card
+  then names a model two, three or four steps away yet as near as h (1007/14, 1008/5:
+  a near-copy of the root became the hub of its siblings, whose cards all name the
+  root).
 
 rho is read from the catalog, from the claims the weights can check in every
 architecture group (card_checks, CardChecks.reliability). Low-rank (LoRA) edges are
@@ -240,11 +240,18 @@ def step_cosine(into: float, out: float, across: float) -> float | None:
     short steps, (across^2 - into^2 - out^2) / (2 into out), but read a chain of two
     orthogonal steps of 30 % as bending back by -0.05 (the sphere's curvature), as much
     as a trained tree's whole spread. None for a degenerate triangle."""
+    y, ok = _bends(np.float64(into), np.float64(out), np.float64(across))
+    return float(y) if ok else None
+
+
+def _bends(into: np.ndarray, out: np.ndarray, across: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """step_cosine over arrays of chords: (the cosines, where the triangle is not
+    degenerate; 0 elsewhere)."""
     ci, co, ca = (1.0 - d * d / 2.0 for d in (into, out, across))
-    si, so = math.sqrt(max(1.0 - ci * ci, 0.0)), math.sqrt(max(1.0 - co * co, 0.0))
-    if si * so <= 1e-12:
-        return None
-    return -(ca - ci * co) / (si * so)
+    sines = np.sqrt(np.maximum(1.0 - ci * ci, 0.0)) * np.sqrt(np.maximum(1.0 - co * co, 0.0))
+    ok = sines > 1e-12
+    return -np.divide(ca - ci * co, sines, out=np.zeros_like(sines), where=ok), ok
 
 
 # Below this many sibling pairs the sibling cosines are taken as anywhere in [0, 1]. A
@@ -301,11 +308,8 @@ def _path_cosines(tree: Tree, dist: np.ndarray) -> np.ndarray:
 def _node_cosines(dist: np.ndarray, h: int, nb: np.ndarray) -> np.ndarray:
     i, j = np.triu_indices(len(nb), 1)
     x, c = nb[i], nb[j]
-    ci, co, ca = (1.0 - d * d / 2.0 for d in (dist[x, h], dist[h, c], dist[x, c]))
-    si = np.sqrt(np.maximum(1.0 - ci * ci, 0.0))
-    so = np.sqrt(np.maximum(1.0 - co * co, 0.0))
-    ok = si * so > 1e-12
-    return -(ca[ok] - ci[ok] * co[ok]) / (si[ok] * so[ok])
+    y, ok = _bends(dist[x, h], dist[h, c], dist[x, c])
+    return y[ok]
 
 
 def _posterior(p_w: np.ndarray | float, rho: float) -> np.ndarray:
