@@ -388,17 +388,38 @@ def _merge_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
 def _split_base(fit: MergeFit, comp: Component, rooting: Rooting) -> MergeFit:
     """What orient.average_base could not settle from the undirected tree (parents
     that are merges themselves, or two parents in one branch), read from the rooted
-    tree: the parent that is an ancestor of the other parents is the base."""
+    tree: the parent that is an ancestor of the other parents is the base. A parent
+    that is itself a merge stands where its own inputs stand: task arithmetic over two
+    merges of the base's fine-tunes, B + l (M1 - B) + l (M2 - B), is the weighted
+    average of B, M1 and M2 with weights 1 - 2l, l, l, and B is the ancestor of the
+    merges' inputs, not a third model averaged in (held-out 1019/4, 1020/2: the base
+    was reported as a merge parent at 0.98)."""
     if fit.base is not None or len(fit.parents) < 3:
         return fit
     tree_index = {m: i for i, m in enumerate(comp.ids)}
-    nodes = {p: tree_index.get(comp.all_ids[p]) for p in fit.parents}
-    bases = [p for p, t in nodes.items() if t is not None and any(
-        u is not None and u != t and _is_ancestor(rooting.parents, t, u)
-        for u in nodes.values())]
+    made = {f.child: f for f in comp.merges}
+    nodes = {p: _tree_inputs(p, comp.all_ids, tree_index, made) for p in fit.parents}
+    bases = [p for p, ts in nodes.items() if comp.all_ids[p] in tree_index and any(
+        u != t and _is_ancestor(rooting.parents, t, u)
+        for t in ts for q, us in nodes.items() if q != p for u in us)]
     if len(bases) != 1:
         return fit
     return with_base(fit, bases[0])
+
+
+def _tree_inputs(model: int, all_ids: list[str], tree_index: dict[str, int],
+                 made: dict[int, MergeFit], seen: frozenset[int] = frozenset()
+                 ) -> set[int]:
+    """The tree nodes a model stands for: itself when it is one, else (a merge) the
+    tree nodes its inputs stand for, base included."""
+    if all_ids[model] in tree_index:
+        return {tree_index[all_ids[model]]}
+    fit = made.get(model)
+    if fit is None or model in seen:
+        return set()
+    inputs = [*fit.parents, *([] if fit.base is None else [fit.base])]
+    return set().union(*(_tree_inputs(p, all_ids, tree_index, made, seen | {model})
+                         for p in inputs))
 
 
 def _is_ancestor(parents: np.ndarray, a: int, b: int) -> bool:

@@ -313,6 +313,29 @@ def test_a_linear_average_of_three_siblings_has_three_parents(rng):
     assert merges[0].evidence["base"] is None
 
 
+def test_task_arithmetic_over_two_merges_names_the_merges_and_keeps_the_base_out(rng):
+    # M3 = B + l (M1 - B) + l (M2 - B) at l = 0.35 is the weighted average of B, M1 and
+    # M2 (0.3, 0.35, 0.35): M1 and M2 are merges, not tree nodes, so only where they
+    # stand (their inputs, B's fine-tunes) shows B is the base (held-out 1019/4,
+    # 1020/2 reported B as a third merge parent at 0.98).
+    grand, base, uncles, kids = _family(rng)
+    weights = np.linspace(0.2, 0.8, MATS)  # per-matrix weights (layer-wise merges):
+    # no constant combination of the fine-tunes stands in for M1 or M2
+    m1 = [w * a + (1 - w) * b for w, a, b in zip(weights, kids[0], kids[1], strict=True)]
+    m2 = [w * a + (1 - w) * b for w, a, b in zip(weights[::-1], kids[1], kids[2],
+                                                  strict=True)]
+    m3 = [b + 0.35 * (x - b) + 0.35 * (y - b) for b, x, y in zip(base, m1, m2, strict=True)]
+    models = [model("org/grand", grand), model("org/base", base),
+              model("org/m1", m1), model("org/m2", m2), model("org/m3", m3),
+              *[model(f"org/uncle-{k}", w) for k, w in enumerate(uncles)],
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(kids)]]
+    result = recover_graph(models)
+    into = {e.parent for e in result.edges if e.child == "org/m3"}
+    assert into == {"org/m1", "org/m2"}
+    [base_named] = {str(e.evidence["base"]) for e in result.edges if e.child == "org/m3"}
+    assert base_named == "org/base"
+
+
 def test_a_fit_over_a_base_with_positive_weight_is_read_as_an_average():
     from lineage.recovery.dependencies import mirror_readings
     from lineage.recovery.merges import MergeFit
