@@ -388,7 +388,7 @@ def _merge_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
 def _split_base(fit: MergeFit, comp: Component, rooting: Rooting) -> MergeFit:
     """What orient.average_base could not settle from the undirected tree (parents
     that are merges themselves, or two parents in one branch), read from the rooted
-    tree: the parent that is an ancestor of the other parents is the base. A parent
+    tree: the parent that is an ancestor of all the other parents is the base. A parent
     that is itself a merge stands where its own inputs stand: task arithmetic over two
     merges of the base's fine-tunes, B + l (M1 - B) + l (M2 - B), is the weighted
     average of B, M1 and M2 with weights 1 - 2l, l, l, and B is the ancestor of the
@@ -399,12 +399,19 @@ def _split_base(fit: MergeFit, comp: Component, rooting: Rooting) -> MergeFit:
     tree_index = {m: i for i, m in enumerate(comp.ids)}
     made = {f.child: f for f in comp.merges}
     nodes = {p: _tree_inputs(p, comp.all_ids, tree_index, made) for p in fit.parents}
-    bases = [p for p, ts in nodes.items() if comp.all_ids[p] in tree_index and any(
-        u != t and _is_ancestor(rooting.parents, t, u)
-        for t in ts for q, us in nodes.items() if q != p for u in us)]
+    bases = [p for p, ts in nodes.items() if comp.all_ids[p] in tree_index
+             and _below(rooting.parents, next(iter(ts)),
+                        [us for q, us in nodes.items() if q != p])]
     if len(bases) != 1:
         return fit
     return with_base(fit, bases[0])
+
+
+def _below(parents: np.ndarray, t: int, others: list[set[int]]) -> bool:
+    """Every other parent stands below tree node t: each has tree inputs, and all of
+    them other than t itself descend from t."""
+    return all(us and all(u == t or _is_ancestor(parents, t, u) for u in us)
+               and us != {t} for us in others)
 
 
 def _tree_inputs(model: int, all_ids: list[str], tree_index: dict[str, int],
