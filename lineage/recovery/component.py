@@ -74,9 +74,14 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     # the plausible one; the model may still be a per-matrix merge (model stock) of
     # its own parents, so only plausible linear fits spare a model the per-matrix search.
     explained = {f.child for f in fits if implausibility(f) == 0.0}
-    fits += layerwise_merges(features, rounding, near, explained)
+    layerwise = layerwise_merges(features, rounding, near, explained)
+    fits += layerwise
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
-        fits += detect_sparse_merges(features, {f.child for f in fits})
+        # An implausible linear reading does not spare a model the sparse search
+        # either: a TIES merge M1 averaged with M2 into M3 is also "M1 = 2 M3 - M2",
+        # and that mirror kept M1 from being read as the TIES merge it is (held-out
+        # 1011/3: M1 then became a fine-tune of one of its parents).
+        fits += detect_sparse_merges(features, explained | {f.child for f in layerwise})
     if fits:  # the Gram over every sketch again: only where a merge was claimed
         copies = copies_to_rounding(features, rounding)
         fits = [f for f in fits if f.child not in copies]

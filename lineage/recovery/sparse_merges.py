@@ -51,7 +51,12 @@ MIN_MATCHES = 16  # coordinates at one ratio (to ~1e-6) that make a model a cand
 # ~1e-6 each, so 16 such coincidences in a few thousand coordinates do not happen
 MIN_SUBSET_SHARE = 0.05 / 4  # share of d's support a subset sum must explain to count:
 # the previous release's hand-set screen (0.05 of a quarter of d), kept as it was, not derived
-MAX_PARENTS = 4
+MAX_PARENTS = 4  # inputs of one merge the candidate pool is sized for
+STAND_INS = 2  # and room for as many other merges of the same parents: each equals a
+# parent bit for bit wherever that parent alone survived in both, so it matches the
+# child's delta as often as a true parent does, and a pool of MAX_PARENTS alone left a
+# true parent out (held-out 1018/0: two sibling DARE merges took the places of a
+# parent, and the merge was read as a fine-tune); _fewest drops the stand-ins again
 MIN_COVERAGE = 0.95  # share of d's support the parents must explain
 ROUNDING_MARGIN = 8.0  # tolerance in unit roundoffs of c's dtype (2^-21 for float32)
 INFORMATIVE = 2.0**10  # |d| must exceed this many tolerances to count
@@ -253,7 +258,7 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
         if hit.sum() >= MIN_MATCHES:
             taus[k], ratios[k] = t[support], ratio[support]
             shares[k] = float(hit[support].mean())
-    parents = sorted(shares, key=lambda k: -shares[k])[:MAX_PARENTS]
+    parents = sorted(shares, key=lambda k: -shares[k])[:MAX_PARENTS + STAND_INS]
     if len(parents) < 2:
         return None
     ev = _Evidence(d[support], tol[support], u[support], taus, ratios)
