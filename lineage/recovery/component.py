@@ -73,8 +73,10 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     # reads M2 from M3, M1 and B with weights 1/l and -1), and that reading loses to
     # the plausible one; the model may still be a per-matrix merge (model stock) of
     # its own parents, so only plausible linear fits spare a model the per-matrix search.
-    explained = {f.child for f in fits if implausibility(f) == 0.0}
-    layerwise = layerwise_merges(features, rounding, near, explained)
+    plausible = [f for f in fits if implausibility(f) == 0.0]
+    explained = {f.child for f in plausible}
+    inputs = {f.child: [*f.parents, *([] if f.base is None else [f.base])] for f in plausible}
+    layerwise = layerwise_merges(features, rounding, near, explained, inputs)
     fits += layerwise
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
         # An implausible linear reading does not spare a model the sparse search

@@ -38,14 +38,16 @@ def matrix_grams(features: GroupFeatures) -> list[np.ndarray]:
 
 def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Rounding,
                   child: int, base: int | None, regressors: list[int],
-                  exact: list[frozenset[int]] | None = None) -> MergeFit | None:
+                  exact: list[frozenset[int]] | None = None,
+                  inputs: dict[int, list[int]] | None = None) -> MergeFit | None:
     """The per-matrix fit of `child` around `base` (None: zero) on the fewest of
     `regressors` that still explain every matrix to rounding, or None when they do not
     or fewer than two are needed. Near models are nearly parallel in absolute weights,
     so a least-squares fit spreads small compensating coefficients over all of them;
     each is dropped, weakest first, when the rest stay exact without it. `exact`, when
     given, receives the members of every exact zero-origin dependency found, plausible
-    or not (_recipe_readings reads them from their other members)."""
+    or not (_recipe_readings reads them from their other members). `inputs`: per
+    linear merge of the component, the models it averages (_expanded_recipe)."""
     fit = _exact(grams, features, rounding, child, base, regressors)
     if fit is None:
         return None
@@ -64,6 +66,10 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
         if stock is None:
             keep, (weights, worst, worst_bound, used), stock = _recipe_swap(
                 grams, features, rounding, child, regressors, keep, fit)
+        if stock is None and inputs:
+            keep, (weights, worst, worst_bound, used), stock = _expanded_recipe(
+                grams, features, rounding, child, keep, (weights, worst, worst_bound, used),
+                inputs)
     coefficients = {k: float(np.mean(weights[k + n])) for k in keep}
     if stock is not None:  # the recipe, whatever the sign of its ratio
         tunes = sorted(k for k in keep if k != stock)
@@ -95,6 +101,32 @@ def _recipe_swap(grams, features, rounding, child, regressors, keep, fit):
                                      rounding.error)
             if stock is not None:
                 return trial, swapped, stock
+    return keep, fit, None
+
+
+def _expanded_recipe(grams, features, rounding, child, keep, fit, inputs):
+    """(parents, fit, model stock's base or None): `keep` with a linear merge among them
+    replaced by the models it averages, where that follows model stock's recipe. A
+    model stock of fine-tunes F_i over B lies, per matrix, on the line from B to their
+    mean; a linear merge of the same fine-tunes over B (task arithmetic at any scale)
+    lies on that line too, so the per-matrix search explains the model stock by B and
+    the linear merge, two parents no recipe is checked on, and the dependency of three
+    reads as well with B as the "merge" of the other two (held-out 1018/6: the root
+    read as a merge of its two merges at 0.98; 1020/2 the same through a linear
+    average of two of the fine-tunes). Expanded, the recipe is checked on the fine-tunes
+    themselves."""
+    for k in sorted(keep):
+        if k not in inputs:
+            continue
+        trial = sorted((set(keep) - {k}) | set(inputs[k]))
+        if child in trial:
+            continue
+        expanded = _exact(grams, features, rounding, child, None, trial)
+        if expanded is None:
+            continue
+        stock = model_stock_base(features, grams, child, trial, expanded[3], rounding.error)
+        if stock is not None:
+            return trial, expanded, stock
     return keep, fit, None
 
 
@@ -190,8 +222,10 @@ def no_layerwise_fit(grams: list[np.ndarray], features: GroupFeatures,
 
 
 def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarray,
-                     skip: set[int]) -> list[MergeFit]:
-    """Per-matrix merges of the component's models not already explained (`skip`)."""
+                     skip: set[int], inputs: dict[int, list[int]] | None = None
+                     ) -> list[MergeFit]:
+    """Per-matrix merges of the component's models not already explained (`skip`);
+    `inputs`: per plausible linear merge, the models it averages (fit_layerwise)."""
     if features.n < 3:
         return []
     grams = matrix_grams(features)
@@ -207,18 +241,20 @@ def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarr
         fits = []
         for base in [None, *near[:BASES]]:
             regressors = _likely_parents(whole, m, base, near)
-            fit = fit_layerwise(grams, features, rounding, m, base, regressors, exact)
+            fit = fit_layerwise(grams, features, rounding, m, base, regressors, exact,
+                                inputs)
             if fit is not None:
                 fits.append(fit)
         if fits:  # an absolute (zero-origin) reading first: it names every input, and a
             # parent that is the others' ancestor is reported as the base after placement
             found.append(min(fits, key=lambda f: (f.base is not None, len(f.parents),
                                                   f.residual)))
-    return found + _recipe_readings(grams, features, rounding, found, exact)
+    return found + _recipe_readings(grams, features, rounding, found, exact, inputs)
 
 
 def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding: Rounding,
-                     found: list[MergeFit], exact: list[frozenset[int]]) -> list[MergeFit]:
+                     found: list[MergeFit], exact: list[frozenset[int]],
+                     inputs: dict[int, list[int]] | None = None) -> list[MergeFit]:
     """Model stock readings of the dependencies found with another member as the child.
 
     A per-matrix dependency holds whichever member is read as the child, and the search
@@ -240,7 +276,8 @@ def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding:
     for members, met_from in dependencies.items():
         for child in sorted(members - {met_from} - known):
             rest = sorted(members - {child})
-            reading = fit_layerwise(grams, features, rounding, child, None, rest)
+            reading = fit_layerwise(grams, features, rounding, child, None, rest,
+                                    inputs=inputs)
             if reading is not None and reading.rule == MODEL_STOCK_RULE:
                 extra.append(reading)
                 known.add(child)

@@ -313,3 +313,31 @@ def test_the_recipe_reading_comes_from_an_exact_dependency_no_fit_kept():
     assert (ids[reading.child], ids[reading.base]) == ("org/stock", "org/base")
     assert sorted(ids[p] for p in reading.parents) == ["org/ft-0", "org/ft-1"]
     assert _recipe_readings(matrix_grams(features), features, rounding, [], []) == []
+
+
+@pytest.mark.parametrize("seed", [51, 52, 53])
+def test_model_stock_beside_task_arithmetic_of_the_same_tunes_is_not_read_from_the_base(seed):
+    # M1 = model stock of F1, F2 over B sits, per matrix, on the line from B to the
+    # tunes' mean; M2 = B + l (F1 - B) + l (F2 - B) lies on that line too. The
+    # per-matrix search then explains M1 by B and M2 (no recipe checked), and the same
+    # dependency read B as the "merge" of M1 and M2 at 0.98, which then displaced M2's
+    # own exact reading (held-out 1018/6). Expanded into the tunes M2 averages, M1
+    # follows model stock's recipe, and that reading is taken first.
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(seed)
+    grand = root_weights(rng)
+    root = walk(rng, grand, 0.3)
+    tunes = [walk(rng, root, 0.3) for _ in range(2)]
+    stock = _tool_model_stock(root, tunes)
+    arithmetic = [b + 0.78 * (x - b) + 0.78 * (y - b)
+                  for b, x, y in zip(root, *tunes, strict=True)]
+    models = [model("org/grand", grand), model("org/root", root),
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(tunes)],
+              model("org/stock", stock), model("org/arith", arithmetic),
+              *[model(f"org/uncle-{k}", walk(rng, grand, 0.3)) for k in range(3)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {
+        ("org/ft-0", "org/stock"), ("org/ft-1", "org/stock"),
+        ("org/ft-0", "org/arith"), ("org/ft-1", "org/arith")}
+    assert {e.evidence["base"] for e in merges} == {"org/root"}
