@@ -83,7 +83,17 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
         # either: a TIES merge M1 averaged with M2 into M3 is also "M1 = 2 M3 - M2",
         # and that mirror kept M1 from being read as the TIES merge it is (held-out
         # 1011/3: M1 then became a fine-tune of one of its parents).
-        fits += detect_sparse_merges(features, explained | {f.child for f in layerwise})
+        # A sparse reading whose models hold an exact linear dependency is that linear
+        # relation, not a TIES/DARE merge: those fit sketches only partly, while every
+        # coordinate of a linear relation reads as "all parents survived", which DARE's
+        # acceptance test passes (held-out 1002/0: a root read as a sparse merge of its
+        # two merges over their task-arithmetic merge; 1013/8: a LoRA child read as a
+        # sparse merge over the SLERP of it and its sibling, a share of 0.999 from the
+        # sibling, 0.001 from the root).
+        linear = {f.members for f in fits}
+        fits += [f for f in detect_sparse_merges(
+            features, explained | {f.child for f in layerwise})
+            if not any(dependency <= f.members for dependency in linear)]
     if fits:  # the Gram over every sketch again: only where a merge was claimed
         copies = copies_to_rounding(features, rounding)
         fits = [f for f in fits if f.child not in copies]

@@ -139,12 +139,14 @@ def _choose(by_dependency: dict[frozenset, list[MergeFit]], dist: np.ndarray,
             chosen: list[tuple[MergeFit, float, int]], taken: set[int]) -> None:
     """Keep the likeliest reading of each dependency (appended to `chosen`, its child to
     `taken`), smallest dependencies first."""
-    # A dependency a checked recipe reads comes first: its reading holds for one member
-    # only, while a per-matrix reading of a smaller dependency that shares a model is
-    # one free weight per matrix (a model stock M over B, with a linear merge L of the
-    # same fine-tunes: {B, M, L} also reads B as the "merge" of M and L).
+    # A dependency model stock's checked recipe reads comes first: its reading holds
+    # for one member only, while a per-matrix reading of a smaller dependency that
+    # shares a model is one free weight per matrix (a model stock M over B, with a
+    # linear merge L of the same fine-tunes: {B, M, L} also reads B as the "merge" of
+    # M and L). Sparse readings keep their place by size: the acceptance test of a
+    # sparse merge is a share of coordinates, not a recipe for every weight.
     for members in sorted(by_dependency, key=lambda m: (
-            not any(f.rule.startswith(RECIPE_RULES) for f in by_dependency[m]),
+            not any(f.rule == MODEL_STOCK_RULE for f in by_dependency[m]),
             len(m), sorted(m))):
         candidates = [f for f in by_dependency[members] if f.child not in taken]
         if not candidates:
