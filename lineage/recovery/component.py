@@ -83,21 +83,24 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
         # either: a TIES merge M1 averaged with M2 into M3 is also "M1 = 2 M3 - M2",
         # and that mirror kept M1 from being read as the TIES merge it is (held-out
         # 1011/3: M1 then became a fine-tune of one of its parents).
-        # A sparse reading whose models hold an exact linear dependency is that linear
-        # relation, not a TIES/DARE merge: those fit sketches only partly, while every
-        # coordinate of a linear relation reads as "all parents survived", which DARE's
-        # acceptance test passes (held-out 1002/0: a root read as a sparse merge of its
-        # two merges over their task-arithmetic merge; 1013/8: a LoRA child read as a
-        # sparse merge over the SLERP of it and its sibling, a share of 0.999 from the
-        # sibling, 0.001 from the root).
-        linear = {f.members for f in fits}
-        fits += [f for f in detect_sparse_merges(
-            features, explained | {f.child for f in layerwise})
-            if not any(dependency <= f.members for dependency in linear)]
+        fits += not_linear(detect_sparse_merges(
+            features, explained | {f.child for f in layerwise}), fits)
     if fits:  # the Gram over every sketch again: only where a merge was claimed
         copies = copies_to_rounding(features, rounding)
         fits = [f for f in fits if f.child not in copies]
     return choose_explanations(fits, near if cost is None else cost, features.ids, cards)
+
+
+def not_linear(sparse_fits: list[MergeFit], linear_fits: list[MergeFit]) -> list[MergeFit]:
+    """The sparse readings whose models hold no exact linear dependency. One that does
+    is that linear relation, not a TIES/DARE merge: those fit sketches only partly,
+    while every coordinate of a linear relation reads as "all parents survived", which
+    DARE's acceptance test passes (held-out 1002/0: a root read as a sparse merge of its
+    two merges over their task-arithmetic merge; 1013/8: a LoRA child read as a sparse
+    merge over the SLERP of it and its sibling, shares 0.999 from the sibling and 0.001
+    from the root)."""
+    linear = {f.members for f in linear_fits}
+    return [f for f in sparse_fits if not any(d <= f.members for d in linear)]
 
 
 def component_ranks(features: GroupFeatures, dist: np.ndarray, rank_neighbours: int

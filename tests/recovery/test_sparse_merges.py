@@ -278,3 +278,20 @@ def test_two_ties_merges_averaged_keep_their_own_parents():
     merges = {(e.parent, e.child) for e in result.edges if e.relation == "merge"}
     assert merges == {("a", "m1"), ("b", "m1"), ("b1", "m2"), ("c", "m2"), ("m1", "m3"),
                       ("m2", "m3")}
+
+
+def test_a_sparse_reading_of_an_exact_linear_dependency_is_dropped():
+    from lineage.recovery.component import not_linear
+    from lineage.recovery.merges import MergeFit
+
+    # 3 = B(0) + l (1 - 0) + l (2 - 0) is exact on the sketches; a sparse reading of the
+    # same models (0 from 1 and 2 over 3), or of them and one more, restates it
+    linear = [MergeFit(child=3, base=0, parents=[1, 2], coefficients=[0.84, 0.84],
+                       residual=1e-8, single_residual=0.5)]
+    restated = MergeFit(child=0, base=3, parents=[1, 2], coefficients=[0.002, 0.001],
+                        residual=0.0, single_residual=0.99, rule="sparse")
+    widened = MergeFit(child=0, base=3, parents=[1, 2, 4], coefficients=[0.9, 0.0, 0.1],
+                       residual=0.0, single_residual=0.1, rule="sparse")
+    own = MergeFit(child=5, base=0, parents=[1, 2], coefficients=[0.3, 0.3],
+                   residual=0.0, single_residual=0.7, rule="sparse")
+    assert not_linear([restated, widened, own], linear) == [own]
