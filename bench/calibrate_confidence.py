@@ -11,7 +11,8 @@ margin, was the parent right, undirected) and every merge edge (explanation marg
 readings tied, was it right). Logistic regression on log(margin) fits
 lineage.recovery.calibration's PLACEMENT_A and PLACEMENT_B, and maximum likelihood
 with those kept the weights-placed edges' TIE_FLOOR and the card-placed edges'
-CARD_CAP; the script prints them, and the
+CARD_CAP, and the share right among merge edges no other reading rivalled
+UNIQUE_MERGE (the maximum-likelihood constant); the script prints them, and the
 reliability table of the current maps on the same draws. Copy the constants into
 calibration.py only from development draws, then check them with `lineage eval
 --calibration` / the sweep on held-out seeds never used.
@@ -165,8 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     if card_placed:
         print(f"CARD_CAP = {fit_card_cap(card_placed):.3f}   (from {len(card_placed)} "
               "card-placed edges)")
+    unrivalled = [ok for margin, _, ok in merges if margin is None]
+    if unrivalled:  # the maximum-likelihood constant of a Bernoulli is its mean
+        print(f"UNIQUE_MERGE = {sum(unrivalled) / len(unrivalled):.3f}   (from "
+              f"{len(unrivalled)} merge edges no other reading rivalled)")
     for margin, ties, ok in merges:
-        print(f"  merge edge: margin {margin}, readings tied {ties}, right {ok}")
+        if margin is not None:
+            print(f"  rivalled merge edge: margin {margin}, readings tied {ties}, right {ok}")
     rows = [r for truth, edges in rel_rows for r in confidence_rows(
         truth, [(e.parent, e.child, e.confidence) for e in edges])]
     print("\nreliability of the current maps on these draws:")
