@@ -295,3 +295,27 @@ def test_a_sparse_reading_of_an_exact_linear_dependency_is_dropped():
     own = MergeFit(child=5, base=0, parents=[1, 2], coefficients=[0.3, 0.3],
                    residual=0.0, single_residual=0.7, rule="sparse")
     assert not_linear([restated, widened, own], linear) == [own]
+
+
+def test_coordinates_weight_decay_alone_moved_are_told_apart():
+    # _decay_only flags, on the merge's support, the coordinates where two or more
+    # candidates' task vectors are a shared multiple of the base's weights: the
+    # decayed half of the rows of _decayed_family, none of the rows that took a step.
+    from lineage.recovery.sparse_merges import INFORMATIVE, ROUNDING_MARGIN, _decay_only
+
+    whole = SIDE * SIDE  # the sample is the whole matrix: every coordinate read
+    for decayed, expected in ((_decayed_family(11), 0.5), (_family(11), 0.0)):
+        fam = dict(decayed)
+        fam["m"] = [_dense_dare(r.astype(np.float64), [a, b, c], 0.85, k)
+                    for k, (r, a, b, c) in enumerate(zip(fam["root"], fam["a"], fam["b"],
+                                                         fam["c"], strict=True))]
+        features = group_features([_model(k, v, sample=whole) for k, v in fam.items()])
+        probe, ids = _Probe(features), features.ids
+        child, base = ids.index("m"), ids.index("root")
+        qs = probe.changed(child, base)
+        c, b = probe.flat(child, qs), probe.flat(base, qs)
+        tol = ROUNDING_MARGIN * probe.unit_roundoff(child, qs) * np.abs(c)
+        support = np.abs(c - b) > INFORMATIVE * tol
+        others = [ids.index(n) for n in "abc"]
+        flagged = _decay_only(probe, qs, b, tol, support, probe.segments(qs), others)
+        assert abs(flagged[support].mean() - expected) < 0.02
