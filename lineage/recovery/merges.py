@@ -256,7 +256,7 @@ def affine_base(g: np.ndarray, child: int, rounding: Rounding) -> int | None:
     a task-arithmetic merge of three of them was not among the merge's six nearest
     models, and no fit over those was exact (held-out 1022/5: the merge was read as a
     fine-tune). The affine combination is the same for every reference model, so one
-    least-squares fit finds the base wherever it is."""
+    least-squares fit finds the base wherever it is; it is tried besides the nearest."""
     n = g.shape[0]
     if n < 4:
         return None

@@ -382,3 +382,24 @@ def test_copies_to_rounding_are_never_read_as_merges_of_each_other(seed):
     assert not [e for e in result.edges if e.relation == "merge"]
     found = edges_of(result)
     assert found[("org/grand", "org/base")] == "finetune"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_task_arithmetic_in_a_wide_star_finds_its_base_however_far(seed):
+    # Ten fine-tunes sharing a strong drift: the merge B + 0.9 (F0 - B) + 0.9 (F1 - B)
+    # + 0.9 (F2 - B) sits nearer every sibling than its base, so no fit over its six
+    # nearest models was exact and it was read as a fine-tune (held-out 1022/5). The
+    # base an affine combination of all the others names is tried too.
+    rng = np.random.default_rng(seed)
+    root = root_weights(rng)
+    drift = [0.3 * m.std() * rng.standard_normal(m.shape) for m in root]
+    kids = [[m + d + 0.1 * m.std() * rng.standard_normal(m.shape)
+             for m, d in zip(root, drift, strict=True)] for _ in range(10)]
+    merge = [r + 0.9 * ((a - r) + (b - r) + (c - r))
+             for r, a, b, c in zip(root, *kids[:3], strict=True)]
+    models = [model("org/root", root), model("org/merge", merge),
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(kids)]]
+    into = [e for e in recover_graph(models).edges if e.child == "org/merge"]
+    assert {(e.parent, e.relation) for e in into} == {
+        (f"org/ft-{k}", "merge") for k in range(3)}
+    assert {str(e.evidence["base"]) for e in into} == {"org/root"}
