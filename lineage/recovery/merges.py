@@ -236,12 +236,12 @@ def candidate_merges(features: GroupFeatures, dtypes: list[str | None],
     found = []
     for m in range(features.n):
         bases = [int(b) for b in np.argsort(dist[m], kind="stable") if b != m]
-        tried = bases[:BASES_PER_CHILD]
-        other = affine_base(g, m, rounding)
-        if other is not None and other not in tried:
-            tried.append(other)
-        fits = [(fit_merge(g, m, b, rounding), b) for b in tried]
+        fits = [(fit_merge(g, m, b, rounding), b) for b in bases[:BASES_PER_CHILD]]
         good = [fewest_parents(g, f, b, rounding) for f, b in fits if accepted(f)]
+        other = None if good else affine_base(g, m, rounding)
+        if other is not None and other not in bases[:BASES_PER_CHILD]:
+            fit = fit_merge(g, m, other, rounding)
+            good = [fewest_parents(g, fit, other, rounding)] if accepted(fit) else []
         if good:
             found.append(min(good, key=lambda f: (f.residual, len(f.parents))))
     return found
@@ -256,7 +256,8 @@ def affine_base(g: np.ndarray, child: int, rounding: Rounding) -> int | None:
     a task-arithmetic merge of three of them was not among the merge's six nearest
     models, and no fit over those was exact (held-out 1022/5: the merge was read as a
     fine-tune). The affine combination is the same for every reference model, so one
-    least-squares fit finds the base wherever it is; it is tried besides the nearest."""
+    least-squares fit finds the base wherever it is; it is tried where no nearest model
+    gave an exact fit (elsewhere the nearest bases' fit stands, as before)."""
     n = g.shape[0]
     if n < 4:
         return None
