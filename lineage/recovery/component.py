@@ -75,7 +75,7 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     # its own parents, so only plausible linear fits spare a model the per-matrix search.
     plausible = [f for f in fits if implausibility(f) == 0.0]
     explained = {f.child for f in plausible}
-    inputs = {f.child: [*f.parents, *([] if f.base is None else [f.base])] for f in plausible}
+    inputs = {f.child: sorted(f.members - {f.child}) for f in plausible}
     layerwise = layerwise_merges(features, rounding, near, explained, inputs)
     fits += layerwise
     if has_sample_evidence(features):  # TIES/DARE: exact on the coordinate samples
@@ -91,16 +91,17 @@ def find_merges(features: GroupFeatures, dtypes: list[str | None],
     return choose_explanations(fits, near if cost is None else cost, features.ids, cards)
 
 
-def not_linear(sparse_fits: list[MergeFit], linear_fits: list[MergeFit]) -> list[MergeFit]:
-    """The sparse readings whose models hold no exact linear dependency. One that does
-    is that linear relation, not a TIES/DARE merge: those fit sketches only partly,
+def not_linear(sparse_fits: list[MergeFit], exact_fits: list[MergeFit]) -> list[MergeFit]:
+    """The sparse readings whose models hold no exact dependency `exact_fits` found
+    (linear, or per matrix). One that does is that relation, not a TIES/DARE merge:
+    those fit sketches only partly,
     while every coordinate of a linear relation reads as "all parents survived", which
     DARE's acceptance test passes (held-out 1002/0: a root read as a sparse merge of its
     two merges over their task-arithmetic merge; 1013/8: a LoRA child read as a sparse
     merge over the SLERP of it and its sibling, shares 0.999 from the sibling and 0.001
     from the root)."""
-    linear = {f.members for f in linear_fits}
-    return [f for f in sparse_fits if not any(d <= f.members for d in linear)]
+    held = {f.members for f in exact_fits}
+    return [f for f in sparse_fits if not any(d <= f.members for d in held)]
 
 
 def component_ranks(features: GroupFeatures, dist: np.ndarray, rank_neighbours: int

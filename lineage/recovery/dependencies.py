@@ -138,7 +138,7 @@ def _choose(by_dependency: dict[frozenset, list[MergeFit]], dist: np.ndarray,
             ids: list[str], cards: CardVotes | None,
             chosen: list[tuple[MergeFit, float, int]], taken: set[int]) -> None:
     """Keep the likeliest reading of each dependency (appended to `chosen`, its child to
-    `taken`), smallest dependencies first."""
+    `taken`): those a model stock recipe reads first, then smallest first."""
     # A dependency model stock's checked recipe reads comes first: its reading holds
     # for one member only, while a per-matrix reading of a smaller dependency that
     # shares a model is one free weight per matrix (a model stock M over B, with a

@@ -19,7 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from lineage.recovery.features import GroupFeatures
-from lineage.recovery.merges import MergeFit, Rounding, drop_weakest, nnls_on_gram
+from lineage.recovery.merges import (
+    MergeFit,
+    Rounding,
+    drop_weakest,
+    nnls_on_gram,
+    normal_equations,
+)
 from lineage.recovery.model_stock import MODEL_STOCK_RULE, model_stock_base
 
 REGRESSORS = 6  # nearest models a per-matrix fit may use (a merge sits near its parents)
@@ -89,19 +95,9 @@ def _recipe_swap(grams, features, rounding, child, regressors, keep, fit):
     parents per matrix (a SLERP of two fine-tunes lies in their plane), so it can stand
     in for one of them and the dropping order decides which set is kept; a recipe holds
     for one set only, and a checked recipe outranks a range test (dependencies.py)."""
-    for out in sorted(keep):
-        for into in regressors:
-            if into in keep:
-                continue
-            trial = sorted((set(keep) - {out}) | {into})
-            swapped = _exact(grams, features, rounding, child, None, trial)
-            if swapped is None:
-                continue
-            stock = model_stock_base(features, grams, child, trial, swapped[3],
-                                     rounding.error)
-            if stock is not None:
-                return trial, swapped, stock
-    return keep, fit, None
+    trials = (sorted((set(keep) - {out}) | {into})
+              for out in sorted(keep) for into in regressors if into not in keep)
+    return _first_recipe(grams, features, rounding, child, trials) or (keep, fit, None)
 
 
 def _expanded_recipe(grams, features, rounding, child, keep, fit, inputs):
@@ -115,19 +111,24 @@ def _expanded_recipe(grams, features, rounding, child, keep, fit, inputs):
     read as a merge of its two merges at 0.98; 1020/2 the same through a linear
     average of two of the fine-tunes). Expanded, the recipe is checked on the fine-tunes
     themselves."""
-    for k in sorted(keep):
-        if k not in inputs:
+    trials = (sorted((set(keep) - {k}) | set(inputs[k])) for k in sorted(keep) if k in inputs)
+    return (_first_recipe(grams, features, rounding, child,
+                          (t for t in trials if child not in t))
+            or (keep, fit, None))
+
+
+def _first_recipe(grams, features, rounding, child, trials):
+    """(parents, fit, model stock's base) for the first of the `trials` parent sets that
+    explains `child` exactly per matrix and follows model stock's recipe; None if none
+    does."""
+    for trial in trials:
+        fit = _exact(grams, features, rounding, child, None, trial)
+        if fit is None:
             continue
-        trial = sorted((set(keep) - {k}) | set(inputs[k]))
-        if child in trial:
-            continue
-        expanded = _exact(grams, features, rounding, child, None, trial)
-        if expanded is None:
-            continue
-        stock = model_stock_base(features, grams, child, trial, expanded[3], rounding.error)
+        stock = model_stock_base(features, grams, child, trial, fit[3], rounding.error)
         if stock is not None:
-            return trial, expanded, stock
-    return keep, fit, None
+            return trial, fit, stock
+    return None
 
 
 def _exact(grams, features, rounding, child, base, regressors):
@@ -147,7 +148,7 @@ def _exact(grams, features, rounding, child, base, regressors):
             # matrix says nothing about the coefficients, and counting it would
             # average an implausible reading (2 and -1 elsewhere) into the range.
             continue
-        ata, aty, yy = _system(g, child, base, regressors)
+        ata, aty, yy = normal_equations(g, child, base, regressors)
         if yy <= 0.0:
             continue
         noise = float(max(rounding.error[k] * norms[k, q] for k in regressors))
@@ -172,25 +173,13 @@ def _exact(grams, features, rounding, child, base, regressors):
     return carried, worst, worst_bound, used
 
 
-def _system(g: np.ndarray, child: int, base: int | None, cols: list[int]):
-    """Normal equations of x_child - o on [x_k - o], o = x_base or 0, from a Gram."""
-    c = np.asarray(cols)
-    if base is None:
-        return g[np.ix_(c, c)], g[c, child], float(g[child, child])
-    gb = g[:, base]
-    ata = g[np.ix_(c, c)] - gb[c][:, None] - gb[c][None, :] + g[base, base]
-    aty = g[c, child] - gb[c] - g[base, child] + g[base, base]
-    yy = float(g[child, child] - 2 * g[base, child] + g[base, base])
-    return ata, aty, yy
-
-
 def _likely_parents(whole: np.ndarray, child: int, base: int | None, near: list[int]
                     ) -> list[int]:
     """The models a whole-model fit leans on most, then the nearest: a SLERP or model
     stock of two far-apart models sits between them, near neither, but an average over
     all matrices already puts its weight on them."""
     others = [k for k in near if k != base]
-    ata, aty, yy = _system(whole, child, base, others)
+    ata, aty, yy = normal_equations(whole, child, base, others)
     coef, _ = nnls_on_gram(ata, aty, yy)
     carried = coef * np.sqrt(np.maximum(np.diag(ata), 0.0))
     ranked = [others[i] for i in np.argsort(-carried, kind="stable") if coef[i] > 0]

@@ -115,10 +115,8 @@ def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = 
     a K x K system whatever the sketch width."""
     n = g.shape[0]
     cols = np.array([k for k in range(n) if k not in (child, base) and k not in exclude])
-    gb = g[:, base]
-    ata = g[np.ix_(cols, cols)] - gb[cols][:, None] - gb[cols][None, :] + g[base, base]
-    aty = g[cols, child] - gb[cols] - g[base, child] + g[base, base]
-    yy = max(g[child, child] - 2 * g[base, child] + g[base, base], 1e-300)
+    ata, aty, yy = normal_equations(g, child, base, cols)
+    yy = max(yy, 1e-300)
     diag = np.maximum(np.diag(ata), 1e-300)
     noise = None
     if rounding is not None:  # each column's own rounding: x_k's and the base's
@@ -135,6 +133,19 @@ def fit_merge(g: np.ndarray, child: int, base: int, rounding: Rounding | None = 
     return MergeFit(child, None if sum_free else base, [int(cols[k]) for k in keep],
                     [float(coef[k]) for k in keep], float(resid_abs / np.sqrt(yy)),
                     float(single), bound=float(bound / np.sqrt(yy)))
+
+
+def normal_equations(g: np.ndarray, child: int, base: int | None, cols
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(A^T A, A^T y, |y|^2) for y = x_child - o on A = [x_k - o] over `cols`, o = x_base
+    or 0, from a Gram matrix."""
+    c = np.asarray(cols)
+    if base is None:
+        return g[np.ix_(c, c)], g[c, child], float(g[child, child])
+    gb = g[:, base]
+    ata = g[np.ix_(c, c)] - gb[c][:, None] - gb[c][None, :] + g[base, base]
+    aty = g[c, child] - gb[c] - g[base, child] + g[base, base]
+    return ata, aty, float(g[child, child] - 2 * g[base, child] + g[base, base])
 
 
 def nnls_on_gram(ata: np.ndarray, aty: np.ndarray, yy: float, *, nonneg: bool = True,
@@ -235,11 +246,11 @@ def candidate_merges(features: GroupFeatures, dtypes: list[str | None],
     dist = gram_sq_dists(g)
     found = []
     for m in range(features.n):
-        bases = [int(b) for b in np.argsort(dist[m], kind="stable") if b != m]
-        fits = [(fit_merge(g, m, b, rounding), b) for b in bases[:BASES_PER_CHILD]]
+        near = [int(b) for b in np.argsort(dist[m], kind="stable") if b != m][:BASES_PER_CHILD]
+        fits = [(fit_merge(g, m, b, rounding), b) for b in near]
         good = [fewest_parents(g, f, b, rounding) for f, b in fits if accepted(f)]
         other = None if good else affine_base(g, m, rounding)
-        if other is not None and other not in bases[:BASES_PER_CHILD]:
+        if other is not None and other not in near:
             fit = fit_merge(g, m, other, rounding)
             good = [fewest_parents(g, fit, other, rounding)] if accepted(fit) else []
         if good:
@@ -263,10 +274,8 @@ def affine_base(g: np.ndarray, child: int, rounding: Rounding) -> int | None:
         return None
     ref = 0 if child != 0 else 1
     cols = np.array([k for k in range(n) if k not in (child, ref)])
-    gr = g[:, ref]
-    ata = g[np.ix_(cols, cols)] - gr[cols][:, None] - gr[cols][None, :] + g[ref, ref]
-    aty = g[cols, child] - gr[cols] - g[ref, child] + g[ref, ref]
-    yy = max(g[child, child] - 2 * g[ref, child] + g[ref, ref], 1e-300)
+    ata, aty, yy = normal_equations(g, child, ref, cols)
+    yy = max(yy, 1e-300)
     noise = float((rounding.error[cols] * rounding.norms[cols]).max()
                   + rounding.error[ref] * rounding.norms[ref])
     coef, resid = nnls_on_gram(ata, aty, yy, nonneg=False, noise=noise)

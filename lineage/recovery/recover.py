@@ -399,8 +399,8 @@ def _split_base(fit: MergeFit, comp: Component, rooting: Rooting) -> MergeFit:
     tree_index = {m: i for i, m in enumerate(comp.ids)}
     made = {f.child: f for f in comp.merges}
     nodes = {p: _tree_inputs(p, comp.all_ids, tree_index, made) for p in fit.parents}
-    bases = [p for p, ts in nodes.items() if comp.all_ids[p] in tree_index
-             and _below(rooting.parents, next(iter(ts)),
+    bases = [p for p in fit.parents if comp.all_ids[p] in tree_index
+             and _below(rooting.parents, tree_index[comp.all_ids[p]],
                         [us for q, us in nodes.items() if q != p])]
     if len(bases) != 1:
         return fit
@@ -424,9 +424,8 @@ def _tree_inputs(model: int, all_ids: list[str], tree_index: dict[str, int],
     fit = made.get(model)
     if fit is None or model in seen:
         return set()
-    inputs = [*fit.parents, *([] if fit.base is None else [fit.base])]
     return set().union(*(_tree_inputs(p, all_ids, tree_index, made, seen | {model})
-                         for p in inputs))
+                         for p in fit.members - {model}))
 
 
 def _is_ancestor(parents: np.ndarray, a: int, b: int) -> bool:
