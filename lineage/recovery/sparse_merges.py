@@ -56,7 +56,10 @@ STAND_INS = 2  # and room for as many other merges of the same parents: each equ
 # parent bit for bit wherever that parent alone survived in both, so it matches the
 # child's delta as often as a true parent does, and a pool of MAX_PARENTS alone left a
 # true parent out (held-out 1018/0: two sibling DARE merges took the places of a
-# parent, and the merge was read as a fine-tune); _fewest drops the stand-ins again
+# parent, and the merge was read as a fine-tune); _fewest drops the stand-ins again.
+# A search width, not a decision: 2 is the number of stand-ins met there, and what is
+# accepted is still decided by MIN_COVERAGE and _fewest (checked on the fresh draws
+# 1021 and 1022, never developed on: merge precision 1.000 on both)
 MIN_COVERAGE = 0.95  # share of d's support the parents must explain
 ROUNDING_MARGIN = 8.0  # tolerance in unit roundoffs of c's dtype (2^-21 for float32)
 INFORMATIVE = 2.0**10  # |d| must exceed this many tolerances to count
