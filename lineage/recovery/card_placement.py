@@ -89,7 +89,8 @@ NO_CHECKS = CardChecks()
 
 def card_checks(claims: Sequence[Claims], trees: Sequence[Tree],
                 dists: Sequence[np.ndarray | sparse.spmatrix],
-                lowranks: Sequence[np.ndarray], steps: StepCosines | None = None) -> CardChecks:
+                lowranks: Sequence[np.ndarray], steps: StepCosines | None = None,
+                root_posteriors: Sequence[np.ndarray | None] | None = None) -> CardChecks:
     """The claims of one architecture group the weights can check. A claim naming the
     child's tree neighbour is honest. One naming another model q is a lie where the
     weights rule q out: the child's tree neighbour h on the way to q holds it with the
@@ -102,19 +103,23 @@ def card_checks(claims: Sequence[Claims], trees: Sequence[Tree],
     fell below what lets any card move (1007/15: 11 of 12 cards honest, none followed).
     Counting claims the weights are unsure of either way would make rho echo the
     weights exactly where the cards are to decide. Large components (sparse distances)
-    keep the step count."""
+    keep the step count. `root_posteriors`: per tree, the weights' posterior over its
+    roots (orientation_above), or None."""
     honest = lies = 0
-    for claim, tree, dist, lowrank in zip(claims, trees, dists, lowranks, strict=True):
+    posteriors = root_posteriors if root_posteriors is not None else [None] * len(trees)
+    for claim, tree, dist, lowrank, post in zip(claims, trees, dists, lowranks, posteriors,
+                                                strict=True):
         for q, c in claim:
             if q in tree.adj[c]:
                 honest += 1
-            elif _ruled_out(tree, dist, lowrank, q, c, steps):
+            elif _ruled_out(tree, dist, lowrank, q, c, steps, post):
                 lies += 1
     return CardChecks(honest, lies)
 
 
 def _ruled_out(tree: Tree, dist: np.ndarray | sparse.spmatrix, lowrank: np.ndarray,
-               q: int, c: int, steps: StepCosines | None) -> bool:
+               q: int, c: int, steps: StepCosines | None,
+               root_posterior: np.ndarray | None = None) -> bool:
     """The weights rule out q as c's parent (card_checks)."""
     if sparse.issparse(dist):
         return _between(tree, q, c) is None
@@ -123,7 +128,8 @@ def _ruled_out(tree: Tree, dist: np.ndarray | sparse.spmatrix, lowrank: np.ndarr
         return False
     if lowrank[h, c] or lowrank[q, c]:
         return True
-    return weights_probability(dist, q, h, c, steps) >= CLEAR
+    above = orientation_above(tree, root_posterior, q, h, c)
+    return weights_probability(dist, q, h, c, steps, above) >= CLEAR
 
 
 def _between(tree: Tree, q: int, c: int) -> int | None:
@@ -136,11 +142,13 @@ def _between(tree: Tree, q: int, c: int) -> int | None:
 
 
 def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float,
-                 steps: StepCosines | None = None) -> tuple[Tree, dict[tuple[int, int], float]]:
+                 steps: StepCosines | None = None, root_posterior: np.ndarray | None = None,
+                 ) -> tuple[Tree, dict[tuple[int, int], float]]:
     """The tree with every edge c - h moved to the card's parent q where the card's
     odds beat the weights' (module docstring), and per (q, c) pair a card decided its
     posterior. One pass, in claim order: a move is made only while q is not yet c's
-    neighbour."""
+    neighbour. `root_posterior`: the weights' posterior over the placed tree's roots,
+    which says which way each claim's path runs (orientation_above)."""
     decided: dict[tuple[int, int], float] = {}
     for q, c in claims:
         if q in tree.adj[c]:
@@ -148,7 +156,8 @@ def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float,
         h = _across(comp, tree, q, c)
         if h is None:
             continue
-        p_w = weights_probability(comp.raw_dist, q, h, c, steps)
+        above = orientation_above(tree, root_posterior, q, h, c)
+        p_w = weights_probability(comp.raw_dist, q, h, c, steps, above)
         posterior = float(_posterior(p_w, rho))  # reported capped (calibration.CARD_CAP)
         if posterior <= 0.5:
             continue
@@ -159,7 +168,7 @@ def follow_cards(comp: Component, tree: Tree, claims: Claims, rho: float,
 
 
 def weights_probability(dist: np.ndarray, q: int, h: int, c: int,
-                        steps: StepCosines | None = None) -> float:
+                        steps: StepCosines | None = None, above: float = 0.0) -> float:
     """P_w: how sure the weights are that c hangs from h rather than from q: the
     placement calibration's P(h is c's parent) at h's margin over q, and, with the
     catalog's step cosines, no more than the triangle's two readings allow
@@ -169,12 +178,15 @@ def weights_probability(dist: np.ndarray, q: int, h: int, c: int,
     fraction of the time, README "Recovery accuracy"); the triangle reads the angle
     only, and where a captured family inflates the chain spread it can call a chain
     what the distances call a tie. The weights hold against a card only as far as both
-    readings do. Without step cosines (too few paths to read them from), the margin."""
+    readings do. `above`: P(h lies above q), which decides what the two readings
+    are (triangle_probability). Without step cosines (too few paths to read them
+    from), the margin."""
     margin = max(0.0, 1.0 - float(dist[h, c]) / max(float(dist[q, c]), 1e-300))
     p_w = placement_probability(margin)
     if steps is None:
         return p_w
-    p_t = triangle_probability(float(dist[q, h]), float(dist[q, c]), float(dist[h, c]), steps)
+    p_t = triangle_probability(float(dist[q, h]), float(dist[q, c]), float(dist[h, c]), steps,
+                               above)
     return p_w if p_t is None else min(p_w, p_t)
 
 
@@ -204,32 +216,66 @@ def _normal(x: float, mean: float, sd: float) -> float:
     return math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2.0 * math.pi))
 
 
-def triangle_probability(a: float, b: float, e: float, steps: StepCosines) -> float | None:
+def triangle_probability(a: float, b: float, e: float, steps: StepCosines,
+                         above: float = 0.0) -> float | None:
     """P(c hangs from h, not from q) from the triangle of placement distances (chords
     between unit-normalised weights, distance.placement_distance) d(q, h) = a,
     d(q, c) = b, d(h, c) = e, weighing the two readings a card and the weights
-    disagree on, each by how this catalog's steps meet (StepCosines):
+    disagree on, each by how this catalog's steps meet (StepCosines). Which two
+    readings those are depends on which way the path c - h - ... - q runs, so both
+    orientations are weighed, `above` = P(h lies above q) (orientation_above):
 
-    - chain (the weights: q ... h -> c): c's own step is independent of the steps that
-      led to h: its cosine with the step into h (step_cosine) is a consecutive pair's;
-    - siblings (the card: q -> c, and h also below q): the steps q -> c and q -> h
-      share whatever two trainings from one parent share: their cosine is a sibling
-      pair's.
+    - q above h (probability 1 - above). Weights, a chain q ... h -> c: c's own step
+      is independent of the steps that led to h, its cosine with the step into h
+      (step_cosine) a consecutive pair's. Card, siblings q -> c beside q -> ... h:
+      the steps q -> c and q -> h share whatever two trainings from one parent share,
+      their cosine a sibling pair's.
+    - h above q (probability `above`: q is one of h's other children, or below one).
+      Weights, siblings: h's steps to q and to c at a sibling cosine. Card, a chain
+      h -> q -> c: c's step out of q at a consecutive cosine with the step into q.
+      Read with the first orientation alone, a lie naming c's sibling under their
+      common parent h looked like a bent chain against a sibling fit, and won
+      (the spent held-out draws 1013-1022: 21 of 25 card moves the weights had right
+      had h at the true root, against 10 of 264 moves the card had right).
 
-    Equal priors. This is not a margin: a near-copy h that captured its sibling c sits
-    where both readings fit, and the probability then stays near 1/2, where the margin
-    curve said 0.8-0.95 and was right on such claims a fraction of the time (README,
-    "Recovery accuracy"). Where the catalog's consecutive steps are sharply orthogonal
-    or its siblings share little, the triangle tells the readings apart and a card
-    cannot move c against it. None for a degenerate triangle (a zero side)."""
-    y = step_cosine(a, e, b)  # None for a zero side, as x is
-    x = step_cosine(a, b, e)  # minus the cosine of q's steps to h and to c
+    Equal priors on the readings. This is not a margin: a near-copy h that captured
+    its sibling c sits where both readings fit, and the probability then stays near
+    1/2, where the margin curve said 0.8-0.95 and was right on such claims a fraction
+    of the time (README, "Recovery accuracy"). Where the catalog's consecutive steps
+    are sharply orthogonal or its siblings share little, the triangle tells the
+    readings apart and a card cannot move c against it. None for a degenerate
+    triangle (a zero side)."""
+    y = step_cosine(a, e, b)  # steps into h (from q) and out of h (to c)
+    x = step_cosine(a, b, e)  # steps into q (from h) and out of q (to c)
     if y is None or x is None:
         return None
-    chain, siblings = steps.chain_density(y), steps.sibling_density(-x)
-    if chain + siblings <= 0.0:
+    below = 1.0 - above
+    weights = below * steps.chain_density(y) + above * steps.sibling_density(-y)
+    card = below * steps.sibling_density(-x) + above * steps.chain_density(x)
+    if weights + card <= 0.0:
         return None
-    return chain / (chain + siblings)
+    return weights / (weights + card)
+
+
+def orientation_above(tree: Tree, root_posterior: np.ndarray | None, q: int, h: int,
+                      c: int) -> float:
+    """P(h lies above q) on the path c - h - ... - q, from a posterior over roots of
+    the placed tree: the mass of roots on h's side of both the branch towards q and
+    the branch holding c, against those two sides. A root on c's side puts c above h,
+    which neither reading of the claim allows, so it is left out. 0 (the q-above-h
+    reading alone) without a posterior or where it holds no mass on either side."""
+    if root_posterior is None:
+        return 0.0
+    toward = tree.parents(h)  # rooted at h: each node's next step towards h
+    branch = np.arange(tree.n)
+    for v in tree.order(h)[1:]:  # each node's neighbour of h on its way there
+        if toward[v] != h:
+            branch[v] = branch[toward[v]]
+    q_side = float(root_posterior[branch == branch[q]].sum())
+    c_side = float(root_posterior[branch == c].sum())
+    h_side = max(0.0, 1.0 - q_side - c_side)
+    total = q_side + h_side
+    return h_side / total if total > 1e-12 else 0.0
 
 
 def step_cosine(into: float, out: float, across: float) -> float | None:

@@ -215,9 +215,11 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     claims = [card_claims(c, cards) for c in comps]
     dists = [c.raw_dist for c in comps]
     steps = step_cosines(trees, dists) if any(claims) else None
-    checks = card_checks(claims, trees, dists, [c.lowrank for c in comps], steps)
+    ways = [weights_root_posterior(c, t) if claim and not sparse.issparse(c.raw_dist) else None
+            for c, t, claim in zip(comps, trees, claims, strict=True)]
+    checks = card_checks(claims, trees, dists, [c.lowrank for c in comps], steps, ways)
     rho = (checks + elsewhere).reliability
-    trees = _follow_cards(comps, trees, claims, rho, steps)
+    trees = _follow_cards(comps, trees, claims, rho, steps, ways)
     for comp, tree in zip(comps, trees, strict=True):
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
@@ -234,13 +236,23 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     return final, info
 
 
+def weights_root_posterior(comp: Component, tree: Tree) -> np.ndarray:
+    """The posterior over the placed tree's roots from the weights alone (direction
+    signals, merge bases, the growth prior): which way a card claim's path runs
+    (card_placement.orientation_above). The cards are left out, as they are what it
+    is weighed against."""
+    slots = signal_slots(comp, tree, {}) + [merge_base_slot(comp, tree)]
+    return root_tree(tree, slots).posterior
+
+
 def _follow_cards(comps: Sequence[Component], trees: list[Tree], claims: list[Claims],
-                  rho: float, steps: StepCosines | None) -> list[Tree]:
+                  rho: float, steps: StepCosines | None,
+                  ways: Sequence[np.ndarray | None]) -> list[Tree]:
     """Each tree with the edges cards decide (card_placement.py) at card reliability
     rho; each decided pair's posterior kept on the component."""
     out = []
-    for comp, tree, claim in zip(comps, trees, claims, strict=True):
-        tree, comp.card_placed = follow_cards(comp, tree, claim, rho, steps)
+    for comp, tree, claim, way in zip(comps, trees, claims, ways, strict=True):
+        tree, comp.card_placed = follow_cards(comp, tree, claim, rho, steps, way)
         out.append(tree)
     return out
 
