@@ -281,7 +281,7 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
             taus[k], ratios[k] = t[informative], ratio[informative]
             shares[k] = float(hit[support].mean())
     parents = sorted(shares, key=lambda k: -shares[k])[:MAX_PARENTS + STAND_INS]
-    if len(parents) < 2 or informative.sum() < 64:
+    if len(parents) < 2 or informative.sum() < 64 or _one_line(shares):
         return None
     ev = _Evidence(d[informative], tol[informative], u[informative], taus, ratios)
     parents, cover = _fewest(ev, parents)
@@ -292,6 +292,19 @@ def fit_sparse_merge(probe: _Probe, child: int, base: int) -> MergeFit | None:
                     single_residual=float(1.0 - max(shares.values())),
                     rule="sparse (TIES/DARE) on coordinate samples; coefficients: share "
                          "explained alone")
+
+
+def _one_line(shares: dict[int, float]) -> bool:
+    """One candidate alone explains d, at one multiple of its task vector per matrix,
+    on as much of d's support as the acceptance test asks of all parents: the child
+    lies on the line from the base through that model, matrix by matrix (an
+    interpolation such as SLERP's, a rescaled copy), which is a linear relation, not a
+    sparse merge. TIES and DARE keep each parent alone on only p (1 - p)^(K - 1) of the
+    weights at density p, so no parent of a sparse merge of K >= 2 comes near; the
+    other "parents" of such a reading were there because a merge needs two (held-out
+    1023/4: a LoRA child read at 0.98 as a sparse merge over the SLERP of it and its
+    sibling, the sibling explaining 0.999 of it alone, a second merge 0.002)."""
+    return max(shares.values(), default=0.0) >= MIN_COVERAGE
 
 
 class _Evidence:

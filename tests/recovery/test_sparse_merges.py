@@ -319,3 +319,23 @@ def test_coordinates_weight_decay_alone_moved_are_told_apart():
         others = [ids.index(n) for n in "abc"]
         flagged = _decay_only(probe, qs, b, tol, support, probe.segments(qs), others)
         assert abs(flagged[support].mean() - expected) < 0.02
+
+
+def test_a_child_on_the_line_through_one_model_is_not_a_sparse_merge():
+    """line = root + s (a - root), s one multiple per matrix (an interpolation, as SLERP
+    between nearby models is): a alone explains all of it, and q, a DARE merge of a and
+    b, matches it wherever a alone survived in q. That was read as a sparse merge of a
+    and q (a merge needs two parents, and a second was at hand); the sparse merge q is
+    still read."""
+    from lineage.recovery.sparse_merges import fit_sparse_merge
+
+    fam = _family(4)
+    fam["q"] = [_dare(r.astype(np.float64), [a, b], 0.5, k)
+                for k, (r, a, b) in enumerate(zip(fam["root"], fam["a"], fam["b"], strict=True))]
+    fam["line"] = [(r + s * (a.astype(np.float64) - r)).astype(np.float32)
+                   for s, r, a in zip((0.4, 0.7, 0.55), fam["root"], fam["a"], strict=True)]
+    features = group_features([_model(k, v) for k, v in fam.items()])
+    probe, ids = _Probe(features), features.ids
+    assert fit_sparse_merge(probe, ids.index("line"), ids.index("root")) is None
+    merge = fit_sparse_merge(probe, ids.index("q"), ids.index("root"))
+    assert merge is not None and {ids[p] for p in merge.parents} == {"a", "b"}
