@@ -21,6 +21,8 @@ import numpy as np
 from lineage.recovery.inputs import FLOAT_DTYPES, ModelInput, TensorStat
 from lineage.recovery.rounding import unit_roundoff
 
+EXACT_DTYPES = ("F32", "F64")  # where any trained step changes the stored bits
+
 
 @dataclass(frozen=True)
 class GroupFeatures:
@@ -37,6 +39,9 @@ class GroupFeatures:
     rank_ok: np.ndarray | None = None  # bool [n, M]: the model has that rank sketch
     samples: list[np.ndarray] = field(default_factory=list)  # M x float32 [n, s_m]
     sample_ok: np.ndarray | None = None  # bool [n, M]: the model has that sample
+    # object [n, V]: content hash of each float32/float64 vector (norms, biases: the
+    # tensors that are not matrices), None where a model lacks it (frozen.py)
+    vector_hashes: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -69,6 +74,7 @@ class GroupFeatures:
             rank_ok=None if self.rank_ok is None else self.rank_ok[idx],
             samples=[x[idx] for x in self.samples],
             sample_ok=None if self.sample_ok is None else self.sample_ok[idx],
+            vector_hashes=None if self.vector_hashes is None else self.vector_hashes[idx],
         )
 
 
@@ -117,7 +123,8 @@ def group_features(models: Sequence[ModelInput], sketch_dtype: type = np.float64
     return GroupFeatures(list(m.model_id for m in models), names, shapes, sketches,
                          np.nan_to_num(kurt), norms, hashes, means=np.nan_to_num(means),
                          roundoff=roundoff, rank_sketches=ranks, rank_ok=rank_ok,
-                         samples=samples, sample_ok=sample_ok)
+                         samples=samples, sample_ok=sample_ok,
+                         vector_hashes=exact_vector_hashes(models, set(names)))
 
 
 def _rows(vectors: Sequence[np.ndarray], dtype: type) -> np.ndarray:
@@ -153,4 +160,21 @@ def _stack(rows: Sequence[TensorStat], get, key, ok: np.ndarray) -> np.ndarray: 
     for i, t in enumerate(rows):
         if keys[i] == common[0][0]:
             out[i], ok[i] = get(t), True
+    return out
+
+
+def exact_vector_hashes(models: Sequence[ModelInput], matrices: set[str]) -> np.ndarray:
+    """object [n, V]: the content hash of every float32/float64 tensor that is not a
+    matrix (the first model's names), None where a model lacks it or holds it in
+    another dtype. Only single and double precision: a step of a fine-tune's learning
+    rate on a norm gain near 1 is below half a bfloat16 or float16 ulp, so a trained
+    vector stored at half precision can come out bit-identical (frozen.py)."""
+    names = sorted(n for n, t in (models[0].tensors.items() if models else ())
+                   if n not in matrices and t.dtype in EXACT_DTYPES)
+    out = np.full((len(models), len(names)), None, dtype=object)
+    for i, model in enumerate(models):
+        for j, name in enumerate(names):
+            t = model.tensors.get(name)
+            if t is not None and t.dtype in EXACT_DTYPES:
+                out[i, j] = t.content_hash
     return out

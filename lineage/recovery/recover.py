@@ -45,6 +45,7 @@ from lineage.recovery.distance import (
     relative_distance,
 )
 from lineage.recovery.features import group_features, matrix_names
+from lineage.recovery.frozen import adapter_trained, frozen_vector_share
 from lineage.recovery.graph import RecoveredEdge, RecoveryResult
 from lineage.recovery.inputs import CardEdge, ModelInput
 from lineage.recovery.large_component import prepare_large_component, sparse_placement_margins
@@ -364,7 +365,10 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
         }
         if by_card:
             evidence["card_posterior"] = round(card, 4)
-        relation = "lora" if at["lowrank"][e] else "finetune"
+        frozen = frozen_vector_share(comp.features, p, c)
+        evidence["frozen_vectors"] = None if frozen is None else round(frozen, 4)
+        lora = adapter_trained(comp.features, p, c, bool(at["lowrank"][e]))
+        relation = "lora" if lora else "finetune"
         edges.append(RecoveredEdge(comp.ids[p], comp.ids[c], relation,
                                    float(np.clip(direction * placement, 0.0, 1.0)), evidence))
     return edges
