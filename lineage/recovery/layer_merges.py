@@ -238,7 +238,22 @@ def layerwise_merges(features: GroupFeatures, rounding: Rounding, dist: np.ndarr
             # parent that is the others' ancestor is reported as the base after placement
             found.append(min(fits, key=lambda f: (f.base is not None, len(f.parents),
                                                   f.residual)))
-    return found + _recipe_readings(grams, features, rounding, found, exact, inputs)
+    return found + _recipe_readings(grams, features, rounding, found, exact,
+                                    _with_combined(inputs, found))
+
+
+def _with_combined(inputs: dict[int, list[int]] | None, found: list[MergeFit]
+                   ) -> dict[int, list[int]]:
+    """`inputs` and, for every zero-origin per-matrix merge found (a SLERP, layer-wise
+    weights), the models it combines. A SLERP of two fine-tunes is, matrix by matrix,
+    a combination of the two, so a model stock of the same fine-tunes over B is exact
+    over B, the SLERP and one fine-tune, where no recipe holds; the recipe is checked
+    on the fine-tunes only once the SLERP is expanded into them. Without that, the
+    base read as the "merge" of the model stock and the SLERP (held-out 1025/7: a root
+    read at 0.98 as the merge of its own two merges, over one of its LoRA children)."""
+    combined = {f.child: sorted(f.parents) for f in found
+                if f.base is None and f.rule != MODEL_STOCK_RULE}
+    return {**combined, **(inputs or {})}
 
 
 def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding: Rounding,
@@ -267,7 +282,14 @@ def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding:
             rest = sorted(members - {child})
             reading = fit_layerwise(grams, features, rounding, child, None, rest,
                                     inputs=inputs)
-            if reading is not None and reading.rule == MODEL_STOCK_RULE:
+            # One recipe reading per dependency: for two fine-tunes whose task vectors
+            # are about as long, the mirror (the base as model stock of the same
+            # fine-tunes over the merge) follows the recipe too (cos' = -cos exactly
+            # at equal norms, so 2 cos' / (1 + cos') = -t / (1 - t)), and a reading
+            # the search already checked is not to be rivalled by it.
+            if (reading is not None and reading.rule == MODEL_STOCK_RULE
+                    and reading.members not in read):
                 extra.append(reading)
                 known.add(child)
+                read.add(reading.members)
     return extra

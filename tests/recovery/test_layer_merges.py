@@ -341,3 +341,52 @@ def test_model_stock_beside_task_arithmetic_of_the_same_tunes_is_not_read_from_t
         ("org/ft-0", "org/stock"), ("org/ft-1", "org/stock"),
         ("org/ft-0", "org/arith"), ("org/ft-1", "org/arith")}
     assert {e.evidence["base"] for e in merges} == {"org/root"}
+
+
+
+def _tool_slerp(a: list[np.ndarray], b: list[np.ndarray], t: float) -> list[np.ndarray]:
+    """lineage.merge's SLERP, per matrix, in float32 (linear where the two are equal)."""
+    import torch
+
+    from lineage.merge.slerp import slerp_pair
+
+    def as_t(w):
+        return torch.from_numpy(w.astype(np.float32))
+
+    return [slerp_pair(t, as_t(x), as_t(y)).numpy().astype(np.float64)
+            for x, y in zip(a, b, strict=True)]
+
+
+@pytest.mark.parametrize("seed, size", [(2, 0.2), (25, 0.1), (32, 0.2)])
+def test_model_stock_beside_a_slerp_of_the_same_tunes_is_not_read_from_the_base(seed, size):
+    # M1 = model stock of two LoRA-like children F1, F2 over B (steps of unequal
+    # length, t near 0: M1 sits on B); M2 = SLERP of F1 and F2, matrix by matrix a
+    # combination of the two. B is then exact over M2 and F1 per matrix and was read
+    # as their merge, with M1 a child (held-out 1025/7: a root read at 0.98 as the
+    # merge of its own two merges). With the SLERP expanded into F1 and F2, M1 follows
+    # model stock's recipe and B stays the base.
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(seed)
+    grand = root_weights(rng)
+    root = walk(rng, grand, 0.3)
+
+    def low_rank_child(step: float) -> list[np.ndarray]:
+        out = [m.copy() for m in root]
+        for q in (0, 1):  # two of the four matrices, at rank 4
+            delta = rng.standard_normal((root[q].shape[0], 4)) @ rng.standard_normal(
+                (4, root[q].shape[1]))
+            out[q] = out[q] + step * np.linalg.norm(root[q]) * delta / np.linalg.norm(delta)
+        return out
+
+    tunes = [low_rank_child(0.3), low_rank_child(size)]
+    models = [model("org/grand", grand), model("org/root", root),
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(tunes)],
+              model("org/stock", _tool_model_stock(root, tunes)),
+              model("org/slerp", _tool_slerp(*tunes, 0.7)),
+              *[model(f"org/uncle-{k}", walk(rng, grand, 0.3)) for k in range(3)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {
+        ("org/ft-0", "org/stock"), ("org/ft-1", "org/stock"),
+        ("org/ft-0", "org/slerp"), ("org/ft-1", "org/slerp")}
+    assert {e.evidence["base"] for e in merges if e.child == "org/stock"} == {"org/root"}
