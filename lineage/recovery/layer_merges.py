@@ -83,10 +83,26 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
                         float(worst), 1.0, bound=float(worst_bound), rule=MODEL_STOCK_RULE)
     if min(coefficients.values()) <= 0.0 or max(coefficients.values()) > 1.0 + PLAUSIBLE_SLACK:
         return None  # per-matrix freedom reads mirrors too: only a tool's range counts
+    if base is None and not _in_range_per_matrix(weights, keep, n):
+        return None
     return MergeFit(child, base, sorted(keep), [coefficients[k] for k in sorted(keep)],
                     float(worst), 1.0, bound=float(worst_bound),
                     rule="exact per-matrix combination (model stock, SLERP, layer-wise "
                     "weights); coefficients: mean over matrices")
+
+
+def _in_range_per_matrix(weights: dict, keep: list[int], n: int) -> bool:
+    """Every parent's weight in every matrix within [0, 1] (to the slack), asked of
+    zero-origin fits: a SLERP's sin-weights and layer-wise linear weights are each in
+    that range in every tensor, while a mirror's mean can fall inside it with single
+    matrices outside (held-out 1025/1: a LoRA hub read as the per-matrix "merge" of a
+    model stock and a SLERP of it with a task-arithmetic merge, weights 0.65-1.08 and
+    -0.08-0.35, means 0.91 and 0.09). Over a base the weights are model stock's ratio,
+    negative in a matrix where the task vectors point apart, so there only the mean is
+    asked (1021/8: a model stock of three LoRA children at t ~ 0.01, read over its
+    base by the mean where the recipe check did not confirm it)."""
+    return all(-PLAUSIBLE_SLACK <= c <= 1.0 + PLAUSIBLE_SLACK
+               for k in keep for c in weights[k + n])
 
 
 def _recipe_swap(grams, features, rounding, child, regressors, keep, fit):
@@ -285,8 +301,9 @@ def _recipe_readings(grams: list[np.ndarray], features: GroupFeatures, rounding:
             # One recipe reading per dependency: for two fine-tunes whose task vectors
             # are about as long, the mirror (the base as model stock of the same
             # fine-tunes over the merge) follows the recipe too (cos' = -cos exactly
-            # at equal norms, so 2 cos' / (1 + cos') = -t / (1 - t)), and a reading
-            # the search already checked is not to be rivalled by it.
+            # at equal norms, so 2 cos' / (1 + cos') = -t / (1 - t)); the first
+            # reading found, with the member the search met the dependency from
+            # left out, stands.
             if (reading is not None and reading.rule == MODEL_STOCK_RULE
                     and reading.members not in read):
                 extra.append(reading)

@@ -18,8 +18,11 @@ measured matches are ~1e-5); on larger ones the sketched cosine is off by about
 (1 - cos^2) / sqrt(width) (README, "Sketch error"), so t_q may differ by MATCH_SIGMAS times
 that error carried through dt/dcos = N / (1 + (N - 1) cos)^2. The mirror fails the check
 (its ratio is -t / (1 - t) and the cosine around the merge is another number), so one
-reading of the dependency is the recipe's. The per-matrix fit that found the dependency
-has already held every matrix to its rounding bound.
+reading of the dependency is the recipe's. Except for two fine-tunes whose task vectors
+are about as long: around the merge their cosine is exactly -cos at equal norms, so the
+mirror's ratio -t / (1 - t) is the formula's too, and the recipe cannot tell the two
+readings apart (layer_merges._recipe_readings keeps the first one found). The per-matrix
+fit that found the dependency has already held every matrix to its rounding bound.
 """
 
 from __future__ import annotations
