@@ -30,6 +30,7 @@ from lineage.recovery.calibration import merge_confidence
 from lineage.recovery.merge_cards import CardVotes
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.model_stock import MODEL_STOCK_RULE
+from lineage.recovery.slerp_recipe import SLERP_RULE
 
 
 def spanning_cost(dist: np.ndarray, keep: list[int]) -> float:
@@ -54,7 +55,8 @@ def implausibility(fit: MergeFit) -> float:
 SPARSE_RULE = "sparse"  # TIES/DARE fits: not linear relations, no mirror readings
 # Fits whose recipe was checked (exact ratios, model stock's angle formula): the check
 # holds for one reading only, so it has no mirrors and ranks above a range test.
-RECIPE_RULES = (SPARSE_RULE, MODEL_STOCK_RULE)
+RECIPE_RULES = (SPARSE_RULE, MODEL_STOCK_RULE, SLERP_RULE)
+PER_MATRIX_RECIPES = (MODEL_STOCK_RULE, SLERP_RULE)
 
 
 def mirror_readings(fit: MergeFit) -> list[MergeFit]:
@@ -146,7 +148,7 @@ def _choose(by_dependency: dict[frozenset, list[MergeFit]], dist: np.ndarray,
     # M and L). Sparse readings keep their place by size: the acceptance test of a
     # sparse merge is a share of coordinates, not a recipe for every weight.
     for members in sorted(by_dependency, key=lambda m: (
-            not any(f.rule == MODEL_STOCK_RULE for f in by_dependency[m]),
+            not any(f.rule in PER_MATRIX_RECIPES for f in by_dependency[m]),
             len(m), sorted(m))):
         candidates = [f for f in by_dependency[members] if f.child not in taken]
         if not candidates:

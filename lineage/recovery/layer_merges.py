@@ -16,6 +16,8 @@ coefficients outside (0, 1] against a reading.
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 
 from lineage.recovery.features import GroupFeatures
@@ -27,6 +29,7 @@ from lineage.recovery.merges import (
     normal_equations,
 )
 from lineage.recovery.model_stock import MODEL_STOCK_RULE, model_stock_base
+from lineage.recovery.slerp_recipe import SLERP_RULE, follows_slerp
 
 REGRESSORS = 6  # nearest models a per-matrix fit may use (a merge sits near its parents)
 BASES = 3  # nearest models tried as the origin, besides zero
@@ -76,7 +79,15 @@ def fit_layerwise(grams: list[np.ndarray], features: GroupFeatures, rounding: Ro
             keep, (weights, worst, worst_bound, used), stock = _expanded_recipe(
                 grams, features, rounding, child, keep, (weights, worst, worst_bound, used),
                 inputs)
+    slerp = None
+    if stock is None:
+        slerp = _slerp_reading(grams, features, rounding, child, keep, base, inputs)
+    if slerp is not None:
+        keep, (weights, worst, worst_bound, used) = slerp
     coefficients = {k: float(np.mean(weights[k + n])) for k in keep}
+    if slerp is not None:
+        return MergeFit(child, None, sorted(keep), [coefficients[k] for k in sorted(keep)],
+                        float(worst), 1.0, bound=float(worst_bound), rule=SLERP_RULE)
     if stock is not None:  # the recipe, whatever the sign of its ratio
         tunes = sorted(k for k in keep if k != stock)
         return MergeFit(child, stock, tunes, [coefficients[k] for k in tunes],
@@ -103,6 +114,25 @@ def _in_range_per_matrix(weights: dict, keep: list[int], n: int) -> bool:
     base by the mean where the recipe check did not confirm it)."""
     return all(-PLAUSIBLE_SLACK <= c <= 1.0 + PLAUSIBLE_SLACK
                for k in keep for c in weights[k + n])
+
+
+def _slerp_reading(grams, features, rounding, child, keep, base, inputs):
+    """(parents, fit) for a pair among the kept parents, the base and the models a kept
+    linear merge averages, over which `child` is exact per matrix (zero origin) with
+    weights that follow SLERP's sine rule (slerp_recipe.py); None if no pair does. A
+    linear merge of the two parents stands in for one of them exactly (S = 2 s0 L +
+    (s1 - s0) B), so the search can keep it, or it and their common base, instead."""
+    n = len(features.ids)
+    pool = set(keep) | ({base} if base is not None else set())
+    for k in sorted(pool):
+        pool |= set((inputs or {}).get(k, ()))
+    pool.discard(child)
+    for a, b in combinations(sorted(pool), 2):
+        found = _exact(grams, features, rounding, child, None, [a, b])
+        if found is not None and follows_slerp(features, grams, a, b, found[0][a + n],
+                                               found[0][b + n], found[3]):
+            return [a, b], found
+    return None
 
 
 def _recipe_swap(grams, features, rounding, child, regressors, keep, fit):

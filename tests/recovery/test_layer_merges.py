@@ -427,3 +427,28 @@ def test_a_hub_is_not_the_per_matrix_merge_of_its_childrens_merges(seed):
               if e.relation == "merge"}
     assert "org/hub" not in {c for _, c in merges}
     assert {p for p, c in merges if c == "org/arith"} == {"org/ft-0", "org/ft-1"}
+
+
+@pytest.mark.parametrize("seed, t", [(0, 0.6), (1, 0.7), (2, 0.8)])
+def test_a_slerp_is_read_by_its_sine_rule_not_through_a_linear_merge_of_its_parents(seed, t):
+    # S = SLERP(F0, F1) at t > 1/2 and L = (F0 + F1) / 2: S is also exactly
+    # 2 s0 L + (s1 - s0) F1, every weight in [0, 1], and the search kept that reading
+    # (held-out 1023/2, 1023/4). Only S's weights over F0 and F1 meet the sine rule
+    # s0^2 + s1^2 + 2 s0 s1 cos = 1 in every matrix.
+    from lineage.recovery.slerp_recipe import SLERP_RULE
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    rng = np.random.default_rng(seed)
+    grand = root_weights(rng)
+    root = walk(rng, grand, 0.3)
+    tunes = [walk(rng, root, 0.3) for _ in range(2)]
+    models = [model("org/grand", grand), model("org/root", root),
+              *[model(f"org/ft-{k}", w) for k, w in enumerate(tunes)],
+              model("org/slerp", _tool_slerp(*tunes, t)),
+              model("org/linear", [(x + y) / 2 for x, y in zip(*tunes, strict=True)]),
+              *[model(f"org/uncle-{k}", walk(rng, grand, 0.3)) for k in range(3)]]
+    merges = [e for e in recover_graph(models).edges if e.relation == "merge"]
+    assert {(e.parent, e.child) for e in merges} == {
+        ("org/ft-0", "org/slerp"), ("org/ft-1", "org/slerp"),
+        ("org/ft-0", "org/linear"), ("org/ft-1", "org/linear")}
+    assert {e.evidence["rule"] for e in merges if e.child == "org/slerp"} == {SLERP_RULE}
