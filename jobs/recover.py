@@ -126,10 +126,13 @@ def _main(argv: list[str] | None) -> int:
                         help="local processes for groups (without --ray)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPUs (BLAS/faiss threads) per group task")
+    parser.add_argument("--weights-only", action="store_true",
+                        help="ignore model cards and Hub creation times (adapter configs stay)")
     args = parser.parse_args(argv)
     if args.no_ranks:
         print(f"warning: {NO_RANKS_DEPRECATION}", file=sys.stderr)
-    options = RecoveryOptions(workers=args.workers, threads=args.threads)
+    options = RecoveryOptions(workers=args.workers, threads=args.threads,
+                              use_cards=not args.weights_only)
     catalog = Catalog(args.catalog, create=False)
     if args.ray:
         from jobs.ray_session import ray_session

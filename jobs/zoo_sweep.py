@@ -20,14 +20,17 @@ from typing import Any
 from catalog import Catalog
 from jobs.local_index import index_local
 from jobs.recover import run_recover
+from lineage.recovery import RecoveryOptions
 from lineage.recovery.evaluate import confidence_rows, reliability_of, render_reliability
 from lineage.zoo import build_zoo
 from lineage.zoo.sweep import HOLDOUT_SEED, Draw, SweepShape, draw
 from lineage.zoo.sweep_score import format_table, score_draw, summarize
 
 
-def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, Any]:
-    """Build, index, recover and score one draw; a JSON-ready row."""
+def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path,
+             use_cards: bool = True) -> dict[str, Any]:
+    """Build, index, recover and score one draw; a JSON-ready row. `use_cards` False:
+    recovery from the weights alone (RecoveryOptions.use_cards)."""
     zoo = build_zoo(d.spec, cache_dir=cache_dir, progress=False)
     truth = zoo.ground_truth
     catalog_dir = work_dir / f"{d.spec['name']}-{zoo.spec_hash[:12]}"
@@ -36,7 +39,7 @@ def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, An
     started = time.perf_counter()
     index_local(Catalog(catalog_dir), [zoo.root], progress=False)
     index_seconds = time.perf_counter() - started
-    report = run_recover(Catalog(catalog_dir))
+    report = run_recover(Catalog(catalog_dir), options=RecoveryOptions(use_cards=use_cards))
     edges = sorted((e.parent, e.child, e.relation) for e in report.result.edges)
     confident = confidence_rows(truth, [(e.parent, e.child, e.confidence)
                                         for e in report.result.edges])
@@ -46,6 +49,7 @@ def run_draw(d: Draw, *, cache_dir: Path | None, work_dir: Path) -> dict[str, An
         "index": d.index,
         "seed": d.seed,
         "held_out": d.held_out,
+        "weights_only": not use_cards,
         "zoo": str(zoo.root),
         "models": truth["zoo"]["n_models"],
         "trees": truth["zoo"]["n_trees"],
@@ -71,6 +75,7 @@ def run_sweep(
     cache_dir: Path | None = None,
     work_dir: Path | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    use_cards: bool = True,
 ) -> dict[str, Any]:
     """Draws 0..n_draws-1 of sweep `sweep_seed`: {"rows": [...], "overall": {...}}.
 
@@ -81,7 +86,8 @@ def run_sweep(
     rows = []
     try:
         for index in range(n_draws):
-            row = run_draw(draw(sweep_seed, index, shape), cache_dir=cache_dir, work_dir=work)
+            row = run_draw(draw(sweep_seed, index, shape), cache_dir=cache_dir, work_dir=work,
+                           use_cards=use_cards)
             rows.append(row)
             if on_row:
                 on_row(row)
@@ -89,8 +95,8 @@ def run_sweep(
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
     pooled = [(c, bool(ok)) for row in rows for c, ok in row["confidences"]]
-    return {"sweep_seed": sweep_seed, "rows": rows, "overall": summarize(rows),
-            "calibration": reliability_of(pooled)}
+    return {"sweep_seed": sweep_seed, "weights_only": not use_cards, "rows": rows,
+            "overall": summarize(rows), "calibration": reliability_of(pooled)}
 
 
 def sweep_shape(args: argparse.Namespace) -> SweepShape:
@@ -117,11 +123,13 @@ def sweep_command(args: argparse.Namespace) -> int:
               f"relation {_fmt(s['relation'])}, merge P/R {_fmt(s['merge_precision'])}/"
               f"{_fmt(s['merge_recall'])}", file=log, flush=True)
 
+    if args.weights_only:
+        print("weights only: cards and Hub creation times are ignored", file=log, flush=True)
     if seed >= HOLDOUT_SEED:
         print(f"sweep seed {seed}: HELD-OUT draws (check only, never develop on them)",
               file=log, flush=True)
     result = run_sweep(seed, args.draws, shape=sweep_shape(args), cache_dir=args.cache,
-                       work_dir=args.work, on_row=progress)
+                       work_dir=args.work, on_row=progress, use_cards=not args.weights_only)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_catalog_option(parser)
     parser.add_argument("--no-ranks", action="store_true",
                         help="deprecated and ignored (recovery never reads weights)")
+    parser.add_argument("--weights-only", action="store_true",
+                        help="ignore model cards (base models, relations) and Hub creation "
+                        "times: the graph the weights alone give (adapter configs stay)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(func=run)
 
@@ -29,10 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from catalog import Catalog
     from jobs.recover import NO_RANKS_DEPRECATION, run_recover, summary
+    from lineage.recovery import RecoveryOptions
 
     if args.no_ranks:
         print(f"warning: {NO_RANKS_DEPRECATION}", file=sys.stderr)
-    report = run_recover(Catalog(args.catalog, create=False))
+    options = RecoveryOptions(use_cards=not args.weights_only)
+    report = run_recover(Catalog(args.catalog, create=False), options=options)
     if args.json:
         print(json.dumps({"run_id": report.run_id, **report.result.to_dict()}, indent=1,
                          default=str))

@@ -96,3 +96,6 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="zoo cache (default: $LINEAGE_ZOO_CACHE or ~/.cache/lineage/zoo)")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep the per-draw catalogs here (default: a temp folder)")
+    parser.add_argument("--weights-only", action="store_true",
+                        help="recover from the weights alone: cards (base models, relations, "
+                        "planted lies) are indexed but ignored, as on held-out zoos")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -70,6 +70,13 @@ class ModelInput:
     def content_digest(self) -> tuple[tuple[str, str], ...]:
         """(name, hash) of every tensor: equal for byte-identical models."""
         return tuple(sorted((n, t.content_hash) for n, t in self.tensors.items()))
+
+
+def weights_only(model: ModelInput) -> ModelInput:
+    """The model as its weights alone describe it: no card claims (base models,
+    relation) and no Hub creation time. The adapter config's base stays: it is what
+    PEFT loads the adapter's weights onto, so without it an adapter is not a model."""
+    return replace(model, card_base_models=(), card_relation=None, created_at=None)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from lineage.recovery.distance import (
 from lineage.recovery.features import group_features, matrix_names
 from lineage.recovery.frozen import adapter_trained, frozen_vector_share
 from lineage.recovery.graph import RecoveredEdge, RecoveryResult
-from lineage.recovery.inputs import CardEdge, ModelInput
+from lineage.recovery.inputs import CardEdge, ModelInput, weights_only
 from lineage.recovery.large_component import prepare_large_component, sparse_placement_margins
 from lineage.recovery.merge_cards import CardVotes
 from lineage.recovery.merges import MergeFit
@@ -67,6 +67,9 @@ class RecoveryOptions:
     neighbours: int = 8  # candidate neighbours per model in the sparse group stage
     workers: int = 1  # processes that groups are spread over (pool.py)
     threads: int = 1  # BLAS / faiss threads per worker
+    # False: recover from the weights alone (inputs.weights_only; no card edges), the
+    # way held-out zoos are scored; cards still appear in the result's disagreements
+    use_cards: bool = True
 
 
 @dataclass
@@ -92,12 +95,18 @@ def recover_graph(
 ) -> RecoveryResult:
     """Recover the Model Graph of `models` from their fingerprints.
 
-    `card_edges` (what cards and adapter configs declare) are one more direction signal
-    and are checked against the weights; they never place an edge. Architecture groups
-    are independent tasks: `map_groups(fn, tasks)` returns [fn(*t) for t in tasks] in
-    order (default: options.workers local processes; a Ray job passes its own)."""
+    `card_edges` (what cards declare) are weighed against the weights: a direction
+    signal, and between parents the weights cannot tell apart (card_placement.py).
+    With options.use_cards False they, the models' own card claims and Hub creation
+    times are left out (the weights alone), and only reported against the result.
+    Architecture groups are independent tasks: `map_groups(fn, tasks)` returns
+    [fn(*t) for t in tasks] in order (default: options.workers local processes; a Ray
+    job passes its own)."""
     options = options or RecoveryOptions()
     models = sorted(models, key=lambda m: m.model_id)  # input order never matters
+    documented = card_edges
+    if not options.use_cards:
+        models, card_edges = [weights_only(m) for m in models], ()
     named = Counter(b for m in models for b in m.card_base_models)
     orgs = Counter((m.arch_signature, m.org) for m in models)  # per architecture
     weighted = [m for m in models if not m.is_adapter and matrix_names(m)]
@@ -121,8 +130,8 @@ def recover_graph(
     return RecoveryResult(
         edges=edges,
         trees=_trees(models, edges),
-        card_disagreements=card_disagreements(edges, card_edges, known),
-        undocumented=undocumented_edges(edges, card_edges),
+        card_disagreements=card_disagreements(edges, documented, known),
+        undocumented=undocumented_edges(edges, documented),
         direction=direction,
         notes=notes,
     )

@@ -4,6 +4,7 @@ the evidence existed still recovers and says once what it lacks."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from itertools import combinations
 
@@ -16,6 +17,7 @@ from catalog.recovery_io import load_inputs
 from catalog.schema import SCHEMA_VERSION
 from jobs.cli import main as cli
 from jobs.recover import run_recover, summary
+from lineage.recovery import RecoveryOptions
 from lineage.recovery.features import group_features
 from lineage.recovery.rank import sketch_rank, weight_rank
 from lineage.weights import open_model
@@ -99,3 +101,14 @@ def test_no_ranks_is_accepted_with_a_deprecation_warning(tiny_catalog, capsys):
     captured = capsys.readouterr()
     assert "--no-ranks is deprecated and ignored" in captured.err
     assert "lora 2" in captured.out  # ranks are read all the same
+
+
+def test_weights_only_recovery_from_the_command_line(tiny_catalog, capsys):
+    assert cli(["recover", "--catalog", str(tiny_catalog.root), "--weights-only",
+                "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    blind = run_recover(tiny_catalog, options=RecoveryOptions(use_cards=False))
+    assert sorted((e["parent"], e["child"], e["relation"]) for e in printed["edges"]) == \
+        sorted((e.parent, e.child, e.relation) for e in blind.result.edges)
+    # LoRA ranks, casts and adapters come from the weights and their configs alone
+    assert {"lora", "adapter"} <= {e.relation for e in blind.result.edges}

@@ -74,6 +74,18 @@ def test_small_sweep_prints_metrics_computed_right(tmp_path, capsys):
     assert out.count("(built in") == 2  # both cached now, with their original build times
     assert f"expected calibration error {result['calibration']['ece']:.3f}" in out
 
+    # Weights only (held-out zoos are scored so): the same zoos, cards ignored, the
+    # figures still what the edges give.
+    assert main([*args, "--json", "--weights-only"]) == 0
+    captured = capsys.readouterr()
+    blind = json.loads(captured.out)
+    assert "weights only" in captured.err and blind["weights_only"] and not result["weights_only"]
+    for row in blind["rows"]:
+        assert row["weights_only"]
+        truth = json.loads((Path(row["zoo"]) / "ground_truth.json").read_text())
+        for metric, value in by_hand(truth, row["recovered_edges"]).items():
+            assert row["scores"][metric] == pytest.approx(value), (row["draw"], metric)
+
 
 def test_holdout_seeds_are_marked(capsys):
     assert HOLDOUT == HOLDOUT_SEED
