@@ -10,11 +10,14 @@ sweep's kept catalogs) and recovered. Every recovered tree edge gives (placement
 margin, was the parent right, undirected) and every merge edge (explanation margin,
 readings tied, was it right). Logistic regression on log(margin) fits
 lineage.recovery.calibration's PLACEMENT_A and PLACEMENT_B, and maximum likelihood
-with those kept the weights-placed edges' TIE_FLOOR and the card-placed edges'
-CARD_CAP, and the share right among merge edges no other reading rivalled
-UNIQUE_MERGE (the maximum-likelihood constant); the script prints them, and the
-reliability table of the current maps on the same draws. Copy the constants into
-calibration.py only from development draws, then check them with `lineage eval
+with those kept a floor under the weights-placed edges the child's card confirms
+(CONFIRMED_FLOOR) and one under the rest (every edge with --weights-only, recovery
+without cards; calibration.py uses none, 1/2, the curve's own tie), and the card-placed
+edges' CARD_CAP, and the
+share right among merge edges no other reading rivalled UNIQUE_MERGE (the
+maximum-likelihood constant); the script prints them, and the reliability table of the
+current maps on the same draws. Copy the constants into calibration.py only from
+development draws, then check them with `lineage eval
 --calibration` / the sweep on held-out seeds never used.
 """
 
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from catalog import Catalog  # noqa: E402
 from jobs.local_index import index_local  # noqa: E402
 from jobs.recover import run_recover  # noqa: E402
+from lineage.recovery import RecoveryOptions  # noqa: E402
 from lineage.recovery.calibration import PLACEMENT_A, PLACEMENT_B  # noqa: E402
 from lineage.recovery.evaluate import (  # noqa: E402
     confidence_rows,
@@ -42,13 +46,15 @@ from lineage.zoo import build_zoo  # noqa: E402
 from lineage.zoo.sweep import HOLDOUT_SEED, draw  # noqa: E402
 
 
-def draw_edges(seed: int, index: int, work: Path) -> tuple[dict, list]:
+def draw_edges(seed: int, index: int, work: Path, use_cards: bool = True
+               ) -> tuple[dict, list]:
     d = draw(seed, index)
     zoo = build_zoo(d.spec, progress=False)
     folder = work / f"{d.spec['name']}-{zoo.spec_hash[:12]}"
     if not (folder / "catalog.duckdb").exists():
         index_local(Catalog(folder), [zoo.root], progress=False)
-    return zoo.ground_truth, run_recover(Catalog(folder)).result.edges
+    options = RecoveryOptions(use_cards=use_cards)
+    return zoo.ground_truth, run_recover(Catalog(folder), options=options).result.edges
 
 
 def samples(truth: dict, edges: list) -> tuple[list, list]:
@@ -61,7 +67,7 @@ def samples(truth: dict, edges: list) -> tuple[list, list]:
             placement.append((ev["placement_margin"], frozenset((e.parent, e.child))
                               in undirected, ev.get("placed_by"),
                               ev.get("direction_probability", 1.0), (e.parent, e.child) in true,
-                              ev.get("card_posterior")))
+                              ev.get("card_posterior"), bool(ev.get("card_confirmed"))))
         elif e.relation == "merge":
             merges.append((ev.get("explanation_margin"), ev.get("equally_good_readings", 1),
                            (e.parent, e.child) in true))
@@ -137,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="/tmp/lineage-calibration")
     parser.add_argument("--spent", action="store_true",
                         help="allow held-out seeds that were already checked once")
+    parser.add_argument("--weights-only", action="store_true",
+                        help="recover without cards (RecoveryOptions.use_cards): every "
+                        "weights-placed edge is then unconfirmed")
     args = parser.parse_args(argv)
     seeds = [(int(s.split(":")[0]), int(s.split(":")[1]) if ":" in s else args.draws)
              for s in args.seed]
@@ -147,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed, draws in seeds:
         work = Path(args.work.replace("{seed}", str(seed)))
         for i in range(draws):
-            truth, edges = draw_edges(seed, i, work)
+            truth, edges = draw_edges(seed, i, work, not args.weights_only)
             p, m = samples(truth, edges)
             placement += p
             merges += m
@@ -155,14 +164,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"draw {seed}/{i}: {len(p)} tree edges ({sum(x[1] for x in p)} placed "
                   f"right), {len(m)} merge edges ({sum(ok for *_, ok in m)} right)", flush=True)
     a, b = fit_placement([(x[0], x[1]) for x in placement])
-    weights_placed = [(m, d, ok) for m, _, by, d, ok, _ in placement if by == "weights"]
-    floor = fit_tie_floor(weights_placed, PLACEMENT_A, PLACEMENT_B)
-    card_placed = [(post, d, ok) for _, _, by, d, ok, post in placement
+    card_placed = [(post, d, ok) for _, _, by, d, ok, post, _ in placement
                    if by == "card" and post is not None]
     print(f"\nPLACEMENT_A, PLACEMENT_B = {a:.3f}, {b:.3f}   "
           f"(from {len(placement)} tree edges of draws {' '.join(args.seed)})")
-    print(f"TIE_FLOOR = {floor:.3f}   (the current A, B kept; from {len(weights_placed)} "
-          "weights-placed edges)")
+    for name, confirmed in (("CONFIRMED_FLOOR", True), ("floor of unconfirmed edges", False)):
+        weights_placed = [(m, d, ok) for m, _, by, d, ok, _, conf in placement
+                          if by == "weights" and conf == confirmed]
+        if weights_placed:
+            floor = fit_tie_floor(weights_placed, PLACEMENT_A, PLACEMENT_B)
+            print(f"{name} = {floor:.3f}   (the current A, B kept; from "
+                  f"{len(weights_placed)} weights-placed edges a card "
+                  f"{'confirms' if confirmed else 'does not confirm'})")
     if card_placed:
         print(f"CARD_CAP = {fit_card_cap(card_placed):.3f}   (from {len(card_placed)} "
               "card-placed edges)")

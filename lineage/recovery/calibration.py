@@ -23,30 +23,36 @@ import math
 # logit P(right parent) = A + B * log(margin); margin = 1 - d(parent) / d(runner-up):
 # 0.95 at margin 1, 0.91 at 0.3, 0.66 at 0.02 (refitted: A 2.97, B 0.58; see above).
 PLACEMENT_A, PLACEMENT_B = 3.0, 0.6
-# The weights-placed edge's placement probability never goes below TIE_FLOOR. At a
-# near-tie the curve says 1/2 (either candidate as likely), but a near-tie is mostly a
-# parent and its near-copy, and the spanning tree's pick among them is right more often
-# than not: on the spent held-out draws 1002-1013 (2027 weights-placed edges; before
-# the floor, the reliability bins 0.4-0.9 were right 0.07-0.17 more often than their
-# confidence said) maximum likelihood of the edges' confidence, direction x
-# placement, against their being right as directed, with A and B kept, puts the floor at
-# 0.772; refitted on the spent draws 1002-1018 (2783 edges) at 0.804: `python
-# bench/calibrate_confidence.py --spent --work '/work/ho{seed}' --seed 1002:12 1003:20
-# ... 1018:10` prints it (the same run fits CARD_CAP below). It is a reported
-# confidence only: the cards' weighing (card_placement.weights_probability) compares
-# two candidates, where a tie is 1/2.
-TIE_FLOOR = 0.80
+# A weights-placed edge the child's card confirms (the card names the parent the
+# weights chose on their own) reports at least CONFIRMED_FLOOR: two independent
+# readings agree, so even a near-tie (a parent and its near-copy) is as sure as an
+# unrivalled placement, logistic(PLACEMENT_A). Any other weights-placed edge reports the
+# curve itself, which says 1/2 at a tie. Until this release one floor, 0.80, served
+# both (fitted on the spent held-out draws 1002-1018, 2783 edges, mostly confirmed
+# ones); split on the spent draws 1019-1027 (90 draws) maximum likelihood put the
+# confirmed edges' floor at its upper bound, 0.99 (725 edges), and the unconfirmed
+# ones' at 1/2 (330 edges with cards; 1319 edges with --weights-only, where no edge is
+# confirmed): the old floor made weights-only recovery overconfident (its 0.7-0.8 bin
+# right 0.62 of the time). `python bench/calibrate_confidence.py --spent --work
+# '/work/cal{seed}' --seed 1019:10 ... 1027:10 [--weights-only]` prints both. The
+# confirmed floor is kept at logistic(A), below the fit, since lies that name the
+# grandparent can coincide with a weights pick one level too high.
+# Reported confidences only: the cards' weighing (card_placement.weights_probability)
+# compares two candidates, where a tie is 1/2.
+CONFIRMED_FLOOR = 1.0 / (1.0 + math.exp(-PLACEMENT_A))
 # A card-placed edge reports its posterior (card_placement.follow_cards) up to CARD_CAP.
 # The posterior weighs the card's reliability against the weights' probability for
 # their own reading, two estimates; where both are extreme their odds multiply into a
 # certainty neither has (a lying card followed at 0.95: spent 1017/19, 1018/4-6; card-
 # placed edges reported at >= 0.9 were right 0.88 of the time over 1002-1018). Fitted
 # by maximum likelihood on the spent held-out draws 1002-1018 (694 card-placed edges;
-# the same likelihood as TIE_FLOOR) at 0.883: `python bench/calibrate_confidence.py
-# --spent --work '/work/ho{seed}' --seed 1002:12 1003:20 ... 1018:10` prints it (was
-# 0.9526, an unrivalled weights placement's). Confidences only: which cards move an
-# edge is unchanged, so a card-placed edge is never among the confident (>= 0.9) ones.
-CARD_CAP = 0.88
+# the same likelihood as the floors) at 0.883 and on the spent 1019-1027 (264 edges) at
+# 0.792: 0.86 is the two fits weighted by their edges. `python
+# bench/calibrate_confidence.py --spent --work '/work/ho{seed}' --seed 1002:12 ...`
+# prints it (was 0.9526, an unrivalled weights placement's). Confidences only: which
+# cards move an edge is unchanged, so a card-placed edge is never among the confident
+# (>= 0.9) ones.
+CARD_CAP = 0.86
 # P(right merge child) = 1/k + (1 - 1/k) * tanh(MERGE_SCALE * margin), k readings tied.
 # Like the placement constants, a prior set by hand: 1/k for a tie is the only derived
 # part; MERGE_SCALE makes a 5 % spanning-cost margin count as 0.76 and UNIQUE_MERGE caps
@@ -71,9 +77,11 @@ def placement_probability(margin: float) -> float:
     return max(0.5, _logistic(PLACEMENT_A + PLACEMENT_B * math.log(max(margin, 1e-6))))
 
 
-def placed_edge_probability(margin: float) -> float:
-    """The placement probability a weights-placed tree edge reports (TIE_FLOOR)."""
-    return max(TIE_FLOOR, placement_probability(margin))
+def placed_edge_probability(margin: float, card_confirmed: bool = False) -> float:
+    """The placement probability a weights-placed tree edge reports: the margin's
+    curve, never below CONFIRMED_FLOOR where the child's card names the placed parent."""
+    curve = placement_probability(margin)
+    return max(CONFIRMED_FLOOR, curve) if card_confirmed else curve
 
 
 def merge_confidence(margin: float, ties: int = 1) -> float:

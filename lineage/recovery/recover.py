@@ -211,8 +211,9 @@ def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOpti
                           direction["card_reliability"])
         comps, edges, info, notes = _split_group(sig, members, options, named, orgs, votes)
         rootings, direction = orient_all(comps, card_edges, elsewhere)
+    claims = {(c.parent, c.child) for c in card_edges}
     for comp, rooting in zip(comps, rootings, strict=True):
-        edges += _tree_edges(comp, rooting) + _merge_edges(comp, rooting)
+        edges += _tree_edges(comp, rooting, claims) + _merge_edges(comp, rooting)
     checks = direction["card_checks"]
     if direction["card_claims"]:
         info["cards"] = {"claims": direction["card_claims"],
@@ -338,7 +339,11 @@ def _release_sketches(comp: Component) -> Component:
     return comp
 
 
-def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
+def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
+                ) -> list[RecoveredEdge]:
+    """The placed tree's edges with their evidence; `claims`: the (parent, child) pairs
+    cards declare, which tell a weights-placed edge a card confirms (its tie floor,
+    calibration.placed_edge_probability)."""
     parents = rooting.parents
     large = sparse.issparse(comp.dist)
     if large:
@@ -360,7 +365,9 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
         direction = float(rooting.direction_confidence[c])
         card = comp.card_placed.get((p, c), comp.card_placed.get((c, p)))
         by_card = card is not None
-        placement = min(card, CARD_CAP) if by_card else placed_edge_probability(float(margin[c]))
+        confirmed = (comp.ids[p], comp.ids[c]) in claims
+        placement = (min(card, CARD_CAP) if by_card
+                     else placed_edge_probability(float(margin[c]), confirmed))
         evidence = {
             "distance": round(float(at["distance"][e]), 8),
             "rank_fraction": round(float(at["rank_fraction"][e]), 4),
@@ -371,6 +378,7 @@ def _tree_edges(comp: Component, rooting: Rooting) -> list[RecoveredEdge]:
             "placement_margin": round(float(margin[c]), 4),
             "placement_probability": round(placement, 4),
             "placed_by": "card" if by_card else "weights",
+            "card_confirmed": confirmed,
         }
         if by_card:
             evidence["card_posterior"] = round(card, 4)

@@ -61,6 +61,14 @@ def test_both_lora_edges_are_labelled_lora(recovered, tiny_truth):
             assert attention and max(attention) <= 8  # the LoRA targets; a head trains fully
 
 
+def _private_copy(catalog: Catalog, dest) -> Catalog:
+    """A copy of the session's tiny catalog for a test that recovers: a recover run
+    becomes the catalog's latest, which the SQL macros read (test_tiny_zoo's checks
+    compare them with the `recovered` fixture's run)."""
+    shutil.copytree(catalog.root, dest)
+    return Catalog(dest, create=False)
+
+
 def _make_old(catalog: Catalog, dest) -> Catalog:
     """A copy of `catalog` as schema 1 wrote it: no evidence columns, no schema-2 batch,
     migration 0002 not applied."""
@@ -77,7 +85,8 @@ def _make_old(catalog: Catalog, dest) -> Catalog:
     return Catalog(dest, create=False)  # opening upgrades it
 
 
-def test_an_old_catalog_recovers_and_says_once_what_it_lacks(tiny_catalog, tmp_path, capsys):
+def test_an_old_catalog_recovers_and_says_once_what_it_lacks(tiny_catalog, recovered, tmp_path,
+                                                            capsys):
     old = _make_old(tiny_catalog, tmp_path / "old")
     assert (old.parts / f"{SCHEMA_VERSION:08d}-schema" / "tensors.parquet").exists()
     with duckdb.connect(str(old.db_path), read_only=True) as con:
@@ -90,24 +99,25 @@ def test_an_old_catalog_recovers_and_says_once_what_it_lacks(tiny_catalog, tmp_p
     # left untouched is in the content hashes every catalog has (frozen.py)
     def lora_edges(r):
         return {(e.parent, e.child) for e in r.result.edges if e.relation == "lora"}
-    assert lora_edges(report) and lora_edges(report) == lora_edges(run_recover(tiny_catalog))
+    assert lora_edges(report) and lora_edges(report) == lora_edges(recovered)
     assert "finetune" in {e.relation for e in report.result.edges}
     assert cli(["recover", "--catalog", str(old.root)]) == 0
     assert capsys.readouterr().out.count("indexed before") == 1
 
 
-def test_no_ranks_is_accepted_with_a_deprecation_warning(tiny_catalog, capsys):
-    assert cli(["recover", "--catalog", str(tiny_catalog.root), "--no-ranks"]) == 0
+def test_no_ranks_is_accepted_with_a_deprecation_warning(tiny_catalog, tmp_path, capsys):
+    copy = _private_copy(tiny_catalog, tmp_path / "copy")
+    assert cli(["recover", "--catalog", str(copy.root), "--no-ranks"]) == 0
     captured = capsys.readouterr()
     assert "--no-ranks is deprecated and ignored" in captured.err
     assert "lora 2" in captured.out  # ranks are read all the same
 
 
-def test_weights_only_recovery_from_the_command_line(tiny_catalog, capsys):
-    assert cli(["recover", "--catalog", str(tiny_catalog.root), "--weights-only",
-                "--json"]) == 0
+def test_weights_only_recovery_from_the_command_line(tiny_catalog, tmp_path, capsys):
+    copy = _private_copy(tiny_catalog, tmp_path / "copy")
+    assert cli(["recover", "--catalog", str(copy.root), "--weights-only", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    blind = run_recover(tiny_catalog, options=RecoveryOptions(use_cards=False))
+    blind = run_recover(copy, options=RecoveryOptions(use_cards=False))
     assert sorted((e["parent"], e["child"], e["relation"]) for e in printed["edges"]) == \
         sorted((e.parent, e.child, e.relation) for e in blind.result.edges)
     # LoRA ranks, casts and adapters come from the weights and their configs alone

@@ -78,6 +78,10 @@ def test_lying_cards_are_listed(recovered, tiny_truth):
 
 
 def test_sql_macros_answer_root_and_disagreements(recovered, tiny_catalog, tiny_truth):
+    # The macros read the newest recover run: no other test may have recovered on the
+    # shared catalog since (those that recover use a copy).
+    latest = run_query(tiny_catalog, "SELECT latest_recover_run()").rows
+    assert latest == [(recovered.run_id,)]
     for tree in tiny_truth["trees"]:
         models = [n for n in tiny_truth["nodes"] if n["tree"] == tree["tree"]]
         for kind in ("finetune", "quantized", "reupload", "merge"):
