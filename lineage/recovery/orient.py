@@ -35,7 +35,7 @@ from lineage.recovery.inputs import CardEdge
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.placement import reattach_siblings
 from lineage.recovery.root_cards import root_card_evidence
-from lineage.recovery.rooting import Rooting, Slot, Tree, root_tree
+from lineage.recovery.rooting import Rooting, Slot, Tree, content_order, root_tree
 
 ORIENT_RULE = "per-tree root posterior (signs integrated out, group prior)"
 
@@ -242,7 +242,7 @@ def weights_root_posterior(comp: Component, tree: Tree) -> np.ndarray:
     (card_placement.orientation_above). The cards are left out, as they are what it
     is weighed against."""
     slots = signal_slots(comp, tree, {}) + [merge_base_slot(comp, tree)]
-    return root_tree(tree, slots).posterior
+    return root_tree(tree, slots, tie_order=content_order(comp.features.hashes)).posterior
 
 
 def _follow_cards(comps: Sequence[Component], trees: list[Tree], claims: list[Claims],
@@ -261,5 +261,5 @@ def _root(comp: Component, tree: Tree, priors: dict[str, float],
           cards: Sequence[CardEdge], root_evidence: np.ndarray | None = None) -> Rooting:
     slots = signal_slots(comp, tree, priors) + [card_slot(comp, tree, cards),
                                                 merge_base_slot(comp, tree)]
-    return root_tree(tree, slots, root_evidence)
+    return root_tree(tree, slots, root_evidence, content_order(comp.features.hashes))
 

@@ -29,6 +29,7 @@ side.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -201,12 +202,14 @@ def log_histories(tree: Tree) -> np.ndarray:
     return out
 
 
-def root_tree(tree: Tree, slots: Sequence[Slot], root_evidence: np.ndarray | None = None
-              ) -> Rooting:
+def root_tree(tree: Tree, slots: Sequence[Slot], root_evidence: np.ndarray | None = None,
+              tie_order: np.ndarray | None = None) -> Rooting:
     """The posterior over roots (the growth prior log_histories times every slot's
     likelihood, times `root_evidence`: [n] log-likelihood ratios of each node's own
-    evidence under "it is the root" against "it is not") and the MAP orientation
-    (ties: the lowest index)."""
+    evidence under "it is the root" against "it is not") and the MAP orientation.
+    Roots the posterior cannot tell apart (a two-model tree no signal orients) are
+    decided by `tie_order` ([n] ranks, lowest first; content_order gives one that
+    depends on the weights alone), else by the lowest index."""
     logpost = log_histories(tree)
     if root_evidence is not None:
         logpost = logpost + root_evidence
@@ -217,7 +220,7 @@ def root_tree(tree: Tree, slots: Sequence[Slot], root_evidence: np.ndarray | Non
         sign_given_root[slot.name] = plus
     post = np.exp(logpost - logpost.max())  # scipy's logsumexp costs 20x on 20 roots
     post /= post.sum()
-    root = int(np.argmax(post))
+    root = map_root(post, tie_order)
     parents = tree.parents(root)
     below = post.copy()  # posterior mass of each node's subtree under the MAP root
     for v in reversed(tree.order(root)):
@@ -226,6 +229,33 @@ def root_tree(tree: Tree, slots: Sequence[Slot], root_evidence: np.ndarray | Non
     conf = np.where(parents >= 0, 1.0 - below, np.nan)
     signs = {name: float(post @ plus) for name, plus in sign_given_root.items()}
     return Rooting(root, parents, post, np.clip(conf, 0.0, 1.0), signs)
+
+
+TIE = 1e-9  # relative: posteriors this close are equal up to float rounding
+
+
+def map_root(post: np.ndarray, tie_order: np.ndarray | None = None) -> int:
+    """The most probable root; among roots within TIE of it, the first in `tie_order`.
+
+    Ties are real: a two-model tree's posterior is 1/2 each whenever no signal's sign is
+    known (each sign integrated out reads the edge both ways alike). Breaking them by
+    index breaks them by model id, and names are not evidence: a zoo or a Hub family
+    whose ids sort children before the base ("org/model-1" < "org/root") would read
+    every such tree backwards, and renaming a model would turn its edges round."""
+    if tie_order is None:
+        return int(np.argmax(post))
+    tied = np.flatnonzero(post >= post.max() * (1.0 - TIE))
+    return int(tied[np.argmin(np.asarray(tie_order)[tied])])
+
+
+def content_order(hashes: np.ndarray) -> np.ndarray:
+    """[n] ranks of the models by a digest of their matrices' content hashes ([n, M]):
+    an order the weights fix, whatever the models are called. Uniform over the models,
+    unrelated to which is the parent: a tie decided by it is a coin toss, not a rule
+    that always picks the same side of every edge."""
+    keys = [hashlib.sha256("\0".join(str(h) for h in row).encode()).hexdigest()
+            for row in hashes]
+    return np.argsort(np.argsort(keys, kind="stable"), kind="stable")
 
 
 def placement_margins(dist: np.ndarray, parents: np.ndarray) -> np.ndarray:
