@@ -11,9 +11,10 @@ margin, was the parent right, undirected) and every merge edge (explanation marg
 readings tied, was it right). Logistic regression on log(margin) fits
 lineage.recovery.calibration's PLACEMENT_A and PLACEMENT_B, and maximum likelihood
 with those kept a floor under the weights-placed edges the child's card confirms
-(CONFIRMED_FLOOR) and one under the rest (every edge with --weights-only, recovery
-without cards; calibration.py uses none, 1/2, the curve's own tie), and the card-placed
-edges' CARD_CAP, and the
+(CONFIRMED_FLOOR) and one under the rest; the curve of the full-rank weights-placed
+edges no card confirms (UNCONFIRMED_FULL; every edge is unconfirmed with
+--weights-only, recovery without cards) and the share right of the low-rank ones; the
+card-placed edges' CARD_CAP, and the
 share right among merge edges no other reading rivalled UNIQUE_MERGE (the
 maximum-likelihood constant); the script prints them, and the reliability table of the
 current maps on the same draws. Copy the constants into calibration.py only from
@@ -67,7 +68,8 @@ def samples(truth: dict, edges: list) -> tuple[list, list]:
             placement.append((ev["placement_margin"], frozenset((e.parent, e.child))
                               in undirected, ev.get("placed_by"),
                               ev.get("direction_probability", 1.0), (e.parent, e.child) in true,
-                              ev.get("card_posterior"), bool(ev.get("card_confirmed"))))
+                              ev.get("card_posterior"), bool(ev.get("card_confirmed")),
+                              bool(ev.get("low_rank"))))
         elif e.relation == "merge":
             merges.append((ev.get("explanation_margin"), ev.get("equally_good_readings", 1),
                            (e.parent, e.child) in true))
@@ -164,12 +166,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"draw {seed}/{i}: {len(p)} tree edges ({sum(x[1] for x in p)} placed "
                   f"right), {len(m)} merge edges ({sum(ok for *_, ok in m)} right)", flush=True)
     a, b = fit_placement([(x[0], x[1]) for x in placement])
-    card_placed = [(post, d, ok) for _, _, by, d, ok, post, _ in placement
+    for name, low in (("UNCONFIRMED_FULL", False), ("UNCONFIRMED_LOW_RANK", True)):
+        tier = [(x[0], x[1]) for x in placement
+                if x[2] == "weights" and not x[6] and x[7] == low]
+        right = sum(ok for _, ok in tier)
+        if tier:  # Laplace's rule: the constant when the margin tells little
+            rate = (right + 1) / (len(tier) + 2)
+            print(f"{name}: {right} of {len(tier)} weights-placed "
+                  f"{'low-rank' if low else 'full'} edges no card confirms placed right; "
+                  f"constant logit {math.log(rate / (1 - rate)):.3f} (rate {rate:.3f})")
+        if len(tier) > 1 and 0 < right < len(tier):
+            ua, ub = fit_placement(tier)
+            print(f"{name} = {ua:.3f}, {ub:.3f}   (logistic regression on log margin)")
+    card_placed = [(post, d, ok) for _, _, by, d, ok, post, *_ in placement
                    if by == "card" and post is not None]
     print(f"\nPLACEMENT_A, PLACEMENT_B = {a:.3f}, {b:.3f}   "
           f"(from {len(placement)} tree edges of draws {' '.join(args.seed)})")
     for name, confirmed in (("CONFIRMED_FLOOR", True), ("floor of unconfirmed edges", False)):
-        weights_placed = [(m, d, ok) for m, _, by, d, ok, _, conf in placement
+        weights_placed = [(m, d, ok) for m, _, by, d, ok, _, conf, _ in placement
                           if by == "weights" and conf == confirmed]
         if weights_placed:
             floor = fit_tie_floor(weights_placed, PLACEMENT_A, PLACEMENT_B)

@@ -26,20 +26,32 @@ PLACEMENT_A, PLACEMENT_B = 3.0, 0.6
 # A weights-placed edge the child's card confirms (the card names the parent the
 # weights chose on their own) reports at least CONFIRMED_FLOOR: two independent
 # readings agree, so even a near-tie (a parent and its near-copy) is as sure as an
-# unrivalled placement, logistic(PLACEMENT_A). Any other weights-placed edge reports the
-# curve itself, which says 1/2 at a tie. Until this release one floor, 0.80, served
-# both (fitted on the spent held-out draws 1002-1018, 2783 edges, mostly confirmed
-# ones); split on the spent draws 1019-1027 (90 draws) maximum likelihood put the
-# confirmed edges' floor at its upper bound, 0.99 (725 edges), and the unconfirmed
-# ones' at 1/2 (330 edges with cards; 1319 edges with --weights-only, where no edge is
-# confirmed): the old floor made weights-only recovery overconfident (its 0.7-0.8 bin
-# right 0.62 of the time). `python bench/calibrate_confidence.py --spent --work
-# '/work/cal{seed}' --seed 1019:10 ... 1027:10 [--weights-only]` prints both. The
-# confirmed floor is kept at logistic(A), below the fit, since lies that name the
-# grandparent can coincide with a weights pick one level too high.
+# unrivalled placement, logistic(PLACEMENT_A). Until this release one floor, 0.80,
+# served every weights-placed edge (fitted on the spent held-out draws 1002-1018, 2783
+# edges, mostly confirmed ones); split on the spent draws 1019-1027 (90 draws) maximum
+# likelihood put the confirmed edges' floor at its upper bound, 0.99 (725 edges), and
+# the others' at 1/2, no floor (330 edges with cards; 1319 with --weights-only).
+# `python bench/calibrate_confidence.py --spent --work '/work/cal{seed}' --seed
+# 1019:10 ... 1027:10 [--weights-only]` prints both. The confirmed floor is kept at
+# logistic(A), below the fit: a lie naming the grandparent can coincide with a weights
+# pick one level too high.
 # Reported confidences only: the cards' weighing (card_placement.weights_probability)
-# compares two candidates, where a tie is 1/2.
+# compares two candidates with the curve above, where a tie is 1/2.
 CONFIRMED_FLOOR = 1.0 / (1.0 + math.exp(-PLACEMENT_A))
+# A full-rank edge no card confirms reports a curve of its own: such edges are the
+# ones cards would have corrected (every edge, with --weights-only), and the curve
+# above, fitted on all edges with cards, claimed 0.8-0.9 for weights-only placements
+# right 0.65 of the time. Without cards a full fine-tune's placement is close to a coin
+# whatever its margin (siblings that drifted alike, one task family, sit nearer each
+# other than their parent): on the development draws 1019 and 1020 recovered with
+# --weights-only, 104 of 197 right; logistic regression on log(margin) gives A 0.47,
+# B 0.075: 0.62 at margin 1, 0.53 at 0.01 (`python bench/calibrate_confidence.py
+# --spent --weights-only --work '/work/dev{seed}' --seed 1019:10 1020:10`). With cards
+# the unconfirmed full edges were right 16 of 41: fewer, and no better. A low-rank
+# edge, placed by ranks that add along paths, keeps the curve above: without cards it
+# was right 114 of 116 times, at least as often as the curve claims, and the curve
+# still reads the order margin (a LoRA child that barely moved may stand either way).
+UNCONFIRMED_FULL = (0.47, 0.075)
 # A card-placed edge reports its posterior (card_placement.follow_cards) up to CARD_CAP.
 # The posterior weighs the card's reliability against the weights' probability for
 # their own reading, two estimates; where both are extreme their odds multiply into a
@@ -77,11 +89,18 @@ def placement_probability(margin: float) -> float:
     return max(0.5, _logistic(PLACEMENT_A + PLACEMENT_B * math.log(max(margin, 1e-6))))
 
 
-def placed_edge_probability(margin: float, card_confirmed: bool = False) -> float:
-    """The placement probability a weights-placed tree edge reports: the margin's
-    curve, never below CONFIRMED_FLOOR where the child's card names the placed parent."""
-    curve = placement_probability(margin)
-    return max(CONFIRMED_FLOOR, curve) if card_confirmed else curve
+def placed_edge_probability(margin: float, card_confirmed: bool = False,
+                            low_rank: bool = False) -> float:
+    """The placement probability a weights-placed tree edge reports: where the child's
+    card names the placed parent, the curve and never below CONFIRMED_FLOOR; a low-rank
+    edge the curve; any other the unconfirmed full edges' curve (UNCONFIRMED_FULL),
+    never below 1/2."""
+    if card_confirmed:
+        return max(CONFIRMED_FLOOR, placement_probability(margin))
+    if low_rank:
+        return placement_probability(margin)
+    a, b = UNCONFIRMED_FULL
+    return max(0.5, _logistic(a + b * math.log(min(max(margin, 1e-6), 1.0))))
 
 
 def merge_confidence(margin: float, ties: int = 1) -> float:

@@ -366,8 +366,9 @@ def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
         card = comp.card_placed.get((p, c), comp.card_placed.get((c, p)))
         by_card = card is not None
         confirmed = (comp.ids[p], comp.ids[c]) in claims
+        low_rank = bool(at["lowrank"][e])
         placement = (min(card, CARD_CAP) if by_card
-                     else placed_edge_probability(float(margin[c]), confirmed))
+                     else placed_edge_probability(float(margin[c]), confirmed, low_rank))
         evidence = {
             "distance": round(float(at["distance"][e]), 8),
             "rank_fraction": round(float(at["rank_fraction"][e]), 4),
@@ -379,12 +380,13 @@ def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
             "placement_probability": round(placement, 4),
             "placed_by": "card" if by_card else "weights",
             "card_confirmed": confirmed,
+            "low_rank": low_rank,
         }
         if by_card:
             evidence["card_posterior"] = round(card, 4)
         frozen = frozen_vector_share(comp.features, p, c)
         evidence["frozen_vectors"] = None if frozen is None else round(frozen, 4)
-        lora = adapter_trained(comp.features, p, c, bool(at["lowrank"][e]))
+        lora = adapter_trained(comp.features, p, c, low_rank)
         relation = "lora" if lora else "finetune"
         edges.append(RecoveredEdge(comp.ids[p], comp.ids[c], relation,
                                    float(np.clip(direction * placement, 0.0, 1.0)), evidence))
