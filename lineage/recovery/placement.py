@@ -77,6 +77,29 @@ def tiered_margins(dist: np.ndarray, rank_sum: np.ndarray, parents: np.ndarray
     return np.clip(margin, 0.0, 1.0)
 
 
+def runner_up_parents(dist: np.ndarray, parents: np.ndarray,
+                      rank_sum: np.ndarray | None = None) -> list[int | None]:
+    """[n] per node: the candidate its margin was measured against (tiered_margins), the
+    nearest node outside its own subtree other than its parent, by rank for a low-rank
+    edge (None when no other candidate is low-rank) and by distance otherwise; None for
+    the root and where there is no other candidate. Where the margin is small this is
+    the parent the weights could as well have chosen."""
+    below = subtree_sets(parents)
+    out: list[int | None] = []
+    for c, p in enumerate(parents):
+        others = [x for x in range(len(parents)) if x not in below[c] and x != p]
+        if p < 0 or not others:
+            out.append(None)
+            continue
+        if rank_sum is not None and np.isfinite(rank_sum[p, c]) and rank_sum[p, c] > 0:
+            ranks = rank_sum[others, c]
+            out.append(int(others[int(np.argmin(ranks))]) if np.isfinite(ranks).any()
+                       else None)
+        else:
+            out.append(int(others[int(np.argmin(dist[others, c]))]))
+    return out
+
+
 def order_margins(dist: np.ndarray, parents: np.ndarray,
                   rank_sum: np.ndarray | None = None) -> np.ndarray:
     """[n] per node c with parent p and grandparent g: 1 - d(g, p) / d(g, c), how

@@ -52,7 +52,7 @@ from lineage.recovery.large_component import prepare_large_component, sparse_pla
 from lineage.recovery.merge_cards import CardVotes
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.orient import ORIENT_RULE, gather, orient_all, with_base
-from lineage.recovery.placement import order_margins, tiered_margins
+from lineage.recovery.placement import order_margins, runner_up_parents, tiered_margins
 from lineage.recovery.pool import map_tasks
 from lineage.recovery.rooting import Rooting, placement_margins
 from lineage.recovery.sparse_group import as_float64, split_sparse
@@ -354,6 +354,9 @@ def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
     else:
         margin = np.minimum(placement_margins(comp.dist, parents),
                             order_margins(comp.dist, parents))
+    runner_up = ([None] * len(parents) if large else
+                 runner_up_parents(comp.raw_dist if comp.rank_sum is not None else comp.dist,
+                                   parents, comp.rank_sum))
     cs = np.flatnonzero(parents >= 0)
     ps = parents[cs]
     at = {name: gather(a, ps, cs).tolist() for name, a in (
@@ -377,6 +380,7 @@ def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
                for k in SIGNALS},
             "direction_probability": round(direction, 4),
             "placement_margin": round(float(margin[c]), 4),
+            "runner_up": None if runner_up[c] is None else comp.ids[runner_up[c]],
             "placement_probability": round(placement, 4),
             "placed_by": "card" if by_card else "weights",
             "card_confirmed": confirmed,

@@ -109,3 +109,31 @@ def test_a_two_model_tree_reads_the_same_way_whatever_the_models_are_called():
     # which weights are read as the parent depends on the weights only
     assert all(p is picks[0] for p in picks)
 
+
+
+def test_each_tree_edge_names_the_parent_it_was_weighed_against():
+    from lineage.recovery import recover_graph
+    from lineage.recovery.placement import runner_up_parents
+    from tests.recovery.test_failure_classes import model, root_weights, walk
+
+    # root -> {a, b, c}, a -> a1: a1's runner-up is the root (the nearest model outside
+    # its subtree but a), the root has none
+    rng = np.random.default_rng(4)
+    root = root_weights(rng)
+    kids = {k: walk(rng, root, 0.3) for k in "abc"}
+    a1 = walk(rng, kids["a"], 0.3)
+    models = [model("org/root", root), *[model(f"org/{k}", w) for k, w in kids.items()],
+              model("org/a1", a1)]
+    edges = {e.child: e for e in recover_graph(models).edges}
+    assert edges["org/a1"].parent == "org/a"
+    assert edges["org/a1"].evidence["runner_up"] == "org/root"
+    assert {edges[f"org/{k}"].evidence["runner_up"] for k in "abc"} <= {
+        "org/a", "org/b", "org/c", "org/a1"}
+    # by rank for a low-rank edge, by distance otherwise; nothing for the root
+    dist = np.array([[0, 1, 2, 3], [1, 0, 1.5, 2.5], [2, 1.5, 0, 1], [3, 2.5, 1, 0]], float)
+    parents = np.array([-1, 0, 1, 2])
+    assert runner_up_parents(dist, parents) == [None, None, 0, 1]
+    ranks = np.full((4, 4), np.inf)
+    ranks[2, 3] = ranks[3, 2] = 4.0
+    ranks[0, 3] = ranks[3, 0] = 8.0
+    assert runner_up_parents(dist, parents, ranks)[3] == 0
