@@ -45,15 +45,17 @@ CONFIRMED_FLOOR = 0.99
 # above, fitted on all edges with cards, claimed 0.8-0.9 for weights-only placements
 # right 0.65 of the time. Without cards a full fine-tune's placement is close to a coin
 # whatever its margin (siblings that drifted alike, one task family, sit nearer each
-# other than their parent): on the development draws 1019 and 1020 recovered with
-# --weights-only, 104 of 197 right; logistic regression on log(margin) gives A 0.47,
-# B 0.075: 0.62 at margin 1, 0.53 at 0.01 (`python bench/calibrate_confidence.py
-# --spent --weights-only --work '/work/dev{seed}' --seed 1019:10 1020:10`). With cards
-# the unconfirmed full edges were right 16 of 41: fewer, and no better. A low-rank
-# edge, placed by ranks that add along paths, keeps the curve above: without cards it
-# was right 114 of 116 times, at least as often as the curve claims, and the curve
-# still reads the order margin (a LoRA child that barely moved may stand either way).
-UNCONFIRMED_FULL = (0.47, 0.075)
+# other than their parent): on the development draws 1019-1021 recovered with
+# --weights-only, 147 of 271 right; logistic regression on log(margin) gives A 0.60,
+# B 0.09: 0.65 at margin 1, 0.55 at 0.01 (`python bench/calibrate_confidence.py
+# --spent --weights-only --work '/work/dev{seed}' --seed 1019:10 1020:10 1021:10`;
+# 1019-1020 alone gave 0.47, 0.075, the curve the held-out 1029-1031 were read with).
+# With cards the unconfirmed full edges were right 27 of 62: fewer, too few for a curve
+# of their own. A low-rank edge, placed by ranks that add along paths, keeps the curve
+# above: without cards it was right 149 of 151 times, at least as often as the curve
+# claims, and the curve still reads the order margin (a LoRA child that barely moved
+# may stand either way).
+UNCONFIRMED_FULL = (0.60, 0.09)
 # A card-placed edge reports its posterior (card_placement.follow_cards) up to CARD_CAP.
 # The posterior weighs the card's reliability against the weights' probability for
 # their own reading, two estimates; where both are extreme their odds multiply into a
