@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"draw {seed}/{i}: {len(p)} tree edges ({sum(x[1] for x in p)} placed "
                   f"right), {len(m)} merge edges ({sum(ok for *_, ok in m)} right)", flush=True)
     a, b = fit_placement([(x[0], x[1]) for x in placement])
-    for name, low in (("UNCONFIRMED_FULL", False), ("UNCONFIRMED_LOW_RANK", True)):
+    full_name = "UNCONFIRMED_FULL" if args.weights_only else "UNCONFIRMED_WITH_CARDS"
+    for name, low in ((full_name, False), ("UNCONFIRMED_LOW_RANK", True)):
         tier = [(x[0], x[1]) for x in placement
                 if x[2] == "weights" and not x[6] and x[7] == low]
         right = sum(ok for _, ok in tier)

@@ -50,12 +50,16 @@ CONFIRMED_FLOOR = 0.99
 # B 0.09: 0.65 at margin 1, 0.55 at 0.01 (`python bench/calibrate_confidence.py
 # --spent --weights-only --work '/work/dev{seed}' --seed 1019:10 1020:10 1021:10`;
 # 1019-1020 alone gave 0.47, 0.075, the curve the held-out 1029-1031 were read with).
-# With cards the unconfirmed full edges were right 27 of 62: fewer, too few for a curve
-# of their own. A low-rank edge, placed by ranks that add along paths, keeps the curve
-# above: without cards it was right 149 of 151 times, at least as often as the curve
-# claims, and the curve still reads the order margin (a LoRA child that barely moved
-# may stand either way).
+# Where the tree's models have cards, a full edge none of them confirms is weaker still:
+# the cards confirm most right placements, so their silence or contradiction is
+# evidence against it; on 1019-1021 recovered with cards such edges were right 27 of
+# 62 (the same bench without --weights-only), at no margin better than another: a
+# constant by Laplace's rule, 28/64, UNCONFIRMED_WITH_CARDS. A low-rank edge, placed
+# by ranks that add along paths, keeps the curve above: without cards it was right
+# 149 of 151 times, at least as often as the curve claims, and the curve still reads
+# the order margin (a LoRA child that barely moved may stand either way).
 UNCONFIRMED_FULL = (0.60, 0.09)
+UNCONFIRMED_WITH_CARDS = 28 / 64
 # A card-placed edge reports its posterior (card_placement.follow_cards) up to CARD_CAP.
 # The posterior weighs the card's reliability against the weights' probability for
 # their own reading, two estimates; where both are extreme their odds multiply into a
@@ -94,15 +98,18 @@ def placement_probability(margin: float) -> float:
 
 
 def placed_edge_probability(margin: float, card_confirmed: bool = False,
-                            low_rank: bool = False) -> float:
+                            low_rank: bool = False, cards_present: bool = False) -> float:
     """The placement probability a weights-placed tree edge reports: where the child's
     card names the placed parent, the curve and never below CONFIRMED_FLOOR; a low-rank
-    edge the curve; any other the unconfirmed full edges' curve (UNCONFIRMED_FULL),
-    never below 1/2."""
+    edge the curve; any other UNCONFIRMED_WITH_CARDS where the tree's models have card
+    claims (`cards_present`), else the full edges' own curve (UNCONFIRMED_FULL), never
+    below 1/2."""
     if card_confirmed:
         return max(CONFIRMED_FLOOR, placement_probability(margin))
     if low_rank:
         return placement_probability(margin)
+    if cards_present:
+        return UNCONFIRMED_WITH_CARDS
     a, b = UNCONFIRMED_FULL
     return max(0.5, _logistic(a + b * math.log(min(max(margin, 1e-6), 1.0))))
 

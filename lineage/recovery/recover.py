@@ -342,8 +342,8 @@ def _release_sketches(comp: Component) -> Component:
 def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
                 ) -> list[RecoveredEdge]:
     """The placed tree's edges with their evidence; `claims`: the (parent, child) pairs
-    cards declare, which tell a weights-placed edge a card confirms (its tie floor,
-    calibration.placed_edge_probability)."""
+    cards declare, which tell a weights-placed edge a card confirms, and whether the
+    tree's models have cards at all (calibration.placed_edge_probability)."""
     parents = rooting.parents
     large = sparse.issparse(comp.dist)
     if large:
@@ -357,6 +357,8 @@ def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
     runner_up = ([None] * len(parents) if large else
                  runner_up_parents(comp.raw_dist if comp.rank_sum is not None else comp.dist,
                                    parents, comp.rank_sum))
+    members = set(comp.ids)
+    cards_present = any(child in members for _, child in claims)
     cs = np.flatnonzero(parents >= 0)
     ps = parents[cs]
     at = {name: gather(a, ps, cs).tolist() for name, a in (
@@ -371,7 +373,8 @@ def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
         confirmed = (comp.ids[p], comp.ids[c]) in claims
         low_rank = bool(at["lowrank"][e])
         placement = (min(card, CARD_CAP) if by_card
-                     else placed_edge_probability(float(margin[c]), confirmed, low_rank))
+                     else placed_edge_probability(float(margin[c]), confirmed, low_rank,
+                                                  cards_present))
         evidence = {
             "distance": round(float(at["distance"][e]), 8),
             "rank_fraction": round(float(at["rank_fraction"][e]), 4),

@@ -12,6 +12,7 @@ from lineage.recovery import recover_graph
 from lineage.recovery.calibration import (
     CARD_CAP,
     CONFIRMED_FLOOR,
+    UNCONFIRMED_WITH_CARDS,
     placed_edge_probability,
     placement_probability,
 )
@@ -178,6 +179,14 @@ def test_the_order_of_a_parent_and_its_near_copy_is_not_claimed_with_confidence(
     for e in agreeing:
         assert e.evidence["card_confirmed"]
         assert e.evidence["placement_probability"] >= CONFIRMED_FLOOR - 1e-4
+    # a full edge in that tree no card confirms is weaker than one read without cards:
+    # the cards' silence or contradiction counts against it (UNCONFIRMED_WITH_CARDS)
+    unconfirmed = [e.evidence for e in result.edges
+                   if e.evidence.get("placed_by") == "weights"
+                   and not e.evidence["card_confirmed"] and not e.evidence["low_rank"]]
+    assert unconfirmed  # the near-copy pair, read against its cards
+    for ev in unconfirmed:
+        assert ev["placement_probability"] == pytest.approx(UNCONFIRMED_WITH_CARDS, abs=1e-4)
 
 
 def test_card_checks_count_only_the_claims_the_weights_can_check():
