@@ -85,7 +85,7 @@ def pair_matrix_votes(features: GroupFeatures, pairs: CandidatePairs, values: np
 
 
 def sparse_placement_margins(dist: sparse.csr_matrix, parents: np.ndarray) -> np.ndarray:
-    """rooting.placement_margins with the possible parents limited to each node's
+    """placement.margins_against by distance, with the possible parents limited to each node's
     candidates: subtrees from one Euler tour instead of a set per node."""
     n = len(parents)
     tin, tout = euler_tour(parents)

@@ -215,8 +215,10 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     claims = [card_claims(c, cards) for c in comps]
     dists = [c.raw_dist for c in comps]
     steps = step_cosines(trees, dists) if any(claims) else None
-    ways = [weights_root_posterior(c, t) if claim and not sparse.issparse(c.raw_dist) else None
-            for c, t, claim in zip(comps, trees, claims, strict=True)]
+    orders = [content_order(c.features.hashes) for c in comps]  # root ties, by content
+    ways = [weights_root_posterior(c, t, order)
+            if claim and not sparse.issparse(c.raw_dist) else None
+            for c, t, claim, order in zip(comps, trees, claims, orders, strict=True)]
     checks = card_checks(claims, trees, dists, [c.lowrank for c in comps], steps, ways)
     rho = (checks + elsewhere).reliability
     trees = _follow_cards(comps, trees, claims, rho, steps, ways)
@@ -224,10 +226,11 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
         comp.merges = [average_base(f, comp, tree) for f in comp.merges]
     groups = [c.group for c in comps]
     roots = root_card_evidence(comps, cards, rho)
-    first = [_root(c, t, {}, cards, e) for c, t, e in zip(comps, trees, roots, strict=True)]
+    first = [_root(c, t, {}, cards, e, o)
+             for c, t, e, o in zip(comps, trees, roots, orders, strict=True)]
     priors = pooled_priors([r.sign_plus for r in first], groups)
-    final = [_root(c, t, p, cards, e)
-             for c, t, p, e in zip(comps, trees, priors, roots, strict=True)]
+    final = [_root(c, t, p, cards, e, o)
+             for c, t, p, e, o in zip(comps, trees, priors, roots, orders, strict=True)]
     info = {"rule": ORIENT_RULE, "card_reliability": rho, "card_checks": checks,
             "step_cosines": steps,
             "card_claims": sum(len(c) for c in claims),
@@ -236,13 +239,14 @@ def orient_all(comps: Sequence[Component], cards: Sequence[CardEdge],
     return final, info
 
 
-def weights_root_posterior(comp: Component, tree: Tree) -> np.ndarray:
+def weights_root_posterior(comp: Component, tree: Tree, tie_order: np.ndarray
+                           ) -> np.ndarray:
     """The posterior over the placed tree's roots from the weights alone (direction
     signals, merge bases, the growth prior): which way a card claim's path runs
     (card_placement.orientation_above). The cards are left out, as they are what it
-    is weighed against."""
+    is weighed against. `tie_order`: rooting.content_order of its models."""
     slots = signal_slots(comp, tree, {}) + [merge_base_slot(comp, tree)]
-    return root_tree(tree, slots, tie_order=content_order(comp.features.hashes)).posterior
+    return root_tree(tree, slots, tie_order=tie_order).posterior
 
 
 def _follow_cards(comps: Sequence[Component], trees: list[Tree], claims: list[Claims],
@@ -258,8 +262,9 @@ def _follow_cards(comps: Sequence[Component], trees: list[Tree], claims: list[Cl
 
 
 def _root(comp: Component, tree: Tree, priors: dict[str, float],
-          cards: Sequence[CardEdge], root_evidence: np.ndarray | None = None) -> Rooting:
+          cards: Sequence[CardEdge], root_evidence: np.ndarray | None,
+          tie_order: np.ndarray) -> Rooting:
     slots = signal_slots(comp, tree, priors) + [card_slot(comp, tree, cards),
                                                 merge_base_slot(comp, tree)]
-    return root_tree(tree, slots, root_evidence, content_order(comp.features.hashes))
+    return root_tree(tree, slots, root_evidence, tie_order)
 

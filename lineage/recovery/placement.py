@@ -53,51 +53,50 @@ def tiered_key(dist: np.ndarray, rank_sum: np.ndarray) -> np.ndarray:
     return key
 
 
-def tiered_margins(dist: np.ndarray, rank_sum: np.ndarray, parents: np.ndarray
-                   ) -> np.ndarray:
-    """[n] per node: how clearly its parent beats the runner-up among the nodes outside
-    its own subtree. A low-rank edge is compared by rank (1 - rank / runner-up's rank;
-    1 when no other candidate is low-rank: a full-rank parent cannot add a low-rank
-    change), a full edge by distance (1 - d / runner-up's d). 0 for the root."""
-    n = len(parents)
-    below = subtree_sets(parents)
-    margin = np.zeros(n)
-    for c, p in enumerate(parents):
-        if p < 0:
-            continue
-        others = [x for x in range(n) if x not in below[c] and x != p]
-        if not others:
-            margin[c] = 1.0
-        elif np.isfinite(rank_sum[p, c]) and rank_sum[p, c] > 0:
-            runner_up = float(rank_sum[others, c].min())
-            margin[c] = 1.0 - rank_sum[p, c] / runner_up if np.isfinite(runner_up) else 1.0
-        else:
-            runner_up = float(dist[others, c].min())
-            margin[c] = max(0.0, 1.0 - float(dist[p, c]) / max(runner_up, 1e-300))
-    return np.clip(margin, 0.0, 1.0)
-
-
 def runner_up_parents(dist: np.ndarray, parents: np.ndarray,
                       rank_sum: np.ndarray | None = None) -> list[int | None]:
-    """[n] per node: the candidate its margin was measured against (tiered_margins), the
-    nearest node outside its own subtree other than its parent, by rank for a low-rank
-    edge (None when no other candidate is low-rank) and by distance otherwise; None for
-    the root and where there is no other candidate. Where the margin is small this is
-    the parent the weights could as well have chosen."""
+    """[n] per node: the candidate its placement is weighed against, the nearest node
+    outside its own subtree (its descendants would make a cycle) other than its parent:
+    by rank for a low-rank edge (None when no other candidate is low-rank: a full-rank
+    parent cannot add a low-rank change), by distance otherwise; None for the root and
+    where there is no other candidate. Where the margin is small this is the parent the
+    weights could as well have chosen (evidence `runner_up`)."""
     below = subtree_sets(parents)
     out: list[int | None] = []
     for c, p in enumerate(parents):
         others = [x for x in range(len(parents)) if x not in below[c] and x != p]
         if p < 0 or not others:
             out.append(None)
-            continue
-        if rank_sum is not None and np.isfinite(rank_sum[p, c]) and rank_sum[p, c] > 0:
+        elif _low_rank_edge(rank_sum, p, c):
             ranks = rank_sum[others, c]
             out.append(int(others[int(np.argmin(ranks))]) if np.isfinite(ranks).any()
                        else None)
         else:
             out.append(int(others[int(np.argmin(dist[others, c]))]))
     return out
+
+
+def margins_against(dist: np.ndarray, parents: np.ndarray, runner_up: list[int | None],
+                    rank_sum: np.ndarray | None = None) -> np.ndarray:
+    """[n] per node: how clearly its parent beats its runner-up (runner_up_parents). A
+    low-rank edge is compared by rank (1 - rank / runner-up's rank), a full edge by
+    distance (1 - d / runner-up's d); 1 where there is no runner-up, 0 for the root."""
+    margin = np.zeros(len(parents))
+    for c, p in enumerate(parents):
+        r = runner_up[c]
+        if p < 0:
+            continue
+        if r is None:
+            margin[c] = 1.0
+        elif _low_rank_edge(rank_sum, p, c):
+            margin[c] = 1.0 - rank_sum[p, c] / rank_sum[r, c]
+        else:
+            margin[c] = max(0.0, 1.0 - float(dist[p, c]) / max(float(dist[r, c]), 1e-300))
+    return np.clip(margin, 0.0, 1.0)
+
+
+def _low_rank_edge(rank_sum: np.ndarray | None, p: int, c: int) -> bool:
+    return rank_sum is not None and bool(np.isfinite(rank_sum[p, c])) and rank_sum[p, c] > 0
 
 
 def order_margins(dist: np.ndarray, parents: np.ndarray,

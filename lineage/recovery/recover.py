@@ -52,9 +52,9 @@ from lineage.recovery.large_component import prepare_large_component, sparse_pla
 from lineage.recovery.merge_cards import CardVotes
 from lineage.recovery.merges import MergeFit
 from lineage.recovery.orient import ORIENT_RULE, gather, orient_all, with_base
-from lineage.recovery.placement import order_margins, runner_up_parents, tiered_margins
+from lineage.recovery.placement import margins_against, order_margins, runner_up_parents
 from lineage.recovery.pool import map_tasks
-from lineage.recovery.rooting import Rooting, placement_margins
+from lineage.recovery.rooting import Rooting
 from lineage.recovery.sparse_group import as_float64, split_sparse
 
 
@@ -212,8 +212,10 @@ def recover_group(sig: str, members: Sequence[ModelInput], options: RecoveryOpti
         comps, edges, info, notes = _split_group(sig, members, options, named, orgs, votes)
         rootings, direction = orient_all(comps, card_edges, elsewhere)
     claims = {(c.parent, c.child) for c in card_edges}
+    claimed_children = {child for _, child in claims}
     for comp, rooting in zip(comps, rootings, strict=True):
-        edges += _tree_edges(comp, rooting, claims) + _merge_edges(comp, rooting)
+        edges += (_tree_edges(comp, rooting, claims, claimed_children)
+                  + _merge_edges(comp, rooting))
     checks = direction["card_checks"]
     if direction["card_claims"]:
         info["cards"] = {"claims": direction["card_claims"],
@@ -339,26 +341,24 @@ def _release_sketches(comp: Component) -> Component:
     return comp
 
 
-def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]]
-                ) -> list[RecoveredEdge]:
+def _tree_edges(comp: Component, rooting: Rooting, claims: set[tuple[str, str]],
+                claimed_children: set[str]) -> list[RecoveredEdge]:
     """The placed tree's edges with their evidence; `claims`: the (parent, child) pairs
-    cards declare, which tell a weights-placed edge a card confirms, and whether the
-    tree's models have cards at all (calibration.placed_edge_probability)."""
+    cards declare, which tell a weights-placed edge a card confirms, and
+    `claimed_children` their children, whether the tree's models have cards at all
+    (calibration.placed_edge_probability)."""
     parents = rooting.parents
-    large = sparse.issparse(comp.dist)
-    if large:
+    if sparse.issparse(comp.dist):
         margin = sparse_placement_margins(comp.dist, parents)
-    elif comp.rank_sum is not None:
-        margin = np.minimum(tiered_margins(comp.raw_dist, comp.rank_sum, parents),
-                            order_margins(comp.raw_dist, parents, comp.rank_sum))
+        runner_up: list[int | None] = [None] * len(parents)
     else:
-        margin = np.minimum(placement_margins(comp.dist, parents),
-                            order_margins(comp.dist, parents))
-    runner_up = ([None] * len(parents) if large else
-                 runner_up_parents(comp.raw_dist if comp.rank_sum is not None else comp.dist,
-                                   parents, comp.rank_sum))
-    members = set(comp.ids)
-    cards_present = any(child in members for _, child in claims)
+        # the tiered key's own distances where ranks tier it (the rank_sum decides
+        # low-rank edges), the spanning tree's key otherwise
+        dist = comp.raw_dist if comp.rank_sum is not None else comp.dist
+        runner_up = runner_up_parents(dist, parents, comp.rank_sum)
+        margin = np.minimum(margins_against(dist, parents, runner_up, comp.rank_sum),
+                            order_margins(dist, parents, comp.rank_sum))
+    cards_present = not claimed_children.isdisjoint(comp.ids)
     cs = np.flatnonzero(parents >= 0)
     ps = parents[cs]
     at = {name: gather(a, ps, cs).tolist() for name, a in (

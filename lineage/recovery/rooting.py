@@ -258,25 +258,6 @@ def content_order(hashes: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(keys, kind="stable"), kind="stable")
 
 
-def placement_margins(dist: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    """[n] per node: 1 - d(parent) / d(nearest other possible parent), the possible
-    parents being the nodes outside its own subtree (its descendants would make a
-    cycle). 1 where there is no alternative; 0 for the root."""
-    n = len(parents)
-    below = subtree_sets(parents)
-    margin = np.zeros(n)
-    for c, p in enumerate(parents):
-        if p < 0:
-            continue
-        others = [x for x in range(n) if x not in below[c] and x != p]
-        if not others:
-            margin[c] = 1.0
-            continue
-        runner_up = float(dist[others, c].min())
-        margin[c] = max(0.0, 1.0 - float(dist[p, c]) / max(runner_up, 1e-300))
-    return margin
-
-
 def subtree_sets(parents: np.ndarray) -> list[set[int]]:
     """Per node, the set of nodes in its subtree (itself included)."""
     n = len(parents)

@@ -167,8 +167,8 @@ def test_the_order_of_a_parent_and_its_near_copy_is_not_claimed_with_confidence(
             placed_edge_probability(ev["placement_margin"]), abs=1e-3)
     assert near_edge["placement_probability"] < step_edge["placement_probability"] < 0.75
     # cards naming every parent: a weights-placed edge whose child's card names its
-    # parent is confirmed and reports at least the confirmed floor (an unrivalled
-    # placement's probability); the ordinary step is one
+    # parent is confirmed and reports at least the confirmed floor; the ordinary step
+    # is one
     with_cards = [replace(m, card_base_models=(truth_parent[m.model_id],))
                   if m.model_id in truth_parent else m for m in models]
     claims = [CardEdge(p, c) for c, p in truth_parent.items()]

@@ -110,7 +110,6 @@ def test_a_two_model_tree_reads_the_same_way_whatever_the_models_are_called():
     assert all(p is picks[0] for p in picks)
 
 
-
 def test_each_tree_edge_names_the_parent_it_was_weighed_against():
     from lineage.recovery import recover_graph
     from lineage.recovery.placement import runner_up_parents
